@@ -1,0 +1,210 @@
+"""The entities every port stores. Pydantic models so that both metadata adapters can store them as
+documents (`model_dump(mode="json")`) and the API can serve them without a second copy."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Feature(StrEnum):
+    PROXY = "proxy"
+    PREVIEW = "preview"
+    TRANSCRIPTION = "transcription"
+    EMBEDDING = "embedding"
+
+
+ALL_FEATURES: tuple[Feature, ...] = (Feature.PROXY, Feature.PREVIEW, Feature.TRANSCRIPTION, Feature.EMBEDDING)
+
+
+class FeatureStatus(StrEnum):
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    NA = "na"
+
+
+ACTIVE_STATES = frozenset({FeatureStatus.QUEUED, FeatureStatus.PROCESSING})
+
+
+class MediaType(StrEnum):
+    VIDEO = "video"
+    AUDIO = "audio"
+    IMAGE = "image"
+
+
+class AssetStatus(StrEnum):
+    AWAITING_UPLOAD = "awaiting_upload"
+    PROCESSING = "processing"
+    READY = "ready"
+    FAILED = "failed"
+
+
+class TaskKind(StrEnum):
+    INGEST = "ingest"
+    RERUN = "rerun"
+
+
+class TaskState(StrEnum):
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class Entity(BaseModel):
+    model_config = ConfigDict(extra="ignore", validate_assignment=False)
+
+
+class Tenant(Entity):
+    id: str
+    name: str
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ApiKey(Entity):
+    id: str
+    tenant_id: str
+    key_hash: str  # sha256 hex of the key; the key itself is never stored
+    prefix: str  # first characters, to tell keys apart in listings
+    created_at: datetime = Field(default_factory=utcnow)
+    revoked: bool = False
+
+
+class Index(Entity):
+    id: str
+    tenant_id: str
+    name: str
+    description: str | None = None
+    default_features: list[Feature] = Field(default_factory=lambda: list(ALL_FEATURES))
+    is_sample: bool = False
+    asset_count: int = 0
+    deleting: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    version: int = 0
+
+
+class FeatureState(Entity):
+    state: FeatureStatus = FeatureStatus.QUEUED
+    reason: str | None = None
+    error: str | None = None
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class ErrorInfo(Entity):
+    code: str
+    message: str
+
+
+class UploadInfo(Entity):
+    """How the original reaches storage: a single PUT, or an S3-style multipart upload."""
+
+    key: str
+    multipart_upload_id: str | None = None
+    part_size: int | None = None
+    expected_size: int | None = None
+    completed: bool = False
+
+
+class MediaFacts(Entity):
+    """What `probe` learned; used by the later steps to decide what applies."""
+
+    format_name: str | None = None
+    video_codec: str | None = None
+    audio_codec: str | None = None
+    pix_fmt: str | None = None
+    fps: float | None = None
+    rotation: int = 0
+    has_audio: bool = False
+    has_video: bool = False
+    bit_rate: int | None = None
+
+
+class Asset(Entity):
+    id: str
+    tenant_id: str
+    index_id: str
+    name: str
+    media_type: MediaType | None = None
+    content_type: str | None = None
+    size_bytes: int | None = None
+    sha256: str | None = None
+    duration_s: float | None = None
+    width: int | None = None
+    height: int | None = None
+    status: AssetStatus = AssetStatus.AWAITING_UPLOAD
+    error: ErrorInfo | None = None
+    features: dict[Feature, FeatureState] = Field(default_factory=dict)
+    save_original: bool = True
+    user_metadata: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    # Internal: never served.
+    upload: UploadInfo | None = None
+    source_url: str | None = None
+    facts: MediaFacts | None = None
+    etag: str | None = None
+    version: int = 0
+
+
+class Task(Entity):
+    id: str
+    tenant_id: str
+    asset_id: str
+    index_id: str
+    kind: TaskKind
+    features: dict[Feature, FeatureState] = Field(default_factory=dict)
+    state: TaskState = TaskState.QUEUED
+    error: ErrorInfo | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    version: int = 0
+
+
+class Derivative(Entity):
+    asset_id: str
+    kind: str  # proxy | poster | thumbnail | storyboard | storyboard_vtt | transcript
+    key: str  # blob key
+    content_type: str
+    size_bytes: int
+    width: int | None = None
+    height: int | None = None
+    duration_s: float | None = None
+    index: int = 0  # several thumbnails share a kind
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Segment(Entity):
+    id: str
+    asset_id: str
+    start: float
+    end: float
+    kind: str  # shot | window | image | speech
+    text: str | None = None
+    keyframe_key: str | None = None
+
+
+class IdempotencyRecord(Entity):
+    tenant_id: str
+    key: str
+    request_hash: str
+    status_code: int
+    body: Any
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+
+
+class Page[T](BaseModel):
+    data: list[T]
+    next_cursor: str | None = None

@@ -1,0 +1,84 @@
+"""One typed settings object, read from `MEDIAINDEX_*` variables and validated at start."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MiB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MEDIAINDEX_", extra="ignore")
+
+    runtime: Literal["local", "aws"] = "local"
+    data_dir: Path = Path(".mediaindex")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    # Base URL the local blob store signs into upload/download URLs; defaults to http://host:port.
+    public_url: str | None = None
+    # HMAC key for the local signed URLs. Generated into data_dir on first start when unset.
+    signing_secret: SecretStr | None = None
+
+    # Uploads
+    multipart_threshold_bytes: int = Field(64 * MiB, ge=5 * MiB)
+    part_size_bytes: int = Field(16 * MiB, ge=5 * MiB)
+    max_asset_bytes: int = Field(50 * 1024 * MiB, ge=1)
+    max_form_upload_bytes: int = Field(32 * MiB, ge=1)
+    upload_url_ttl_s: int = Field(3600, ge=60, le=7 * 24 * 3600)
+    download_url_ttl_s: int = Field(3600, ge=60, le=7 * 24 * 3600)
+    max_user_metadata_bytes: int = Field(8 * 1024, ge=256)
+
+    # asset_url fetches
+    allow_private_urls: bool = False
+    fetch_timeout_s: float = Field(60.0, gt=0)
+    fetch_max_redirects: int = Field(5, ge=0)
+
+    # Local executor
+    workers: int = Field(2, ge=1, le=64)
+    job_timeout_s: float = Field(1800.0, gt=0)
+    job_max_attempts: int = Field(3, ge=1)
+    job_retry_backoff_s: float = Field(2.0, ge=0)
+    start_workers: bool = True
+
+    # Media limits (bombs are refused, not processed)
+    max_pixels: int = Field(100_000_000, ge=1)
+    max_duration_s: float = Field(4 * 3600.0, gt=0)
+
+    # Models
+    whisper_model: str = "tiny.en"
+    whisper_model_path: Path | None = None
+    whisper_compute_type: str = "int8"
+    whisper_device: str = "cpu"
+    text_model_path: Path | None = None
+    clip_model_path: Path | None = None
+
+    # API behaviour
+    rate_limit_per_minute: int = Field(600, ge=0)  # per API key; 0 turns limits off
+    idempotency_ttl_s: int = Field(48 * 3600, ge=24 * 3600)
+    cors_origins: list[str] = []
+
+    # AWS runtime
+    aws_region: str | None = None
+    table_name: str = "mediaindex"
+    bucket_name: str = "mediaindex-media"
+    state_machine_arn: str | None = None
+    opensearch_url: str | None = None
+
+    @field_validator("public_url")
+    @classmethod
+    def _strip_slash(cls, v: str | None) -> str | None:
+        return v.rstrip("/") if v else v
+
+    @property
+    def base_url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
