@@ -1,0 +1,168 @@
+"""Durable job rows in SQLite for the local executor.
+
+A task's plan (its steps) is stored once; a step's job row is inserted when every step it needs
+(within the plan) has ended, so dependencies survive restarts. Workers claim a job with a lease;
+a job whose lease ran out (a hung or killed worker) goes back to the queue or fails for good.
+Completions carry the attempt number they ran as, so a late finisher cannot overwrite a retry."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+from mediaindex.adapters.local.sqlite_db import Database
+from mediaindex.ids import new_id
+from mediaindex.pipeline.spec import STEP_BY_NAME, StepSpec
+
+TERMINAL = ("done", "failed", "cancelled")
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    task_id: str
+    step: str
+    attempts: int
+    max_attempts: int
+    timeout_s: float
+
+
+class JobQueue:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._now = time.time
+
+    def enqueue_plan(self, task_id: str, steps: list[StepSpec], *, max_attempts: int | None = None) -> None:
+        names = [s.name for s in steps]
+        now = self._now()
+        with self._db.transaction() as tx:
+            cur = tx.execute(
+                "INSERT OR IGNORE INTO task_plans (task_id, steps, created_at) VALUES (?, ?, ?)",
+                (task_id, json.dumps(names), now),
+            )
+            if cur.rowcount == 0:
+                return  # already started: starting twice runs once
+            self._insert_ready(tx, task_id, names, {}, now, max_attempts)
+
+    def _insert_ready(self, tx, task_id: str, plan: list[str], states: dict[str, str], now: float, max_attempts: int | None) -> None:  # type: ignore[no-untyped-def]
+        for name in plan:
+            if name in states:
+                continue
+            spec = STEP_BY_NAME[name]
+            needs = [n for n in spec.needs if n in plan]
+            if all(states.get(n) in TERMINAL for n in needs):
+                tx.execute(
+                    "INSERT OR IGNORE INTO jobs (id, task_id, step, state, attempts, max_attempts, timeout_s,"
+                    " run_after, created_at, updated_at) VALUES (?, ?, ?, 'queued', 0, ?, ?, ?, ?, ?)",
+                    (new_id("job"), task_id, name, max_attempts or spec.max_attempts, spec.timeout_s, now, now, now),
+                )
+
+    def claim(self) -> Job | None:
+        now = self._now()
+        with self._db.transaction() as tx:
+            row = tx.execute(
+                "SELECT id, task_id, step, attempts, max_attempts, timeout_s FROM jobs"
+                " WHERE state = 'queued' AND run_after <= ? ORDER BY run_after, id LIMIT 1",
+                (now,),
+            ).fetchone()
+            if row is None:
+                return None
+            attempts = int(row[3]) + 1
+            tx.execute(
+                "UPDATE jobs SET state = 'running', attempts = ?, lease_until = ?, updated_at = ? WHERE id = ?",
+                (attempts, now + float(row[5]), now, row[0]),
+            )
+            return Job(row[0], row[1], row[2], attempts, int(row[4]), float(row[5]))
+
+    def _end(self, job: Job, state: str, error: str | None, *, stop_plan: bool) -> bool:
+        """Ends the job and queues what its end unblocks. Returns True when the whole plan ended."""
+        now = self._now()
+        with self._db.transaction() as tx:
+            cur = tx.execute(
+                "UPDATE jobs SET state = ?, last_error = ?, lease_until = NULL, updated_at = ?"
+                " WHERE id = ? AND state = 'running' AND attempts = ?",
+                (state, error, now, job.id, job.attempts),
+            )
+            if cur.rowcount == 0:
+                return False  # reaped, cancelled or deleted meanwhile
+            return self._advance(tx, job.task_id, now, stop_plan=stop_plan)
+
+    def _advance(self, tx, task_id: str, now: float, *, stop_plan: bool) -> bool:  # type: ignore[no-untyped-def]
+        plan_row = tx.execute("SELECT steps, finished FROM task_plans WHERE task_id = ?", (task_id,)).fetchone()
+        if plan_row is None or plan_row[1]:
+            return False
+        plan: list[str] = json.loads(plan_row[0])
+        states = dict(tx.execute("SELECT step, state FROM jobs WHERE task_id = ?", (task_id,)).fetchall())
+        if stop_plan:
+            # A shared step failed for good: nothing after it can run.
+            tx.execute(
+                "UPDATE jobs SET state = 'cancelled', updated_at = ? WHERE task_id = ? AND state = 'queued'",
+                (now, task_id),
+            )
+            states = {**{n: "cancelled" for n in plan}, **{k: v for k, v in states.items() if v in TERMINAL}}
+        else:
+            self._insert_ready(tx, task_id, plan, states, now, None)
+            states = dict(tx.execute("SELECT step, state FROM jobs WHERE task_id = ?", (task_id,)).fetchall())
+        finished = all(states.get(n) in TERMINAL for n in plan) or stop_plan and not any(
+            v in ("queued", "running") for v in states.values()
+        )
+        if finished:
+            tx.execute("UPDATE task_plans SET finished = 1 WHERE task_id = ?", (task_id,))
+        return bool(finished)
+
+    def complete(self, job: Job) -> bool:
+        return self._end(job, "done", None, stop_plan=False)
+
+    def fail(self, job: Job, error: str, *, stop_plan: bool = False) -> bool:
+        return self._end(job, "failed", error[:2000], stop_plan=stop_plan)
+
+    def retry(self, job: Job, error: str, *, backoff_s: float) -> bool:
+        """Puts the job back with exponential backoff; False when it was no longer this attempt's."""
+        now = self._now()
+        with self._db.transaction() as tx:
+            cur = tx.execute(
+                "UPDATE jobs SET state = 'queued', last_error = ?, lease_until = NULL, run_after = ?, updated_at = ?"
+                " WHERE id = ? AND state = 'running' AND attempts = ?",
+                (error[:2000], now + backoff_s * 2 ** (job.attempts - 1), now, job.id, job.attempts),
+            )
+            return cur.rowcount == 1
+
+    def cancel_task(self, task_id: str) -> None:
+        now = self._now()
+        with self._db.transaction() as tx:
+            tx.execute(
+                "UPDATE jobs SET state = 'cancelled', lease_until = NULL, updated_at = ?"
+                " WHERE task_id = ? AND state IN ('queued', 'running')",
+                (now, task_id),
+            )
+            tx.execute("UPDATE task_plans SET finished = 1 WHERE task_id = ?", (task_id,))
+
+    def is_cancelled(self, job: Job) -> bool:
+        row = self._db.connection().execute("SELECT state FROM jobs WHERE id = ?", (job.id,)).fetchone()
+        return row is None or row[0] == "cancelled"
+
+    def expired(self) -> list[Job]:
+        """Running jobs past their lease: their worker hung or died."""
+        rows = self._db.connection().execute(
+            "SELECT id, task_id, step, attempts, max_attempts, timeout_s FROM jobs"
+            " WHERE state = 'running' AND lease_until < ?",
+            (self._now(),),
+        ).fetchall()
+        return [Job(r[0], r[1], r[2], int(r[3]), int(r[4]), float(r[5])) for r in rows]
+
+    def recover_after_restart(self) -> int:
+        """At start no worker runs: every `running` row belongs to a dead process. Requeue them now
+        rather than waiting out their leases (the attempt they used still counts)."""
+        now = self._now()
+        with self._db.transaction() as tx:
+            cur = tx.execute(
+                "UPDATE jobs SET state = 'queued', lease_until = NULL, run_after = ?, updated_at = ?"
+                " WHERE state = 'running'",
+                (now, now),
+            )
+            return int(cur.rowcount)
+
+    def counts(self) -> dict[str, int]:
+        rows = self._db.connection().execute("SELECT state, count(*) FROM jobs GROUP BY state").fetchall()
+        return {r[0]: int(r[1]) for r in rows}

@@ -1,0 +1,146 @@
+"""The local executor: an Orchestrator over the SQLite job queue and a pool of worker threads
+inside the server process. Steps that exceed their timeout lose their lease and are retried or
+failed by the reaper; a restart requeues whatever was running."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from mediaindex.adapters.local.job_queue import Job, JobQueue
+from mediaindex.domain.models import ErrorInfo, Task, TaskKind
+from mediaindex.errors import MediaError
+from mediaindex.pipeline.spec import STEP_BY_NAME, steps_for
+from mediaindex.ports.metadata import MetadataStore
+from mediaindex.ports.orchestrator import Orchestrator
+from mediaindex.services.pipeline import PipelineRunner, error_info
+
+log = logging.getLogger(__name__)
+
+
+class LocalOrchestrator(Orchestrator):
+    def __init__(self, queue: JobQueue, metadata: MetadataStore, *, max_attempts: int | None = None) -> None:
+        self._queue = queue
+        self._metadata = metadata
+        self._max_attempts = max_attempts
+        self.wakeup = threading.Event()
+
+    def start(self, task: Task) -> None:
+        asset = self._metadata.get_asset(task.asset_id)
+        needs_fetch = bool(asset and asset.source_url and task.kind == TaskKind.INGEST)
+        self._queue.enqueue_plan(task.id, steps_for(list(task.features), needs_fetch=needs_fetch), max_attempts=self._max_attempts)
+        self.wakeup.set()
+
+    def cancel(self, task: Task) -> None:
+        self._queue.cancel_task(task.id)
+
+
+class WorkerPool:
+    def __init__(
+        self,
+        queue: JobQueue,
+        runner: PipelineRunner,
+        wakeup: threading.Event,
+        *,
+        workers: int,
+        backoff_s: float,
+        poll_s: float = 0.5,
+    ) -> None:
+        self._queue = queue
+        self._runner = runner
+        self._wakeup = wakeup
+        self._workers = workers
+        self._backoff = backoff_s
+        self._poll = poll_s
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        requeued = self._queue.recover_after_restart()
+        if requeued:
+            log.info("resumed jobs after restart", extra={"count": requeued})
+        for i in range(self._workers):
+            t = threading.Thread(target=self._loop, name=f"mi-worker-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
+        reaper = threading.Thread(target=self._reap_loop, name="mi-reaper", daemon=True)
+        reaper.start()
+        self._threads.append(reaper)
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self._stop.set()
+        self._wakeup.set()
+        for t in self._threads:
+            t.join(timeout=timeout_s)
+        self._threads.clear()
+
+    def run_until_idle(self, max_jobs: int = 10_000) -> int:
+        """Runs queued jobs on the calling thread until none is ready (tests, CLI one-shots)."""
+        ran = 0
+        while ran < max_jobs and (job := self._queue.claim()) is not None:
+            self._execute(job)
+            ran += 1
+        return ran
+
+    # ---- internals -----------------------------------------------------------------------------
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                job = self._queue.claim()
+            except Exception:
+                log.exception("claiming a job failed")
+                job = None
+            if job is None:
+                self._wakeup.wait(self._poll)
+                self._wakeup.clear()
+                continue
+            self._execute(job)
+
+    def _execute(self, job: Job) -> None:
+        if job.attempts > job.max_attempts:  # a step that killed the process on every try
+            self._give_up(job, ErrorInfo(code="step_failed", message="the step crashed the worker on every attempt"))
+            return
+        try:
+            self._runner.run_step(job.task_id, job.step)
+        except MediaError as e:
+            self._give_up(job, error_info(e))
+            return
+        except Exception as e:
+            log.warning("step failed", extra={"step": job.step, "task_id": job.task_id, "attempt": job.attempts}, exc_info=True)
+            if job.attempts < job.max_attempts:
+                self._queue.retry(job, repr(e), backoff_s=self._backoff)
+                self._wakeup.set()
+            else:
+                self._give_up(job, error_info(e))
+            return
+        if self._queue.complete(job):
+            self._runner.finish_task(job.task_id)
+        self._wakeup.set()
+
+    def _give_up(self, job: Job, error: ErrorInfo) -> None:
+        shared = not STEP_BY_NAME[job.step].features
+        self._runner.fail_step(job.task_id, job.step, error)
+        if self._queue.fail(job, f"{error.code}: {error.message}", stop_plan=shared):
+            self._runner.finish_task(job.task_id)
+        self._wakeup.set()
+
+    def _reap_loop(self) -> None:
+        while not self._stop.wait(5.0):
+            try:
+                self.reap()
+            except Exception:
+                log.exception("reaper failed")
+
+    def reap(self) -> int:
+        """Jobs past their deadline: retried while attempts remain, else failed with step_timeout."""
+        reaped = 0
+        for job in self._queue.expired():
+            msg = f"the {job.step} step ran past its {job.timeout_s:.0f} s timeout"
+            if job.attempts < job.max_attempts:
+                self._queue.retry(job, msg, backoff_s=self._backoff)
+            else:
+                self._give_up(job, ErrorInfo(code="step_timeout", message=msg))
+            reaped += 1
+        if reaped:
+            self._wakeup.set()
+        return reaped

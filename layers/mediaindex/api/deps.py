@@ -1,0 +1,77 @@
+"""FastAPI dependencies as `Annotated` aliases, so tests can swap them with dependency_overrides."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+
+from mediaindex.container import Services
+from mediaindex.services.idempotency import request_fingerprint
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def authenticate(
+    request: Request,
+    services: ServicesDep,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+    x_api_key: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> str:
+    raw = x_api_key
+    if authorization and authorization[:7].lower() == "bearer ":
+        raw = authorization[7:].strip()
+    key = services.keys.authenticate(raw)
+    request.state.key_id = key.id
+    request.app.state.rate_limiter.check(key.id)
+    return key.tenant_id
+
+
+TenantId = Annotated[str, Depends(authenticate)]
+Limit = Annotated[int, Query(ge=1, le=100, description="Page size, 1 to 100.")]
+Cursor = Annotated[str | None, Query(max_length=2048, description="Opaque cursor from next_cursor.")]
+
+
+async def raw_body(request: Request) -> bytes:
+    ctype = request.headers.get("content-type", "")
+    if ctype.startswith("multipart/form-data"):
+        return b""  # form bodies are fingerprinted from their parsed fields instead
+    return await request.body()
+
+
+RawBody = Annotated[bytes, Depends(raw_body)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key", description="Replays the first response for the same key and body."),
+]
+
+
+def respond(
+    services: Services,
+    request: Request,
+    tenant_id: str,
+    idem_key: str | None,
+    body: bytes,
+    status: int,
+    execute: Any,
+) -> JSONResponse:
+    """Runs a POST once per Idempotency-Key. `execute()` returns the response model."""
+
+    def run() -> tuple[int, Any]:
+        return status, jsonable_encoder(execute())
+
+    if idem_key is None:
+        code, payload = run()
+        return JSONResponse(payload, status_code=code)
+    fp = request_fingerprint(request.method, request.url.path, body)
+    code, payload, replayed = services.idempotency.run(tenant_id, idem_key, fp, run)
+    headers = {"Idempotent-Replayed": "true"} if replayed else None
+    return JSONResponse(payload, status_code=code, headers=headers)

@@ -1,0 +1,307 @@
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError as PydanticValidationError
+from starlette.datastructures import UploadFile
+
+from mediaindex.api.deps import Cursor, IdempotencyKey, Limit, RawBody, ServicesDep, TenantId, respond
+from mediaindex.api.schemas import (
+    AssetCreate,
+    AssetCreated,
+    AssetList,
+    AssetOut,
+    AssetPatch,
+    BatchDeleteOut,
+    BatchGetOut,
+    CompleteUpload,
+    DerivativeList,
+    DerivativeOut,
+    ErrorBody,
+    IdList,
+    MultipartOut,
+    PartNumbers,
+    PartOut,
+    SegmentList,
+    SegmentOut,
+    SignedUrlOut,
+    TaskOut,
+    UploadOut,
+)
+from mediaindex.container import Services
+from mediaindex.domain.models import AssetStatus, MediaType
+from mediaindex.domain.rules import parse_features
+from mediaindex.errors import PayloadTooLargeError, ValidationError
+from mediaindex.pipeline.transcript_formats import render as render_transcript
+
+router = APIRouter(prefix="/v1/assets", tags=["assets"], responses={404: {"model": ErrorBody}})
+
+_CREATE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": AssetCreate.model_json_schema()},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["index_id", "name"],
+                    "properties": {
+                        "index_id": {"type": "string"},
+                        "name": {"type": "string"},
+                        "save_original": {"type": "boolean"},
+                        "features": {"type": "array", "items": {"type": "string"}},
+                        "user_metadata": {"type": "string", "description": "a JSON object"},
+                        "asset_file": {"type": "string", "format": "binary"},
+                        "asset_url": {"type": "string"},
+                    },
+                }
+            },
+        },
+    }
+}
+_CHUNK = 1024 * 1024
+
+
+def _create(services: Services, tenant_id: str, body: AssetCreate, file: Path | None) -> AssetCreated:
+    fields: dict[str, Any] = {
+        "index_id": body.index_id,
+        "name": body.name,
+        "features": parse_features(body.features or []),
+        "save_original": body.save_original,
+        "user_metadata": body.user_metadata,
+        "content_type": body.content_type,
+    }
+    if file is not None:
+        asset, task = services.assets.create_from_file(tenant_id, path=file, **fields)
+        return AssetCreated(asset=AssetOut.of(asset), task=TaskOut.of(task))
+    fields["size_bytes"] = body.size_bytes
+    if body.asset_url is not None:
+        asset, task = services.assets.create_from_url(tenant_id, asset_url=body.asset_url, **fields)
+        return AssetCreated(asset=AssetOut.of(asset), task=TaskOut.of(task))
+    asset, plan = services.assets.create_for_upload(tenant_id, **fields)
+    return AssetCreated(asset=AssetOut.of(asset), upload=UploadOut.of(plan))
+
+
+async def _spool(upload: UploadFile, limit: int, dest: Path) -> str:
+    """Copies the form file to disk in chunks, refusing it past `limit`; returns its sha256."""
+    h, size = hashlib.sha256(), 0
+    with dest.open("wb") as out:
+        while chunk := await upload.read(_CHUNK):
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLargeError(
+                    f"asset_file is over the {limit} byte limit of form uploads; use a signed upload URL",
+                    code="asset_file_too_large",
+                    field="asset_file",
+                )
+            h.update(chunk)
+            out.write(chunk)
+    return h.hexdigest()
+
+
+def _form_to_body(form: Any) -> tuple[AssetCreate, UploadFile | None]:
+    file = form.get("asset_file")
+    url = form.get("asset_url")
+    has_file = isinstance(file, UploadFile)
+    if has_file and url:
+        raise ValidationError("send exactly one of asset_file or asset_url", code="asset_source_conflict")
+    if not has_file and not url:
+        raise ValidationError("send one of asset_file or asset_url", code="asset_source_required")
+    meta = form.get("user_metadata")
+    try:
+        user_metadata = json.loads(meta) if meta else None
+    except json.JSONDecodeError:
+        raise ValidationError("user_metadata must be a JSON object", field="user_metadata") from None
+    save = str(form.get("save_original", "true")).lower()
+    if save not in ("true", "false", "1", "0"):
+        raise ValidationError("save_original must be true or false", field="save_original")
+    try:
+        body = AssetCreate(
+            index_id=str(form.get("index_id") or ""),
+            name=str(form.get("name") or (file.filename if has_file else "") or ""),
+            features=[str(f) for f in form.getlist("features")],
+            save_original=save in ("true", "1"),
+            user_metadata=user_metadata,
+            asset_url=str(url) if url else None,
+            content_type=(file.content_type if has_file and file.content_type != "application/octet-stream" else None),
+        )
+    except PydanticValidationError as e:
+        err = e.errors()[0]
+        raise ValidationError(f"{err['loc'][0]}: {err['msg']}", field=str(err["loc"][0])) from None
+    if not body.index_id:
+        raise ValidationError("index_id is required", code="parameter_missing", field="index_id")
+    return body, (file if has_file else None)
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=AssetCreated,
+    openapi_extra=_CREATE_BODY,
+    responses={400: {"model": ErrorBody}, 413: {"model": ErrorBody}},
+)
+async def create_asset(request: Request, services: ServicesDep, tenant_id: TenantId, idem: IdempotencyKey = None) -> JSONResponse:
+    """JSON creates an asset with a signed upload (or an `asset_url` to fetch); multipart/form-data
+    carries a small file (or a URL) as in Aspect."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    limit = services.settings.max_form_upload_bytes
+    if ctype == "multipart/form-data":
+        declared = int(request.headers.get("content-length") or 0)
+        if declared > limit + 64 * 1024:
+            raise PayloadTooLargeError(
+                f"the form is over the {limit} byte limit; use a signed upload URL", code="asset_file_too_large"
+            )
+        form = await request.form(max_files=1, max_fields=50)
+        with tempfile.TemporaryDirectory(prefix="mi-form-") as tmp:
+            body, upload = _form_to_body(form)
+            path = Path(tmp) / "upload"
+            digest = await _spool(upload, limit, path) if upload else ""
+            raw = body.model_dump_json().encode() + digest.encode()
+            return await run_in_threadpool(
+                respond, services, request, tenant_id, idem, raw, 201,
+                lambda: _create(services, tenant_id, body, path if upload else None),
+            )  # fmt: skip
+    if ctype not in ("application/json", ""):
+        raise ValidationError(
+            "send application/json or multipart/form-data", code="content_type_unsupported", field="Content-Type"
+        )
+    raw = await request.body()
+    try:
+        body = AssetCreate.model_validate_json(raw or b"null")
+    except PydanticValidationError as e:
+        err = e.errors()[0]
+        if err["type"] == "json_invalid":
+            raise ValidationError("the request body is not valid JSON", code="invalid_json") from None
+        field = ".".join(str(p) for p in err["loc"]) or "body"
+        code = {"extra_forbidden": "parameter_unknown", "missing": "parameter_missing"}.get(err["type"], "parameter_invalid")
+        raise ValidationError(f"{field}: {err['msg']}", code=code, field=field) from None
+    return await run_in_threadpool(
+        respond, services, request, tenant_id, idem, raw, 201, lambda: _create(services, tenant_id, body, None)
+    )
+
+
+@router.get("", response_model=AssetList)
+def list_assets(
+    services: ServicesDep,
+    tenant_id: TenantId,
+    index_id: str | None = Query(None, max_length=64),
+    status: AssetStatus | None = None,
+    media_type: MediaType | None = None,
+    limit: Limit = 20,
+    cursor: Cursor = None,
+) -> AssetList:
+    page = services.assets.list(
+        tenant_id, index_id=index_id, status=status, media_type=media_type, limit=limit, cursor=cursor
+    )
+    return AssetList(data=[AssetOut.of(a) for a in page.data], next_cursor=page.next_cursor)
+
+
+@router.post("/batch-get", response_model=BatchGetOut)
+def batch_get(body: IdList, services: ServicesDep, tenant_id: TenantId) -> BatchGetOut:
+    found, missing = services.assets.batch_get(tenant_id, body.ids)
+    return BatchGetOut(data=[AssetOut.of(a) for a in found], not_found_ids=missing)
+
+
+@router.post("/batch-delete", response_model=BatchDeleteOut)
+def batch_delete(
+    body: IdList, request: Request, services: ServicesDep, tenant_id: TenantId, raw: RawBody, idem: IdempotencyKey = None
+) -> JSONResponse:
+    def execute() -> BatchDeleteOut:
+        deleted, missing = services.assets.batch_delete(tenant_id, body.ids)
+        return BatchDeleteOut(requested_count=len(body.ids), deleted_count=deleted, not_found_ids=missing)
+
+    return respond(services, request, tenant_id, idem, raw, 200, execute)
+
+
+@router.get("/{asset_id}", response_model=AssetOut)
+def get_asset(asset_id: str, services: ServicesDep, tenant_id: TenantId) -> AssetOut:
+    return AssetOut.of(services.assets.get(tenant_id, asset_id))
+
+
+@router.patch("/{asset_id}", response_model=AssetOut)
+def patch_asset(asset_id: str, body: AssetPatch, services: ServicesDep, tenant_id: TenantId) -> AssetOut:
+    changes = body.model_dump(include=body.model_fields_set)
+    if "name" in changes and changes["name"] is None:
+        raise ValidationError("name cannot be null", field="name")
+    return AssetOut.of(services.assets.patch(tenant_id, asset_id, changes))
+
+
+@router.delete("/{asset_id}", status_code=204, response_class=Response)
+def delete_asset(asset_id: str, services: ServicesDep, tenant_id: TenantId) -> Response:
+    services.assets.delete(tenant_id, asset_id)
+    return Response(status_code=204)
+
+
+@router.post("/{asset_id}/upload/parts", response_model=MultipartOut, responses={409: {"model": ErrorBody}})
+def sign_parts(asset_id: str, body: PartNumbers, services: ServicesDep, tenant_id: TenantId) -> MultipartOut:
+    plan = services.assets.sign_parts(tenant_id, asset_id, body.part_numbers)
+    assert plan.upload_id is not None and plan.part_size is not None
+    return MultipartOut(
+        upload_id=plan.upload_id,
+        part_size=plan.part_size,
+        parts=[PartOut(part_number=p.part_number, url=p.url) for p in plan.parts],
+    )
+
+
+@router.post("/{asset_id}/upload/complete", response_model=AssetOut, responses={409: {"model": ErrorBody}})
+def complete_upload(
+    asset_id: str, body: CompleteUpload, request: Request, services: ServicesDep, tenant_id: TenantId, raw: RawBody,
+    idem: IdempotencyKey = None,
+) -> JSONResponse:  # fmt: skip
+    parts = [(p.part_number, p.etag) for p in body.parts]
+    return respond(
+        services, request, tenant_id, idem, raw, 200,
+        lambda: AssetOut.of(services.assets.complete_upload(tenant_id, asset_id, parts)),
+    )  # fmt: skip
+
+
+@router.delete("/{asset_id}/upload", status_code=204, response_class=Response, responses={409: {"model": ErrorBody}})
+def abort_upload(asset_id: str, services: ServicesDep, tenant_id: TenantId) -> Response:
+    services.assets.abort_upload(tenant_id, asset_id)
+    return Response(status_code=204)
+
+
+@router.get("/{asset_id}/download", response_model=SignedUrlOut, responses={409: {"model": ErrorBody}})
+def download(asset_id: str, services: ServicesDep, tenant_id: TenantId) -> SignedUrlOut:
+    signed = services.assets.download(tenant_id, asset_id)
+    return SignedUrlOut(url=signed.url, expires_at=signed.expires_at)
+
+
+@router.get("/{asset_id}/derivatives", response_model=DerivativeList)
+def derivatives(asset_id: str, services: ServicesDep, tenant_id: TenantId) -> DerivativeList:
+    return DerivativeList(data=[DerivativeOut.of(v) for v in services.assets.derivatives(tenant_id, asset_id)])
+
+
+@router.get(
+    "/{asset_id}/transcript",
+    responses={200: {"content": {"application/json": {}, "text/vtt": {}, "application/x-subrip": {}, "text/plain": {}}}},
+)
+def transcript(
+    asset_id: str,
+    services: ServicesDep,
+    tenant_id: TenantId,
+    format: Literal["json", "vtt", "srt", "txt"] = "json",
+) -> Response:
+    body, content_type = render_transcript(services.assets.transcript(tenant_id, asset_id), format)
+    return Response(body, media_type=content_type)
+
+
+@router.get("/{asset_id}/segments", response_model=SegmentList)
+def segments(
+    asset_id: str, services: ServicesDep, tenant_id: TenantId, limit: Limit = 20, cursor: Cursor = None
+) -> SegmentList:
+    page, urls = services.assets.segments(tenant_id, asset_id, limit=limit, cursor=cursor)
+    return SegmentList(
+        data=[
+            SegmentOut(id=s.id, start=s.start, end=s.end, kind=s.kind, text=s.text, keyframe_url=urls.get(s.id))
+            for s in page.data
+        ],
+        next_cursor=page.next_cursor,
+    )

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+
+from mediaindex.api.deps import Cursor, IdempotencyKey, Limit, RawBody, ServicesDep, TenantId, respond
+from mediaindex.api.schemas import ErrorBody, IndexCreate, IndexList, IndexOut, IndexPatch
+from mediaindex.domain.rules import parse_features
+
+router = APIRouter(prefix="/v1/indexes", tags=["indexes"], responses={404: {"model": ErrorBody}})
+
+
+@router.post("", status_code=201, response_model=IndexOut, responses={409: {"model": ErrorBody}})
+def create_index(
+    body: IndexCreate, request: Request, services: ServicesDep, tenant_id: TenantId, raw: RawBody, idem: IdempotencyKey = None
+) -> JSONResponse:
+    features = parse_features(body.default_features, field="default_features") if body.default_features is not None else None
+
+    def execute() -> IndexOut:
+        return IndexOut.of(
+            services.indexes.create(
+                tenant_id,
+                name=body.name,
+                description=body.description,
+                default_features=features,
+                is_sample=body.is_sample,
+            )
+        )
+
+    return respond(services, request, tenant_id, idem, raw, 201, execute)
+
+
+@router.get("", response_model=IndexList)
+def list_indexes(services: ServicesDep, tenant_id: TenantId, limit: Limit = 20, cursor: Cursor = None) -> IndexList:
+    page = services.indexes.list(tenant_id, limit=limit, cursor=cursor)
+    return IndexList(data=[IndexOut.of(i) for i in page.data], next_cursor=page.next_cursor)
+
+
+@router.get("/{index_id}", response_model=IndexOut)
+def get_index(index_id: str, services: ServicesDep, tenant_id: TenantId) -> IndexOut:
+    return IndexOut.of(services.indexes.get(tenant_id, index_id))
+
+
+@router.patch("/{index_id}", response_model=IndexOut, responses={409: {"model": ErrorBody}})
+def patch_index(index_id: str, body: IndexPatch, services: ServicesDep, tenant_id: TenantId) -> IndexOut:
+    features = parse_features(body.default_features, field="default_features") if body.default_features is not None else None
+    return IndexOut.of(
+        services.indexes.update(
+            tenant_id,
+            index_id,
+            name=body.name,
+            description=body.description,
+            default_features=features,
+            fields_set=set(body.model_fields_set),
+        )
+    )
+
+
+@router.delete("/{index_id}", status_code=202, response_class=Response)
+def delete_index(index_id: str, services: ServicesDep, tenant_id: TenantId) -> Response:
+    services.indexes.delete(tenant_id, index_id)
+    return Response(status_code=202)

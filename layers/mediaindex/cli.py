@@ -1,0 +1,157 @@
+"""`mediaindex`: serve the local runtime, make API keys, ingest files, check status."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from mediaindex.settings import Settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {k: v for k, v in {"data_dir": getattr(args, "data_dir", None)}.items() if v is not None}
+    if getattr(args, "host", None):
+        overrides["host"] = args.host
+    if getattr(args, "port", None) is not None:
+        overrides["port"] = args.port
+    if getattr(args, "runtime", None):
+        overrides["runtime"] = args.runtime
+    return Settings(**overrides)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from mediaindex.api.app import create_app
+    from mediaindex.runtime import build_services
+
+    settings = _settings(args)
+    services = build_services(settings)
+    if args.create_key:
+        _, _, raw = services.keys.create_key(args.create_key)
+        print(f"API key for tenant {args.create_key!r} (shown once): {raw}", flush=True)
+    print(f"mediaindex ({settings.runtime}) listening on {settings.base_url}  data: {settings.data_dir.resolve()}")
+    print(f"playground: {settings.base_url}/   API docs: {settings.base_url}/docs", flush=True)
+    uvicorn.run(create_app(services), host=settings.host, port=settings.port, log_level=args.log_level)
+    return 0
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    from mediaindex.runtime import build_services
+
+    settings = _settings(args).model_copy(update={"start_workers": False})
+    services = build_services(settings)
+    try:
+        tenant, key, raw = services.keys.create_key(args.tenant)
+    finally:
+        services.close()
+    print(f"created key {key.id} for tenant {tenant.name} ({tenant.id}); it is shown only once:", file=sys.stderr)
+    print(raw)
+    return 0
+
+
+def _client(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from mediaindex.client import Client
+
+    key = args.api_key or os.environ.get("MEDIAINDEX_API_KEY")
+    if not key:
+        sys.exit("an API key is needed: --api-key or MEDIAINDEX_API_KEY (make one with `mediaindex keys create`)")
+    return Client(args.url or _settings(args).base_url, key)
+
+
+def _bar(label: str):  # type: ignore[no-untyped-def]
+    def show(done: int, total: int) -> None:
+        frac = done / total if total else 1.0
+        filled = int(frac * 30)
+        sys.stderr.write(f"\r{label[:30]:30} [{'#' * filled}{'.' * (30 - filled)}] {frac * 100:5.1f}%")
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return show
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    client = _client(args)
+    try:
+        index = client.index_by_name(args.index)
+        assets = []
+        for p in args.paths:
+            path = Path(p)
+            if not path.is_file():
+                print(f"skipped {p}: not a file", file=sys.stderr)
+                continue
+            assets.append(client.upload(index["id"], path, progress=_bar(path.name)))
+        if args.wait:
+            for a in assets:
+                done = client.wait_settled(a["id"])
+                print(f"{done['id']}  {done['name']:30}  {done['status']}")
+        else:
+            for a in assets:
+                print(f"{a['id']}  {a['name']}")
+    finally:
+        client.close()
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    import httpx
+
+    base = args.url or _settings(args).base_url
+    try:
+        health = httpx.get(f"{base}/v1/health", timeout=5).json()
+    except httpx.HTTPError as e:
+        print(f"no server at {base}: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps({"url": base, **health}))
+    if args.api_key or os.environ.get("MEDIAINDEX_API_KEY"):
+        client = _client(args)
+        try:
+            print(json.dumps({"usage": client.request("GET", "/v1/usage"),
+                              "active_tasks": len(client.request("GET", "/v1/tasks/active")["data"])}))  # fmt: skip
+        finally:
+            client.close()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mediaindex", description=__doc__)
+    p.add_argument("--data-dir", type=Path, default=None, help="local data folder (MEDIAINDEX_DATA_DIR)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="serve the API and playground on the local runtime")
+    s.add_argument("--host", default=None)
+    s.add_argument("--port", type=int, default=None)
+    s.add_argument("--runtime", choices=["local", "aws"], default=None)
+    s.add_argument("--create-key", metavar="TENANT", help="also create and print an API key for TENANT")
+    s.add_argument("--log-level", default="info")
+    s.set_defaults(fn=cmd_serve)
+
+    k = sub.add_parser("keys", help="API keys").add_subparsers(dest="keys_command", required=True)
+    kc = k.add_parser("create", help="create a key (printed once; only its hash is stored)")
+    kc.add_argument("--tenant", required=True)
+    kc.add_argument("--runtime", choices=["local", "aws"], default=None)
+    kc.set_defaults(fn=cmd_keys_create)
+
+    for name, fn, help_ in (("ingest", cmd_ingest, "upload files through the API"), ("status", cmd_status, "server status")):
+        c = sub.add_parser(name, help=help_)
+        c.add_argument("--url", default=None, help="API base URL (default: the local server)")
+        c.add_argument("--api-key", default=None, help="or MEDIAINDEX_API_KEY")
+        c.set_defaults(fn=fn)
+        if name == "ingest":
+            c.add_argument("paths", nargs="+")
+            c.add_argument("--index", required=True, help="index name (created when missing)")
+            c.add_argument("--wait", action="store_true", help="wait until each asset is ready or failed")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.fn(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""A small client of the public API, used by the CLI (`ingest`, `status`, `demo`). It uploads the
+way any client should: straight to the signed URLs, multipart for large files."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import mimetypes
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+Progress = Callable[[int, int], None]
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, body: Any) -> None:
+        err = body.get("error", {}) if isinstance(body, dict) else {}
+        super().__init__(f"HTTP {status} {err.get('code', '')}: {err.get('message', body)}")
+        self.status = status
+        self.code = err.get("code")
+
+
+class Client:
+    def __init__(self, base_url: str, api_key: str, *, timeout_s: float = 60.0) -> None:
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/"), headers={"Authorization": f"Bearer {api_key}"}, timeout=timeout_s
+        )
+        self._blob_http = httpx.Client(timeout=timeout_s)  # signed URLs carry their own auth
+
+    def close(self) -> None:
+        self._http.close()
+        self._blob_http.close()
+
+    def request(self, method: str, path: str, **kw: Any) -> Any:
+        resp = self._http.request(method, path, **kw)
+        body = resp.json() if resp.headers.get("content-type", "").startswith("application/json") else resp.text
+        if resp.status_code >= 400:
+            raise ApiError(resp.status_code, body)
+        return body
+
+    def index_by_name(self, name: str, *, create: bool = True) -> dict[str, Any]:
+        cursor = None
+        while True:
+            page = self.request("GET", "/v1/indexes", params={"limit": 100, **({"cursor": cursor} if cursor else {})})
+            for idx in page["data"]:
+                if idx["name"] == name:
+                    return dict(idx)
+            cursor = page["next_cursor"]
+            if not cursor:
+                break
+        if not create:
+            raise ApiError(404, {"error": {"code": "index_not_found", "message": name}})
+        return dict(self.request("POST", "/v1/indexes", json={"name": name}))
+
+    def upload(
+        self, index_id: str, path: Path, *, user_metadata: dict[str, Any] | None = None, progress: Progress | None = None,
+        parallel_parts: int = 4,
+    ) -> dict[str, Any]:  # fmt: skip
+        size = path.stat().st_size
+        ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        body = {"index_id": index_id, "name": path.name, "size_bytes": size, "content_type": ctype}
+        if user_metadata:
+            body["user_metadata"] = user_metadata
+        created = self.request("POST", "/v1/assets", json=body)
+        asset, up = created["asset"], created["upload"]
+        done = 0
+
+        def advance(n: int) -> None:
+            nonlocal done
+            done += n
+            if progress:
+                progress(done, size)
+
+        if up.get("multipart") is None:
+            with path.open("rb") as f:
+                resp = self._blob_http.put(up["url"], content=_chunks(f, 0, size, advance), headers=up["headers"])
+            if resp.status_code >= 400:
+                raise ApiError(resp.status_code, _json(resp))
+            return dict(asset)
+        mp = up["multipart"]
+        part_size = int(mp["part_size"])
+
+        def put_part(part: dict[str, Any]) -> dict[str, Any]:
+            n = int(part["part_number"])
+            start = (n - 1) * part_size
+            length = min(part_size, size - start)
+            with path.open("rb") as f:
+                resp = self._blob_http.put(
+                    part["url"], content=_chunks(f, start, length, advance), headers={"Content-Length": str(length)}
+                )
+            if resp.status_code >= 400:
+                raise ApiError(resp.status_code, _json(resp))
+            return {"part_number": n, "etag": resp.headers["etag"]}
+
+        with cf.ThreadPoolExecutor(max_workers=parallel_parts) as pool:
+            parts = list(pool.map(put_part, mp["parts"]))
+        return dict(self.request("POST", f"/v1/assets/{asset['id']}/upload/complete", json={"parts": parts}))
+
+    def wait_settled(self, asset_id: str, *, timeout_s: float = 600.0, poll_s: float = 0.5) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            asset = self.request("GET", f"/v1/assets/{asset_id}")
+            if asset["status"] in ("ready", "failed") or time.monotonic() > deadline:
+                return dict(asset)
+            time.sleep(poll_s)
+
+
+def _chunks(f: Any, start: int, length: int, advance: Callable[[int], None], size: int = 1024 * 1024) -> Any:
+    f.seek(start)
+    left = length
+    while left > 0:
+        chunk = f.read(min(size, left))
+        if not chunk:
+            break
+        left -= len(chunk)
+        advance(len(chunk))
+        yield chunk
+
+
+def _json(resp: httpx.Response) -> Any:
+    try:
+        return resp.json()
+    except ValueError:
+        return resp.text

@@ -1,0 +1,30 @@
+"""`fetch`: downloads an asset_url into storage, through the SSRF guard, within the size limit."""
+
+from __future__ import annotations
+
+import httpx
+
+from mediaindex.domain.models import UploadInfo
+from mediaindex.errors import MediaError, MediaindexError
+from mediaindex.pipeline import url_guard
+from mediaindex.pipeline.context import StepContext, StepResult
+
+
+def run(ctx: StepContext) -> StepResult:
+    asset, s = ctx.asset, ctx.settings
+    assert asset.source_url is not None and asset.upload is not None
+    dest = ctx.workdir / "download"
+    try:
+        with httpx.Client(headers={"user-agent": "mediaindex-fetch/1"}) as client:
+            size, ctype = url_guard.download(
+                asset.source_url, dest, max_bytes=s.max_asset_bytes, allow_private=s.allow_private_urls,
+                timeout_s=s.fetch_timeout_s, max_redirects=s.fetch_max_redirects, client=client,
+            )  # fmt: skip
+    except MediaError:
+        raise
+    except MediaindexError as e:  # forbidden hop, too large: permanent, reported with its own code
+        raise MediaError(e.message, code=e.code) from e
+    content_type = asset.content_type or (ctype.split(";")[0] if ctype else "application/octet-stream")
+    info = ctx.blobs.put_file(asset.upload.key, dest, content_type)
+    upload = UploadInfo(key=asset.upload.key, completed=True, expected_size=size)
+    return StepResult(asset_updates={"size_bytes": info.size, "etag": info.etag, "upload": upload})

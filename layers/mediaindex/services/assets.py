@@ -1,0 +1,361 @@
+"""Assets: create (signed upload, form file, URL), read, change, delete, outputs."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from mediaindex.domain.blob_keys import original_key
+from mediaindex.domain.models import (
+    Asset,
+    AssetStatus,
+    Derivative,
+    ErrorInfo,
+    FeatureState,
+    FeatureStatus,
+    Feature,
+    MediaType,
+    Page,
+    Segment,
+    Task,
+    UploadInfo,
+    utcnow,
+)
+from mediaindex.domain.rules import (
+    extension,
+    guess_content_type,
+    initial_feature_states,
+    media_type_for_name,
+    merge_features,
+    validate_asset_name,
+)
+from mediaindex.errors import ConflictError, NotFoundError, PayloadTooLargeError, ValidationError
+from mediaindex.ids import new_id
+from mediaindex.ports.blobs import BlobStore, SignedRequest
+from mediaindex.ports.metadata import MetadataStore
+from mediaindex.services.cleanup import CleanupService
+from mediaindex.services.indexes import IndexService
+from mediaindex.services.ingest import IngestService
+from mediaindex.settings import Settings
+
+# Served derivative kinds; keyframes and the transcript have routes of their own.
+SERVED_KINDS = ("proxy", "poster", "thumbnail", "storyboard", "storyboard_vtt")
+UrlChecker = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class PartUrl:
+    part_number: int
+    url: str
+
+
+@dataclass(frozen=True)
+class UploadPlan:
+    """What the client needs to send the bytes straight to storage."""
+
+    expires_at: datetime
+    single: SignedRequest | None = None
+    upload_id: str | None = None
+    part_size: int | None = None
+    parts: tuple[PartUrl, ...] = ()
+
+
+@dataclass(frozen=True)
+class DerivativeView:
+    derivative: Derivative
+    url: str
+
+
+class AssetService:
+    def __init__(
+        self,
+        metadata: MetadataStore,
+        blobs: BlobStore,
+        indexes: IndexService,
+        ingest: IngestService,
+        cleanup: CleanupService,
+        settings: Settings,
+        check_url: UrlChecker,
+    ) -> None:
+        self._metadata = metadata
+        self._blobs = blobs
+        self._indexes = indexes
+        self._ingest = ingest
+        self._cleanup = cleanup
+        self._settings = settings
+        self._check_url = check_url
+
+    # ---- create -------------------------------------------------------------------------------
+    def _new_asset(
+        self,
+        tenant_id: str,
+        *,
+        index_id: str,
+        name: str,
+        features: list[Feature],
+        save_original: bool,
+        user_metadata: dict[str, Any] | None,
+        content_type: str | None,
+        size_bytes: int | None,
+    ) -> Asset:
+        index = self._indexes.get(tenant_id, index_id)
+        validate_asset_name(name)
+        self.validate_user_metadata(user_metadata)
+        if size_bytes is not None:
+            if size_bytes < 1:
+                raise ValidationError("size_bytes must be at least 1", field="size_bytes")
+            if size_bytes > self._settings.max_asset_bytes:
+                raise PayloadTooLargeError(
+                    f"size_bytes is over the limit of {self._settings.max_asset_bytes} bytes",
+                    code="asset_file_too_large",
+                    field="size_bytes",
+                )
+        asset_id = new_id("ast")
+        merged = merge_features(index.default_features, features)
+        return Asset(
+            id=asset_id,
+            tenant_id=tenant_id,
+            index_id=index.id,
+            name=name,
+            media_type=media_type_for_name(name),
+            content_type=content_type or guess_content_type(name),
+            size_bytes=size_bytes,
+            features=initial_feature_states(merged),
+            save_original=save_original,
+            user_metadata=user_metadata or {},
+            upload=UploadInfo(key=original_key(tenant_id, asset_id, extension(name)), expected_size=size_bytes),
+        )
+
+    def validate_user_metadata(self, user_metadata: dict[str, Any] | None) -> None:
+        if user_metadata is None:
+            return
+        if not isinstance(user_metadata, dict):
+            raise ValidationError("user_metadata must be an object", field="user_metadata")
+        size = len(json.dumps(user_metadata, separators=(",", ":")).encode())
+        if size > self._settings.max_user_metadata_bytes:
+            raise ValidationError(
+                f"user_metadata is {size} bytes; the limit is {self._settings.max_user_metadata_bytes}",
+                code="user_metadata_too_large",
+                field="user_metadata",
+            )
+        for k, v in user_metadata.items():
+            if not isinstance(v, str | int | float | bool) and v is not None:
+                raise ValidationError(
+                    f"user_metadata.{k} must be a string, number, boolean or null", field=f"user_metadata.{k}"
+                )
+
+    def create_for_upload(self, tenant_id: str, **fields: Any) -> tuple[Asset, UploadPlan]:
+        asset = self._new_asset(tenant_id, **fields)
+        assert asset.upload is not None
+        size = asset.size_bytes
+        ct = asset.content_type or "application/octet-stream"
+        if size is not None and size >= self._settings.multipart_threshold_bytes:
+            part_size = max(self._settings.part_size_bytes, math.ceil(size / 10_000))
+            upload_id = self._blobs.create_multipart(asset.upload.key, ct)
+            asset.upload.multipart_upload_id = upload_id
+            asset.upload.part_size = part_size
+            asset = self._metadata.create_asset(asset)
+            plan = self._part_plan(asset, range(1, math.ceil(size / part_size) + 1))
+            return asset, plan
+        asset = self._metadata.create_asset(asset)
+        signed = self._blobs.presign_put(asset.upload.key, ct, self._settings.upload_url_ttl_s)
+        return asset, UploadPlan(expires_at=signed.expires_at, single=signed)
+
+    def create_from_url(self, tenant_id: str, *, asset_url: str, **fields: Any) -> tuple[Asset, Task]:
+        self._check_url(asset_url)
+        asset = self._new_asset(tenant_id, **fields)
+        asset.source_url = asset_url
+        asset = self._metadata.create_asset(asset)
+        return asset, self._ingest.start_url_fetch(asset)
+
+    def create_from_file(self, tenant_id: str, *, path: Path, **fields: Any) -> tuple[Asset, Task]:
+        """A small file sent through the API (multipart/form-data): stored, then ingested."""
+        size = path.stat().st_size
+        if size > self._settings.max_form_upload_bytes:
+            raise PayloadTooLargeError(
+                f"asset_file is over the {self._settings.max_form_upload_bytes} byte limit of form uploads; "
+                "use a signed upload URL instead",
+                code="asset_file_too_large",
+                field="asset_file",
+            )
+        asset = self._new_asset(tenant_id, size_bytes=None, **fields)
+        assert asset.upload is not None
+        asset = self._metadata.create_asset(asset)
+        try:
+            info = self._blobs.put_file(asset.upload.key, path, asset.content_type or "application/octet-stream")
+            task = self._ingest.original_uploaded(asset.id, size=info.size, etag=info.etag)
+        except Exception:
+            self._cleanup.purge_asset(asset)  # nothing half-made stays behind
+            raise
+        assert task is not None
+        refreshed = self._metadata.get_asset(asset.id)
+        return (refreshed or asset), task
+
+    # ---- multipart upload control --------------------------------------------------------------
+    def _multipart_asset(self, tenant_id: str, asset_id: str) -> tuple[Asset, UploadInfo, str]:
+        asset = self.get(tenant_id, asset_id)
+        up = asset.upload
+        if up is None or up.multipart_upload_id is None:
+            raise ConflictError("this asset's upload is not multipart", code="upload_not_multipart")
+        if asset.status != AssetStatus.AWAITING_UPLOAD or up.completed:
+            raise ConflictError("this asset's upload is already complete", code="upload_already_completed")
+        return asset, up, up.multipart_upload_id
+
+    def _part_plan(self, asset: Asset, part_numbers: Any) -> UploadPlan:
+        assert asset.upload is not None and asset.upload.multipart_upload_id is not None
+        ttl = self._settings.upload_url_ttl_s
+        parts = tuple(
+            PartUrl(n, self._blobs.presign_part(asset.upload.key, asset.upload.multipart_upload_id, n, ttl).url)
+            for n in part_numbers
+        )
+        return UploadPlan(
+            expires_at=utcnow() + timedelta(seconds=ttl),
+            upload_id=asset.upload.multipart_upload_id,
+            part_size=asset.upload.part_size,
+            parts=parts,
+        )
+
+    def sign_parts(self, tenant_id: str, asset_id: str, part_numbers: list[int]) -> UploadPlan:
+        asset, _, _ = self._multipart_asset(tenant_id, asset_id)
+        if not part_numbers or any(n < 1 or n > 10_000 for n in part_numbers):
+            raise ValidationError("part_numbers must be between 1 and 10000", field="part_numbers")
+        return self._part_plan(asset, sorted(set(part_numbers)))
+
+    def complete_upload(self, tenant_id: str, asset_id: str, parts: list[tuple[int, str]]) -> Asset:
+        asset, up, upload_id = self._multipart_asset(tenant_id, asset_id)
+        if not parts:
+            raise ValidationError("parts must not be empty", field="parts")
+        info = self._blobs.complete_multipart(up.key, upload_id, sorted(parts))
+        self._ingest.original_uploaded(asset.id, size=info.size, etag=info.etag)
+        return self.get(tenant_id, asset_id)
+
+    def abort_upload(self, tenant_id: str, asset_id: str) -> None:
+        asset, up, upload_id = self._multipart_asset(tenant_id, asset_id)
+        self._blobs.abort_multipart(up.key, upload_id)
+        self._metadata.mutate_asset(asset.id, _mark_aborted)
+
+    # ---- read, change, delete ------------------------------------------------------------------
+    def get(self, tenant_id: str, asset_id: str) -> Asset:
+        asset = self._metadata.get_asset(asset_id, tenant_id)
+        if asset is None:
+            raise NotFoundError(f"asset {asset_id} not found", code="asset_not_found")
+        return asset
+
+    def list(
+        self,
+        tenant_id: str,
+        *,
+        index_id: str | None,
+        status: AssetStatus | None,
+        media_type: MediaType | None,
+        limit: int,
+        cursor: str | None,
+    ) -> Page[Asset]:
+        if index_id is not None:
+            self._indexes.get(tenant_id, index_id)
+        return self._metadata.list_assets(
+            tenant_id, index_id=index_id, status=status, media_type=media_type, limit=limit, cursor=cursor
+        )
+
+    def batch_get(self, tenant_id: str, ids: list[str]) -> tuple[list[Asset], list[str]]:
+        found, missing = [], []
+        for asset_id in dict.fromkeys(ids):
+            asset = self._metadata.get_asset(asset_id, tenant_id)
+            (found.append(asset) if asset else missing.append(asset_id))  # type: ignore[func-returns-value]
+        return found, missing
+
+    def patch(self, tenant_id: str, asset_id: str, changes: dict[str, Any]) -> Asset:
+        self.get(tenant_id, asset_id)
+        if "name" in changes:
+            validate_asset_name(changes["name"])
+        if "user_metadata" in changes:
+            self.validate_user_metadata(changes["user_metadata"])
+
+        def apply(asset: Asset) -> Asset:
+            if "name" in changes:
+                asset.name = changes["name"]
+            if "user_metadata" in changes:
+                merged = {**asset.user_metadata, **(changes["user_metadata"] or {})}
+                # JSON merge-patch: a null value removes the key.
+                asset.user_metadata = {k: v for k, v in merged.items() if v is not None}
+            asset.updated_at = utcnow()
+            return asset
+
+        updated = self._metadata.mutate_asset(asset_id, apply)
+        self.validate_user_metadata(updated.user_metadata)
+        return updated
+
+    def delete(self, tenant_id: str, asset_id: str) -> None:
+        self._cleanup.purge_asset(self.get(tenant_id, asset_id))
+
+    def batch_delete(self, tenant_id: str, ids: list[str]) -> tuple[int, list[str]]:
+        deleted, missing = 0, []
+        for asset_id in dict.fromkeys(ids):
+            asset = self._metadata.get_asset(asset_id, tenant_id)
+            if asset is None:
+                missing.append(asset_id)
+                continue
+            self._cleanup.purge_asset(asset)
+            deleted += 1
+        return deleted, missing
+
+    # ---- outputs -------------------------------------------------------------------------------
+    def download(self, tenant_id: str, asset_id: str) -> SignedRequest:
+        asset = self.get(tenant_id, asset_id)
+        if not asset.save_original:
+            raise ConflictError("the original of this asset was not kept (save_original=false)", code="original_not_saved")
+        if asset.upload is None or asset.status == AssetStatus.AWAITING_UPLOAD or self._blobs.head(asset.upload.key) is None:
+            raise ConflictError("the original has not been uploaded yet", code="original_not_available")
+        return self._blobs.presign_get(
+            asset.upload.key, self._settings.download_url_ttl_s, filename=asset.name, content_type=asset.content_type
+        )
+
+    def derivatives(self, tenant_id: str, asset_id: str) -> list[DerivativeView]:
+        self.get(tenant_id, asset_id)
+        ttl = self._settings.download_url_ttl_s
+        return [
+            DerivativeView(d, self._blobs.presign_get(d.key, ttl, content_type=d.content_type).url)
+            for d in sorted(self._metadata.list_derivatives(asset_id), key=lambda d: (d.kind, d.index))
+            if d.kind in SERVED_KINDS
+        ]
+
+    def transcript(self, tenant_id: str, asset_id: str) -> bytes:
+        """The stored transcript JSON."""
+        self.get(tenant_id, asset_id)
+        for d in self._metadata.list_derivatives(asset_id):
+            if d.kind == "transcript":
+                return self._blobs.get_bytes(d.key)
+        raise NotFoundError("this asset has no transcript", code="transcript_not_found")
+
+    def segments(
+        self, tenant_id: str, asset_id: str, *, limit: int, cursor: str | None
+    ) -> tuple[Page[Segment], dict[str, str]]:
+        """The segments page and a presigned keyframe URL per segment id."""
+        self.get(tenant_id, asset_id)
+        page = self._metadata.list_segments(asset_id, limit=limit, cursor=cursor)
+        ttl = self._settings.download_url_ttl_s
+        urls = {
+            s.id: self._blobs.presign_get(s.keyframe_key, ttl, content_type="image/jpeg").url
+            for s in page.data
+            if s.keyframe_key
+        }
+        return page, urls
+
+
+def _mark_aborted(asset: Asset) -> Asset:
+    """An aborted upload ends the asset: it can never receive bytes, so it is `failed`, not stuck."""
+    now = datetime.now(UTC)
+    if asset.upload:
+        asset.upload.multipart_upload_id = None
+    asset.status = AssetStatus.FAILED
+    asset.error = ErrorInfo(code="upload_aborted", message="the upload was aborted by the client")
+    asset.features = {
+        f: FeatureState(state=FeatureStatus.CANCELLED, reason="upload aborted", updated_at=now) for f in asset.features
+    }
+    asset.updated_at = now
+    return asset

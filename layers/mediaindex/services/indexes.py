@@ -1,0 +1,73 @@
+"""Indexes: named collections of assets with default features."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from mediaindex.domain.models import Feature, Index, Page, utcnow
+from mediaindex.errors import NotFoundError
+from mediaindex.ids import new_id
+from mediaindex.ports.metadata import MetadataStore
+from mediaindex.services.cleanup import CleanupService
+
+Background = Callable[[Callable[[], None]], None]
+
+
+class IndexService:
+    def __init__(self, metadata: MetadataStore, cleanup: CleanupService, background: Background) -> None:
+        self._metadata = metadata
+        self._cleanup = cleanup
+        self._background = background
+
+    def create(
+        self,
+        tenant_id: str,
+        *,
+        name: str,
+        description: str | None,
+        default_features: list[Feature] | None,
+        is_sample: bool,
+    ) -> Index:
+        index = Index(id=new_id("idx"), tenant_id=tenant_id, name=name, description=description, is_sample=is_sample)
+        if default_features is not None:
+            index.default_features = default_features
+        return self._metadata.create_index(index)
+
+    def get(self, tenant_id: str, index_id: str) -> Index:
+        index = self._metadata.get_index(tenant_id, index_id)
+        if index is None or index.deleting:
+            raise NotFoundError(f"index {index_id} not found", code="index_not_found")
+        return index
+
+    def list(self, tenant_id: str, *, limit: int, cursor: str | None) -> Page[Index]:
+        page = self._metadata.list_indexes(tenant_id, limit=limit, cursor=cursor)
+        page.data = [i for i in page.data if not i.deleting]
+        return page
+
+    def update(
+        self,
+        tenant_id: str,
+        index_id: str,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        default_features: list[Feature] | None = None,
+        fields_set: set[str],
+    ) -> Index:
+        index = self.get(tenant_id, index_id)
+        if "name" in fields_set and name is not None:
+            index.name = name
+        if "description" in fields_set:
+            index.description = description
+        if "default_features" in fields_set and default_features is not None:
+            index.default_features = default_features
+        index.updated_at = utcnow()
+        return self._metadata.update_index(index)
+
+    def delete(self, tenant_id: str, index_id: str) -> None:
+        """Hides the index at once; its assets, files, segments and vectors go in the background."""
+        index = self.get(tenant_id, index_id)
+        index.deleting = True
+        index.updated_at = utcnow()
+        self._metadata.update_index(index)
+        self._background(lambda: self._cleanup.purge_index(tenant_id, index_id))

@@ -1,0 +1,48 @@
+"""Tenants and API keys. A key is shown once; only its sha256 is stored. Keys are 256-bit random,
+so a plain hash is enough (no slow KDF needed) and lookups stay O(1)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+from mediaindex.domain.models import ApiKey, Tenant
+from mediaindex.errors import ConflictError, UnauthorizedError
+from mediaindex.ids import new_id
+from mediaindex.ports.metadata import MetadataStore
+
+KEY_PREFIX = "mi_"
+
+
+def hash_key(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+class KeyService:
+    def __init__(self, metadata: MetadataStore) -> None:
+        self._metadata = metadata
+
+    def create_key(self, tenant_name: str) -> tuple[Tenant, ApiKey, str]:
+        """Creates the tenant when it is new; returns (tenant, key record, the raw key to show once)."""
+        tenant = self._metadata.get_tenant_by_name(tenant_name)
+        if tenant is None:
+            try:
+                tenant = self._metadata.create_tenant(Tenant(id=new_id("ten"), name=tenant_name))
+            except ConflictError:  # created concurrently: use the winner
+                tenant = self._metadata.get_tenant_by_name(tenant_name)
+                assert tenant is not None
+        raw = KEY_PREFIX + secrets.token_urlsafe(32)
+        key = ApiKey(id=new_id("key"), tenant_id=tenant.id, key_hash=hash_key(raw), prefix=raw[:7])
+        self._metadata.put_api_key(key)
+        return tenant, key, raw
+
+    def authenticate(self, raw: str | None) -> ApiKey:
+        if not raw:
+            raise UnauthorizedError("missing API key: send Authorization: Bearer <key> or x-api-key")
+        digest = hash_key(raw)
+        key = self._metadata.get_api_key_by_hash(digest)
+        # compare_digest keeps the final check constant-time even though the lookup is by hash.
+        if key is None or key.revoked or not hmac.compare_digest(key.key_hash, digest):
+            raise UnauthorizedError("invalid API key")
+        return key

@@ -1,0 +1,80 @@
+"""Tasks: re-running features on an asset, reading and cancelling work."""
+
+from __future__ import annotations
+
+from mediaindex.domain.models import (
+    ACTIVE_STATES,
+    AssetStatus,
+    Feature,
+    Page,
+    Task,
+    TaskKind,
+    TaskState,
+)
+from mediaindex.domain.rules import RERUNNABLE, initial_feature_states
+from mediaindex.errors import ConflictError, NotFoundError, ValidationError
+from mediaindex.ids import new_id
+from mediaindex.ports.metadata import MetadataStore
+from mediaindex.ports.orchestrator import Orchestrator
+from mediaindex.services import progress
+
+
+class TaskService:
+    def __init__(self, metadata: MetadataStore, orchestrator: Orchestrator) -> None:
+        self._metadata = metadata
+        self._orchestrator = orchestrator
+
+    def rerun(self, tenant_id: str, asset_id: str, features: list[Feature]) -> Task:
+        if not features:
+            raise ValidationError("feature_types must name at least one feature", field="feature_types")
+        fixed = [f for f in features if f not in RERUNNABLE]
+        if fixed:
+            raise ValidationError(
+                f"{', '.join(fixed)} run at ingest and cannot be re-requested",
+                code="feature_not_rerunnable",
+                field="feature_types",
+            )
+        asset = self._metadata.get_asset(asset_id, tenant_id)
+        if asset is None:
+            raise NotFoundError(f"asset {asset_id} not found", code="asset_not_found")
+        if asset.status == AssetStatus.AWAITING_UPLOAD:
+            raise ConflictError("the asset has not been uploaded yet", code="asset_not_uploaded")
+        if asset.error is not None:
+            raise ConflictError(f"the asset failed ({asset.error.code}); upload it again", code="asset_failed")
+        busy = [f for f in features if f in asset.features and asset.features[f].state in ACTIVE_STATES]
+        if busy:
+            raise ConflictError(f"{', '.join(busy)} is already queued or processing", code="feature_busy")
+        task = Task(
+            id=new_id("tsk"),
+            tenant_id=tenant_id,
+            asset_id=asset.id,
+            index_id=asset.index_id,
+            kind=TaskKind.RERUN,
+            features=initial_feature_states(features),
+        )
+        asset.features = {**asset.features, **task.features}
+        asset.status = AssetStatus.PROCESSING
+        task, asset = self._metadata.save_task_and_asset(task, asset)
+        self._orchestrator.start(task)
+        return task
+
+    def get(self, tenant_id: str, task_id: str) -> Task:
+        task = self._metadata.get_task(task_id, tenant_id)
+        if task is None:
+            raise NotFoundError(f"task {task_id} not found", code="task_not_found")
+        return task
+
+    def list(
+        self, tenant_id: str, *, asset_id: str | None, active_only: bool, limit: int, cursor: str | None
+    ) -> Page[Task]:
+        return self._metadata.list_tasks(
+            tenant_id, asset_id=asset_id, active_only=active_only, limit=limit, cursor=cursor
+        )
+
+    def cancel(self, tenant_id: str, task_id: str) -> Task:
+        task = self.get(tenant_id, task_id)
+        if task.state not in (TaskState.QUEUED, TaskState.PROCESSING):
+            raise ConflictError(f"the task is already {task.state}", code="task_not_active")
+        task, _ = self._metadata.mutate_task_and_asset(task_id, progress.cancel)
+        self._orchestrator.cancel(task)
+        return task

@@ -1,0 +1,41 @@
+"""Usage: what a tenant stores and runs."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from mediaindex.domain.models import FeatureStatus
+from mediaindex.ports.metadata import MetadataStore
+
+
+class UsageService:
+    def __init__(self, metadata: MetadataStore) -> None:
+        self._metadata = metadata
+
+    def usage(self, tenant_id: str) -> dict[str, Any]:
+        assets: Counter[str] = Counter()
+        asset_bytes: Counter[str] = Counter()
+        runs: Counter[str] = Counter()
+        derivative_bytes = 0
+        cursor = None
+        while True:
+            page = self._metadata.list_assets(tenant_id, limit=100, cursor=cursor)
+            for a in page.data:
+                kind = a.media_type.value if a.media_type else "unknown"
+                assets[kind] += 1
+                asset_bytes[kind] += a.size_bytes or 0
+                derivative_bytes += sum(d.size_bytes for d in self._metadata.list_derivatives(a.id))
+                for f, fs in a.features.items():
+                    runs[f"{f.value}.{fs.state.value}"] += 1 if fs.state != FeatureStatus.QUEUED else 0
+            if not page.next_cursor:
+                break
+            cursor = page.next_cursor
+        return {
+            "asset_count": sum(assets.values()),
+            "assets_by_media_type": dict(assets),
+            "bytes_by_media_type": dict(asset_bytes),
+            "original_bytes": sum(asset_bytes.values()),
+            "derivative_bytes": derivative_bytes,
+            "feature_runs": {k: v for k, v in runs.items() if v},
+        }
