@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 from mediaindex.domain.models import (
     Asset,
@@ -25,6 +25,16 @@ from mediaindex.services.assets import DerivativeView, UploadPlan
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class OneOf(BaseModel):
+    """A response whose optional alternatives are left out rather than sent as null
+    (an upload is either a PUT or a multipart; a created asset has an upload or a task)."""
+
+    @model_serializer(mode="wrap")
+    def _drop_none(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        return {k: v for k, v in data.items() if v is not None}
 
 
 # ---- errors ------------------------------------------------------------------------------------
@@ -168,7 +178,7 @@ class MultipartOut(BaseModel):
     parts: list[PartOut]
 
 
-class UploadOut(BaseModel):
+class UploadOut(OneOf):
     method: Literal["PUT"] | None = None
     url: str | None = None
     headers: dict[str, str] | None = None
@@ -192,7 +202,7 @@ class UploadOut(BaseModel):
         )
 
 
-class AssetCreated(BaseModel):
+class AssetCreated(OneOf):
     asset: AssetOut
     upload: UploadOut | None = None
     task: TaskOut | None = None

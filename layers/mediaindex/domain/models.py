@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -205,6 +205,10 @@ class IdempotencyRecord(Entity):
     expires_at: datetime
 
 
-class Page[T](BaseModel):
+T = TypeVar("T")
+
+
+# Generic[T] rather than PEP 695 `Page[T]`: the runtime is Python 3.11.
+class Page(BaseModel, Generic[T]):
     data: list[T]
     next_cursor: str | None = None

@@ -152,7 +152,7 @@ async def create_asset(request: Request, services: ServicesDep, tenant_id: Tenan
     carries a small file (or a URL) as in Aspect."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     limit = services.settings.max_form_upload_bytes
-    if ctype == "multipart/form-data":
+    if ctype in ("multipart/form-data", "application/x-www-form-urlencoded"):
         declared = int(request.headers.get("content-length") or 0)
         if declared > limit + 64 * 1024:
             raise PayloadTooLargeError(

@@ -1,0 +1,130 @@
+"""The local executor on real media: bad files fail with their codes and leave nothing behind,
+crashing steps are retried then fail alone, and a restart mid-job loses nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from mediaindex.api.app import create_app
+from mediaindex.container import Services
+from mediaindex.pipeline import steps as step_registry
+from mediaindex.runtime import build_local
+from tests import mediagen
+from tests.apiclient import Api
+from tests.functional.conftest import BASE_URL, make_settings
+
+
+@pytest.fixture
+def local(data_dir: Path) -> Iterator[tuple[Services, Api]]:
+    services = build_local(make_settings(data_dir))
+    with TestClient(create_app(services), base_url=BASE_URL) as client:
+        yield services, Api(client, services.keys.create_key("acme")[2])
+    services.close()
+
+
+def _run(services: Services) -> int:
+    return int(services.extras["worker_pool"].run_until_idle())
+
+
+@pytest.mark.parametrize(
+    ("make", "code"),
+    [
+        (lambda d, clip: d / "empty.mp4", "asset_file_empty"),
+        (lambda d, clip: d / "notes.mp4", "unsupported_media"),
+        (lambda d, clip: mediagen.truncated(clip, d / "cut.mp4"), "media_corrupt"),
+    ],
+    ids=["zero-byte", "text-named-mp4", "truncated"],
+)
+def test_bad_files_end_failed_with_their_code(
+    local: tuple[Services, Api], tmp_path: Path, talking_clip: Path, make: object, code: str
+) -> None:
+    services, api = local
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    (tmp_path / "notes.mp4").write_text("shopping list: eggs, milk\n" * 20)
+    path: Path = make(tmp_path, talking_clip)  # type: ignore[operator]
+    idx = api.index(default_features=["proxy", "preview"])
+    out = api.ok("POST", "/v1/assets", 201, json={"index_id": idx["id"], "name": path.name})
+    resp = api.put(out["upload"]["url"], path.read_bytes(), out["upload"]["headers"])
+    assert resp.status_code == 200
+    _run(services)
+    asset = api.ok("GET", f"/v1/assets/{out['asset']['id']}")
+    assert asset["status"] == "failed" and asset["error"]["code"] == code, asset
+    assert {f["state"] for f in asset["features"].values()} == {"failed"}
+    assert api.ok("GET", f"/v1/assets/{asset['id']}/derivatives")["data"] == []
+    tenant = services.metadata.get_asset(asset["id"]).tenant_id  # type: ignore[union-attr]
+    assert services.blobs.list_keys(f"derived/{tenant}/{asset['id']}/") == []
+    task = api.ok("GET", "/v1/tasks", params={"asset_id": asset["id"]})["data"][0]
+    assert task["state"] == "failed"
+
+
+def test_a_crashing_step_is_retried_then_fails_alone(
+    local: tuple[Services, Api], talking_clip: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services, api = local
+    calls = {"preview": 0}
+    real_get = step_registry.get_step
+
+    def crash(ctx: object) -> object:
+        calls["preview"] += 1
+        raise RuntimeError("simulated crash")
+
+    runner = services.extras["runner"]
+    monkeypatch.setattr(runner, "_load", lambda name: crash if name == "preview" else real_get(name))
+    idx = api.index(default_features=["proxy", "preview"])
+    asset = api.upload(idx["id"], "talk.mp4", talking_clip.read_bytes())
+    _run(services)
+    done = api.ok("GET", f"/v1/assets/{asset['id']}")
+    assert calls["preview"] == services.settings.job_max_attempts
+    assert done["features"]["preview"]["state"] == "failed"
+    assert done["features"]["preview"]["error"] == "step_failed"
+    assert done["features"]["proxy"]["state"] == "completed"
+    assert done["status"] == "ready"  # one feature completed, nothing left running
+    assert api.ok("GET", "/v1/tasks/active")["data"] == []
+
+
+def test_a_restart_mid_job_loses_nothing(data_dir: Path, talking_clip: Path) -> None:
+    services = build_local(make_settings(data_dir))
+    with TestClient(create_app(services), base_url=BASE_URL) as client:
+        api = Api(client, services.keys.create_key("acme")[2])
+        key = api.key
+        idx = api.index(default_features=["proxy"])
+        asset = api.upload(idx["id"], "talk.mp4", talking_clip.read_bytes())
+        # A worker claims the first step and the process dies before it finishes.
+        claimed = services.extras["queue"].claim()
+        assert claimed is not None and claimed.step == "probe"
+    services.close()
+
+    restarted = build_local(make_settings(data_dir))
+    try:
+        assert restarted.extras["queue"].recover_after_restart() == 1
+        _run(restarted)
+        with TestClient(create_app(restarted), base_url=BASE_URL) as client:
+            api = Api(client, key)
+            done = api.ok("GET", f"/v1/assets/{asset['id']}")
+            assert done["status"] == "ready" and done["features"]["proxy"]["state"] == "completed"
+            kinds = [d["kind"] for d in api.ok("GET", f"/v1/assets/{asset['id']}/derivatives")["data"]]
+            assert kinds == ["proxy"]  # exactly one, not one per attempt
+    finally:
+        restarted.close()
+
+
+def test_a_hung_step_is_reaped_and_retried(local: tuple[Services, Api], talking_clip: Path) -> None:
+    services, api = local
+    idx = api.index(default_features=["proxy"])
+    api.upload(idx["id"], "talk.mp4", talking_clip.read_bytes())
+    queue = services.extras["queue"]
+    job = queue.claim()
+    assert job is not None
+    # Its lease runs out (the worker hangs): the reaper puts it back with one attempt used.
+    db = services.extras["queue"]._db
+    with db.transaction() as tx:
+        tx.execute("UPDATE jobs SET lease_until = 0 WHERE id = ?", (job.id,))
+    assert services.extras["worker_pool"].reap() == 1
+    _run(services)
+    assert queue.counts() == {"done": 2}
+    # The hung worker finally reports: its stale attempt changes nothing.
+    assert queue.complete(job) is False
