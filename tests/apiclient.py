@@ -32,7 +32,10 @@ class Api:
 
     def upload(self, index_id: str, name: str, data: bytes, **fields: Any) -> dict[str, Any]:
         created = self.ok(
-            "POST", "/v1/assets", 201, json={"index_id": index_id, "name": name, "size_bytes": len(data), **fields}
+            "POST",
+            "/v1/assets",
+            201,
+            json={"index_id": index_id, "name": name, "size_bytes": len(data), **fields},
         )
         up = created["upload"]
         resp = self.put(up["url"], data, up["headers"])

@@ -39,28 +39,60 @@ def talking_video(
     path: Path, text: str, *, size: str = "640x360", lead_silence_s: float = 1.0, min_duration_s: float = 0.0
 ) -> Path:
     """A test-pattern video with spoken `text` starting at `lead_silence_s`. H.264/AAC MP4."""
-    wav = speech_wav(path.with_suffix(".speech.wav"), text, lead_silence_s=lead_silence_s, trail_silence_s=1.0)
+    wav = speech_wav(
+        path.with_suffix(".speech.wav"), text, lead_silence_s=lead_silence_s, trail_silence_s=1.0
+    )
     pad = f",apad=whole_dur={min_duration_s}" if min_duration_s else ""
     _run(
         [
             *FFMPEG,
-            "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=25",
-            "-i", str(wav),
-            "-filter_complex", f"[1:a]anull{pad}[a]",
-            "-map", "0:v", "-map", "[a]", "-shortest",
-            "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
-            "-c:a", "aac", "-b:a", "64k", str(path),
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc2=size={size}:rate=25",
+            "-i",
+            str(wav),
+            "-filter_complex",
+            f"[1:a]anull{pad}[a]",
+            "-map",
+            "0:v",
+            "-map",
+            "[a]",
+            "-shortest",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "64k",
+            str(path),
         ]
-    )  # fmt: skip
+    )
     wav.unlink(missing_ok=True)
     return path
 
 
 def silent_video(path: Path, *, seconds: float = 3.0, size: str = "320x240") -> Path:
     _run(
-        [*FFMPEG, "-f", "lavfi", "-i", f"testsrc=size={size}:rate=25:duration={seconds}",
-         "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(path)]
-    )  # fmt: skip
+        [
+            *FFMPEG,
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc=size={size}:rate=25:duration={seconds}",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            str(path),
+        ]
+    )
     return path
 
 
@@ -71,8 +103,23 @@ def scene_video(path: Path, colors: list[str], *, seconds_each: float = 2.0, siz
         inputs += ["-f", "lavfi", "-i", f"color=c={c}:size={size}:rate=25:duration={seconds_each}"]
     n = len(colors)
     concat = "".join(f"[{i}:v]" for i in range(n)) + f"concat=n={n}:v=1:a=0[v]"
-    _run([*FFMPEG, *inputs, "-filter_complex", concat, "-map", "[v]", "-c:v", "libx264", "-preset",
-          "ultrafast", "-pix_fmt", "yuv420p", str(path)])  # fmt: skip
+    _run(
+        [
+            *FFMPEG,
+            *inputs,
+            "-filter_complex",
+            concat,
+            "-map",
+            "[v]",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            str(path),
+        ]
+    )
     return path
 
 

@@ -33,7 +33,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.create_key:
         _, _, raw = services.keys.create_key(args.create_key)
         print(f"API key for tenant {args.create_key!r} (shown once): {raw}", flush=True)
-    print(f"mediaindex ({settings.runtime}) listening on {settings.base_url}  data: {settings.data_dir.resolve()}")
+    print(
+        f"mediaindex ({settings.runtime}) listening on {settings.base_url}"
+        f"  data: {settings.data_dir.resolve()}"
+    )
     print(f"playground: {settings.base_url}/   API docs: {settings.base_url}/docs", flush=True)
     uvicorn.run(create_app(services), host=settings.host, port=settings.port, log_level=args.log_level)
     return 0
@@ -48,7 +51,10 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
         tenant, key, raw = services.keys.create_key(args.tenant)
     finally:
         services.close()
-    print(f"created key {key.id} for tenant {tenant.name} ({tenant.id}); it is shown only once:", file=sys.stderr)
+    print(
+        f"created key {key.id} for tenant {tenant.name} ({tenant.id}); it is shown only once:",
+        file=sys.stderr,
+    )
     print(raw)
     return 0
 
@@ -58,7 +64,9 @@ def _client(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
     key = args.api_key or os.environ.get("MEDIAINDEX_API_KEY")
     if not key:
-        sys.exit("an API key is needed: --api-key or MEDIAINDEX_API_KEY (make one with `mediaindex keys create`)")
+        sys.exit(
+            "an API key is needed: --api-key or MEDIAINDEX_API_KEY (make one with `mediaindex keys create`)"
+        )
     return Client(args.url or _settings(args).base_url, key)
 
 
@@ -110,10 +118,39 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.api_key or os.environ.get("MEDIAINDEX_API_KEY"):
         client = _client(args)
         try:
-            print(json.dumps({"usage": client.request("GET", "/v1/usage"),
-                              "active_tasks": len(client.request("GET", "/v1/tasks/active")["data"])}))  # fmt: skip
+            print(
+                json.dumps(
+                    {
+                        "usage": client.request("GET", "/v1/usage"),
+                        "active_tasks": len(client.request("GET", "/v1/tasks/active")["data"]),
+                    }
+                )
+            )
         finally:
             client.close()
+    return 0
+
+
+def cmd_aws_init(args: argparse.Namespace) -> int:
+    """Creates the table and the bucket (with CORS) the aws runtime needs, against AWS_ENDPOINT_URL
+    when set (moto server, LocalStack); a deployment gets both from `cdk deploy` instead."""
+    from mediaindex.adapters.aws.clients import AwsClients, configured_endpoint
+    from mediaindex.adapters.aws.provision import ensure_bucket, ensure_table
+
+    settings = _settings(args)
+    table = args.table or settings.table_name
+    bucket = args.bucket or settings.bucket_name
+    clients = AwsClients(region=settings.aws_region)
+    made_table = ensure_table(clients.dynamodb, table)
+    made_bucket = ensure_bucket(
+        clients.s3, bucket, region=clients.s3.meta.region_name, cors_origins=settings.cors_origins
+    )
+    result = {
+        "endpoint": configured_endpoint("dynamodb") or "aws",
+        "table": {"name": table, "created": made_table},
+        "bucket": {"name": bucket, "created": made_bucket},
+    }
+    print(json.dumps(result))
     return 0
 
 
@@ -136,7 +173,10 @@ def build_parser() -> argparse.ArgumentParser:
     kc.add_argument("--runtime", choices=["local", "aws"], default=None)
     kc.set_defaults(fn=cmd_keys_create)
 
-    for name, fn, help_ in (("ingest", cmd_ingest, "upload files through the API"), ("status", cmd_status, "server status")):
+    for name, fn, help_ in (
+        ("ingest", cmd_ingest, "upload files through the API"),
+        ("status", cmd_status, "server status"),
+    ):
         c = sub.add_parser(name, help=help_)
         c.add_argument("--url", default=None, help="API base URL (default: the local server)")
         c.add_argument("--api-key", default=None, help="or MEDIAINDEX_API_KEY")

@@ -36,7 +36,9 @@ class Client:
 
     def request(self, method: str, path: str, **kw: Any) -> Any:
         resp = self._http.request(method, path, **kw)
-        body = resp.json() if resp.headers.get("content-type", "").startswith("application/json") else resp.text
+        body = (
+            resp.json() if resp.headers.get("content-type", "").startswith("application/json") else resp.text
+        )
         if resp.status_code >= 400:
             raise ApiError(resp.status_code, body)
         return body
@@ -44,7 +46,9 @@ class Client:
     def index_by_name(self, name: str, *, create: bool = True) -> dict[str, Any]:
         cursor = None
         while True:
-            page = self.request("GET", "/v1/indexes", params={"limit": 100, **({"cursor": cursor} if cursor else {})})
+            page = self.request(
+                "GET", "/v1/indexes", params={"limit": 100, **({"cursor": cursor} if cursor else {})}
+            )
             for idx in page["data"]:
                 if idx["name"] == name:
                     return dict(idx)
@@ -56,9 +60,14 @@ class Client:
         return dict(self.request("POST", "/v1/indexes", json={"name": name}))
 
     def upload(
-        self, index_id: str, path: Path, *, user_metadata: dict[str, Any] | None = None, progress: Progress | None = None,
+        self,
+        index_id: str,
+        path: Path,
+        *,
+        user_metadata: dict[str, Any] | None = None,
+        progress: Progress | None = None,
         parallel_parts: int = 4,
-    ) -> dict[str, Any]:  # fmt: skip
+    ) -> dict[str, Any]:
         size = path.stat().st_size
         ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         body = {"index_id": index_id, "name": path.name, "size_bytes": size, "content_type": ctype}
@@ -76,7 +85,9 @@ class Client:
 
         if up.get("multipart") is None:
             with path.open("rb") as f:
-                resp = self._blob_http.put(up["url"], content=_chunks(f, 0, size, advance), headers=up["headers"])
+                resp = self._blob_http.put(
+                    up["url"], content=_chunks(f, 0, size, advance), headers=up["headers"]
+                )
             if resp.status_code >= 400:
                 raise ApiError(resp.status_code, _json(resp))
             return dict(asset)
@@ -89,7 +100,9 @@ class Client:
             length = min(part_size, size - start)
             with path.open("rb") as f:
                 resp = self._blob_http.put(
-                    part["url"], content=_chunks(f, start, length, advance), headers={"Content-Length": str(length)}
+                    part["url"],
+                    content=_chunks(f, start, length, advance),
+                    headers={"Content-Length": str(length)},
                 )
             if resp.status_code >= 400:
                 raise ApiError(resp.status_code, _json(resp))

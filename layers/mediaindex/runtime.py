@@ -139,7 +139,10 @@ def build_local(settings: Settings, *, start_workers: bool | None = None) -> Ser
             services.ingest.original_uploaded(parsed[1], size=info.size, etag=info.etag)
 
     services.extras.update(
-        local_blob_router=build_local_blob_router(blobs, original_created), worker_pool=pool, runner=runner, queue=queue
+        local_blob_router=build_local_blob_router(blobs, original_created),
+        worker_pool=pool,
+        runner=runner,
+        queue=queue,
     )
     if settings.start_workers if start_workers is None else start_workers:
         pool.start()

@@ -30,9 +30,16 @@ def test_asset_in_unknown_index_is_404(api: Api) -> None:
 def test_create_returns_a_signed_put_and_merges_features(api: Api) -> None:
     idx = api.index(default_features=["proxy"])
     out = api.ok(
-        "POST", "/v1/assets", 201,
-        json={"index_id": idx["id"], "name": "talk.mp4", "features": ["transcription"], "user_metadata": {"team": "a"}},
-    )  # fmt: skip
+        "POST",
+        "/v1/assets",
+        201,
+        json={
+            "index_id": idx["id"],
+            "name": "talk.mp4",
+            "features": ["transcription"],
+            "user_metadata": {"team": "a"},
+        },
+    )
     asset, upload = out["asset"], out["upload"]
     assert asset["id"].startswith("ast_") and asset["status"] == "awaiting_upload"
     assert set(asset["features"]) == {"proxy", "transcription"}
@@ -75,7 +82,9 @@ def test_upload_starts_processing_and_the_pipeline_makes_it_ready(
 def test_large_files_get_multipart_uploads(api: Api, services: Services) -> None:
     idx = api.index(default_features=["proxy"])
     size = services.settings.multipart_threshold_bytes + 1
-    out = api.ok("POST", "/v1/assets", 201, json={"index_id": idx["id"], "name": "big.mov", "size_bytes": size})
+    out = api.ok(
+        "POST", "/v1/assets", 201, json={"index_id": idx["id"], "name": "big.mov", "size_bytes": size}
+    )
     mp = out["upload"]["multipart"]
     assert mp["part_size"] >= 5 * MiB
     assert [p["part_number"] for p in mp["parts"]] == list(range(1, -(-size // mp["part_size"]) + 1))
@@ -88,8 +97,12 @@ def test_multipart_upload_completes_with_the_right_bytes(
 ) -> None:
     idx = api.index(default_features=["proxy"])
     clip = talking_clip.read_bytes()
-    data = clip + b"\0" * (services.settings.multipart_threshold_bytes - len(clip))  # mp4 with trailing padding
-    out = api.ok("POST", "/v1/assets", 201, json={"index_id": idx["id"], "name": "big.mp4", "size_bytes": len(data)})
+    data = clip + b"\0" * (
+        services.settings.multipart_threshold_bytes - len(clip)
+    )  # mp4 with trailing padding
+    out = api.ok(
+        "POST", "/v1/assets", 201, json={"index_id": idx["id"], "name": "big.mp4", "size_bytes": len(data)}
+    )
     mp, asset_id = out["upload"]["multipart"], out["asset"]["id"]
     parts = []
     for p in mp["parts"]:
@@ -110,7 +123,9 @@ def test_complete_with_a_wrong_etag_is_refused(api: Api, services: Services) -> 
     size = services.settings.multipart_threshold_bytes
     out = api.ok("POST", "/v1/assets", 201, json={"index_id": idx["id"], "name": "x.mp4", "size_bytes": size})
     resp = api.call(
-        "POST", f"/v1/assets/{out['asset']['id']}/upload/complete", json={"parts": [{"part_number": 1, "etag": "bad"}]}
+        "POST",
+        f"/v1/assets/{out['asset']['id']}/upload/complete",
+        json={"parts": [{"part_number": 1, "etag": "bad"}]},
     )
     assert resp.status_code == 400 and error_code(resp) == "upload_parts_invalid"
     assert api.ok("GET", f"/v1/assets/{out['asset']['id']}")["status"] == "awaiting_upload"
@@ -150,17 +165,25 @@ def test_user_metadata_limits(api: Api) -> None:
     resp = api.call("POST", "/v1/assets", json={"index_id": idx["id"], "name": "a.mp4", "user_metadata": big})
     assert resp.status_code == 400 and error_code(resp) == "user_metadata_too_large"
     nested = {"k": {"deep": 1}}
-    resp = api.call("POST", "/v1/assets", json={"index_id": idx["id"], "name": "a.mp4", "user_metadata": nested})
+    resp = api.call(
+        "POST", "/v1/assets", json={"index_id": idx["id"], "name": "a.mp4", "user_metadata": nested}
+    )
     assert resp.status_code == 400 and error_code(resp) == "parameter_invalid"
 
 
 def test_form_upload_with_a_file(api: Api, small_image: Path, run_pipeline: Callable[[], int]) -> None:
     idx = api.index(default_features=["proxy"])
     resp = api.call(
-        "POST", "/v1/assets",
-        data={"index_id": idx["id"], "name": "still.png", "save_original": "false", "user_metadata": '{"shot": 3}'},
+        "POST",
+        "/v1/assets",
+        data={
+            "index_id": idx["id"],
+            "name": "still.png",
+            "save_original": "false",
+            "user_metadata": '{"shot": 3}',
+        },
         files={"asset_file": ("still.png", small_image.read_bytes(), "image/png")},
-    )  # fmt: skip
+    )
     assert resp.status_code == 201, resp.text
     out = resp.json()
     assert out["task"]["kind"] == "ingest" and out["asset"]["user_metadata"] == {"shot": 3}
@@ -176,9 +199,11 @@ def test_form_upload_source_rules(api: Api) -> None:
     resp = api.call("POST", "/v1/assets", data={"index_id": idx["id"], "name": "a.mp4"})
     assert resp.status_code == 400 and error_code(resp) == "asset_source_required"
     resp = api.call(
-        "POST", "/v1/assets", data={"index_id": idx["id"], "name": "a.mp4", "asset_url": "https://example.com/a.mp4"},
+        "POST",
+        "/v1/assets",
+        data={"index_id": idx["id"], "name": "a.mp4", "asset_url": "https://example.com/a.mp4"},
         files={"asset_file": ("a.mp4", b"123", "video/mp4")},
-    )  # fmt: skip
+    )
     assert resp.status_code == 400 and error_code(resp) == "asset_source_conflict"
 
 
@@ -186,7 +211,10 @@ def test_form_upload_over_the_limit_is_413(api: Api, services: Services) -> None
     idx = api.index()
     big = b"\0" * (services.settings.max_form_upload_bytes + 1)
     resp = api.call(
-        "POST", "/v1/assets", data={"index_id": idx["id"], "name": "a.mp4"}, files={"asset_file": ("a.mp4", big)}
+        "POST",
+        "/v1/assets",
+        data={"index_id": idx["id"], "name": "a.mp4"},
+        files={"asset_file": ("a.mp4", big)},
     )
     assert resp.status_code == 413 and error_code(resp) == "asset_file_too_large"
     assert api.ok("GET", "/v1/assets")["data"] == []  # nothing stored
@@ -234,7 +262,9 @@ def test_list_filters_batch_get_patch_and_delete(api: Api, services: Services) -
     assert {x["id"] for x in got["data"]} == {a["id"], c["id"]} and got["not_found_ids"] == ["ast_missing"]
 
     patched = api.ok("PATCH", f"/v1/assets/{a['id']}", json={"user_metadata": {"team": "x", "year": 2024}})
-    patched = api.ok("PATCH", f"/v1/assets/{a['id']}", json={"user_metadata": {"year": None}, "name": "renamed.mp4"})
+    patched = api.ok(
+        "PATCH", f"/v1/assets/{a['id']}", json={"user_metadata": {"year": None}, "name": "renamed.mp4"}
+    )
     assert patched["user_metadata"] == {"team": "x"} and patched["name"] == "renamed.mp4"
     resp = api.call("PATCH", f"/v1/assets/{a['id']}", json={"name": "no-extension"})
     assert resp.status_code == 400 and error_code(resp) == "asset_name_extension_required"

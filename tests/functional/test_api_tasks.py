@@ -23,7 +23,9 @@ def test_proxy_and_preview_cannot_be_rerun(api: Api, talking_clip: Path) -> None
 def test_rerun_needs_an_uploaded_asset(api: Api) -> None:
     idx = api.index()
     out = api.ok("POST", "/v1/assets", 201, json={"index_id": idx["id"], "name": "a.mp4"})
-    resp = api.call("POST", "/v1/tasks", json={"asset_id": out["asset"]["id"], "feature_types": ["transcription"]})
+    resp = api.call(
+        "POST", "/v1/tasks", json={"asset_id": out["asset"]["id"], "feature_types": ["transcription"]}
+    )
     assert resp.status_code == 409 and error_code(resp) == "asset_not_uploaded"
 
 
@@ -54,7 +56,9 @@ def test_rerun_runs_only_the_asked_feature(
 ) -> None:
     asset = _uploaded(api, talking_clip, default_features=["proxy"])
     run_pipeline()
-    task = api.ok("POST", "/v1/tasks", 201, json={"asset_id": asset["id"], "feature_types": ["transcription"]})
+    task = api.ok(
+        "POST", "/v1/tasks", 201, json={"asset_id": asset["id"], "feature_types": ["transcription"]}
+    )
     assert task["kind"] == "rerun" and set(task["features"]) == {"transcription"}
     resp = api.call("POST", "/v1/tasks", json={"asset_id": asset["id"], "feature_types": ["transcription"]})
     assert resp.status_code == 409 and error_code(resp) == "feature_busy"

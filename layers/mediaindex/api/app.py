@@ -51,7 +51,9 @@ def create_app(services: Services) -> FastAPI:
     errors.install(app)
 
     @app.middleware("http")
-    async def request_context(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    async def request_context(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
         rid = request.headers.get("x-request-id") or f"req_{uuid.uuid4().hex}"
         request.state.request_id = rid[:100]
         response = await call_next(request)

@@ -35,7 +35,12 @@ STATUS: dict[type[MediaindexError], int] = {
     RateLimitedError: 429,
     UnavailableError: 503,
 }
-HTTP_CODES = {404: "route_not_found", 405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type"}
+HTTP_CODES = {
+    404: "route_not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
 
 
 def request_id(request: Request) -> str:
@@ -43,7 +48,13 @@ def request_id(request: Request) -> str:
 
 
 def error_response(
-    request: Request, status: int, code: str, message: str, *, field: str | None = None, headers: dict[str, str] | None = None
+    request: Request,
+    status: int,
+    code: str,
+    message: str,
+    *,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     body: dict[str, Any] = {"code": code, "message": message, "request_id": request_id(request)}
     if field:
@@ -54,7 +65,7 @@ def error_response(
 def status_for(exc: MediaindexError) -> int:
     for cls in type(exc).__mro__:
         if cls in STATUS:
-            return STATUS[cls]  # type: ignore[index]
+            return STATUS[cls]
     return 500
 
 
@@ -88,10 +99,16 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = HTTP_CODES.get(exc.status_code, "http_error")
-        message = str(exc.detail) if exc.status_code not in (404, 405) else f"no route for {request.method} {request.url.path}"
+        message = (
+            str(exc.detail)
+            if exc.status_code not in (404, 405)
+            else f"no route for {request.method} {request.url.path}"
+        )
         return error_response(request, exc.status_code, code, message, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", extra={"request_id": request_id(request)})
-        return error_response(request, 500, "internal_error", "an internal error occurred; it has been logged")
+        return error_response(
+            request, 500, "internal_error", "an internal error occurred; it has been logged"
+        )

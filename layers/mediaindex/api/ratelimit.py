@@ -26,6 +26,7 @@ class RateLimiter:
             if tokens < 1.0:
                 self._buckets[key_id] = (tokens, now)
                 raise RateLimitedError(
-                    "too many requests for this API key", retry_after_s=max(1, math.ceil((1 - tokens) / self._rate))
+                    "too many requests for this API key",
+                    retry_after_s=max(1, math.ceil((1 - tokens) / self._rate)),
                 )
             self._buckets[key_id] = (tokens - 1.0, now)

@@ -24,7 +24,22 @@ FEATURE_ALIASES = {"visual": Feature.EMBEDDING}
 RERUNNABLE = frozenset({Feature.TRANSCRIPTION, Feature.EMBEDDING})
 MAX_NAME_LEN = 255
 
-VIDEO_EXT = {"mp4", "mov", "m4v", "mkv", "webm", "avi", "mpg", "mpeg", "ts", "mts", "m2ts", "3gp", "wmv", "flv"}
+VIDEO_EXT = {
+    "mp4",
+    "mov",
+    "m4v",
+    "mkv",
+    "webm",
+    "avi",
+    "mpg",
+    "mpeg",
+    "ts",
+    "mts",
+    "m2ts",
+    "3gp",
+    "wmv",
+    "flv",
+}
 AUDIO_EXT = {"mp3", "wav", "m4a", "aac", "flac", "ogg", "oga", "opus", "wma", "aiff", "aif"}
 IMAGE_EXT = {"jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff", "heic", "heif", "avif"}
 
@@ -65,7 +80,7 @@ def validate_asset_name(name: str) -> str:
     if "/" in name or "\\" in name or name in {".", ".."}:
         raise ValidationError("name must be a file name, not a path", field="name")
     suffix = PurePosixPath(name).suffix
-    if not suffix or suffix == "." or name.startswith(".") and name.count(".") == 1:
+    if not suffix or suffix == "." or (name.startswith(".") and name.count(".") == 1):
         raise ValidationError(
             "name must carry a file extension, such as clip.mp4",
             code="asset_name_extension_required",
@@ -129,7 +144,9 @@ def derive_task_state(task: Task) -> TaskState:
     return TaskState.COMPLETED
 
 
-def set_feature(states: Mapping[Feature, FeatureState], feature: Feature, new: FeatureState) -> dict[Feature, FeatureState]:
+def set_feature(
+    states: Mapping[Feature, FeatureState], feature: Feature, new: FeatureState
+) -> dict[Feature, FeatureState]:
     out = dict(states)
     out[feature] = new
     return out

@@ -26,9 +26,18 @@ STEPS: tuple[StepSpec, ...] = (
     StepSpec("fetch", (), (), "cpu", 900, 3, "media", "download asset_url into storage (URL assets only)"),
     StepSpec("probe", ("fetch",), (), "cpu", 300, 2, "media", "ffprobe facts, sha256, what applies"),
     StepSpec("proxy", ("probe",), (Feature.PROXY,), "cpu", 3600, 3, "media", "H.264/AAC, AAC or WebP proxy"),
-    StepSpec("preview", ("probe",), (Feature.PREVIEW,), "cpu", 1800, 3, "media", "poster, thumbnails, storyboard"),
     StepSpec(
-        "transcription", ("probe",), (Feature.TRANSCRIPTION,), "gpu", 3600, 3, "ml", "faster-whisper transcript"
+        "preview", ("probe",), (Feature.PREVIEW,), "cpu", 1800, 3, "media", "poster, thumbnails, storyboard"
+    ),
+    StepSpec(
+        "transcription",
+        ("probe",),
+        (Feature.TRANSCRIPTION,),
+        "gpu",
+        3600,
+        3,
+        "ml",
+        "faster-whisper transcript",
     ),
     StepSpec(
         "embedding",

@@ -24,7 +24,9 @@ def system_resolver(host: str, port: int) -> list[str]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as e:
-        raise ValidationError(f"asset_url host {host!r} does not resolve", code="asset_url_unreachable") from e
+        raise ValidationError(
+            f"asset_url host {host!r} does not resolve", code="asset_url_unreachable"
+        ) from e
     return sorted({str(i[4][0]) for i in infos})
 
 
@@ -40,18 +42,26 @@ def check_url(url: str, *, allow_private: bool, resolver: Resolver = system_reso
         parts = urlsplit(url)
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError as e:
-        raise ValidationError("asset_url is not a valid URL", code="asset_url_invalid", field="asset_url") from e
+        raise ValidationError(
+            "asset_url is not a valid URL", code="asset_url_invalid", field="asset_url"
+        ) from e
     if parts.scheme not in ("http", "https"):
-        raise ValidationError("asset_url must be http or https", code="asset_url_forbidden", field="asset_url")
+        raise ValidationError(
+            "asset_url must be http or https", code="asset_url_forbidden", field="asset_url"
+        )
     if not parts.hostname:
         raise ValidationError("asset_url has no host", code="asset_url_invalid", field="asset_url")
     if parts.username or parts.password:
-        raise ValidationError("asset_url must not carry credentials", code="asset_url_forbidden", field="asset_url")
+        raise ValidationError(
+            "asset_url must not carry credentials", code="asset_url_forbidden", field="asset_url"
+        )
     if allow_private:
         return
     host = parts.hostname.rstrip(".").lower()
     if host in _METADATA_HOSTS or host == "localhost" or host.endswith(".localhost"):
-        raise ValidationError(f"asset_url host {host!r} is not allowed", code="asset_url_forbidden", field="asset_url")
+        raise ValidationError(
+            f"asset_url host {host!r} is not allowed", code="asset_url_forbidden", field="asset_url"
+        )
     for addr in resolver(host, port):
         if _forbidden(ipaddress.ip_address(addr.split("%")[0])):
             raise ValidationError(
@@ -63,9 +73,14 @@ def check_url(url: str, *, allow_private: bool, resolver: Resolver = system_reso
 
 @contextmanager
 def guarded_stream(
-    url: str, *, allow_private: bool, timeout_s: float, max_redirects: int, client: httpx.Client,
+    url: str,
+    *,
+    allow_private: bool,
+    timeout_s: float,
+    max_redirects: int,
+    client: httpx.Client,
     resolver: Resolver = system_resolver,
-) -> Iterator[httpx.Response]:  # fmt: skip
+) -> Iterator[httpx.Response]:
     """Follows redirects by hand so every hop is checked before it is requested."""
     for _ in range(max_redirects + 1):
         check_url(url, allow_private=allow_private, resolver=resolver)
@@ -79,27 +94,44 @@ def guarded_stream(
 
 
 def download(
-    url: str, dest: Path, *, max_bytes: int, allow_private: bool, timeout_s: float, max_redirects: int,
-    client: httpx.Client, resolver: Resolver = system_resolver,
-) -> tuple[int, str | None]:  # fmt: skip
+    url: str,
+    dest: Path,
+    *,
+    max_bytes: int,
+    allow_private: bool,
+    timeout_s: float,
+    max_redirects: int,
+    client: httpx.Client,
+    resolver: Resolver = system_resolver,
+) -> tuple[int, str | None]:
     """Streams `url` to `dest` within `max_bytes`. Returns (size, content type)."""
     size = 0
     try:
         with guarded_stream(
-            url, allow_private=allow_private, timeout_s=timeout_s, max_redirects=max_redirects, client=client,
+            url,
+            allow_private=allow_private,
+            timeout_s=timeout_s,
+            max_redirects=max_redirects,
+            client=client,
             resolver=resolver,
-        ) as resp:  # fmt: skip
+        ) as resp:
             if resp.status_code != 200:
                 raise MediaError(f"asset_url answered HTTP {resp.status_code}", code="asset_url_unreachable")
             declared = int(resp.headers.get("content-length") or 0)
             if declared > max_bytes:
-                raise PayloadTooLargeError(f"asset_url is over {max_bytes} bytes", code="asset_file_too_large")
+                raise PayloadTooLargeError(
+                    f"asset_url is over {max_bytes} bytes", code="asset_file_too_large"
+                )
             with dest.open("wb") as out:
                 for chunk in resp.iter_bytes(1024 * 1024):
                     size += len(chunk)
                     if size > max_bytes:
-                        raise PayloadTooLargeError(f"asset_url is over {max_bytes} bytes", code="asset_file_too_large")
+                        raise PayloadTooLargeError(
+                            f"asset_url is over {max_bytes} bytes", code="asset_file_too_large"
+                        )
                     out.write(chunk)
             return size, resp.headers.get("content-type")
     except httpx.HTTPError as e:
-        raise MediaError(f"asset_url could not be fetched: {type(e).__name__}", code="asset_url_unreachable") from e
+        raise MediaError(
+            f"asset_url could not be fetched: {type(e).__name__}", code="asset_url_unreachable"
+        ) from e

@@ -2,18 +2,48 @@
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import quote
+
+from mediaindex.errors import ValidationError
+
+# S3's rules, kept by both adapters: every part but the last is at least 5 MiB; at most 10,000 parts.
+MIN_PART_BYTES = 5 * 1024 * 1024
+MAX_PART_NUMBER = 10_000
+_KEY_CHARS = re.compile(r"[A-Za-z0-9._/-]+")
+
+
+def validate_key(key: str, *, prefix: bool = False) -> str:
+    """The key itself, or ValidationError(`blob_key_invalid`). Keys are relative paths over
+    [A-Za-z0-9._/-] with no empty, `.` or `..` segment, so they are safe as file paths and URLs.
+    A prefix (for list/delete) may be empty or end with `/`."""
+    if prefix and key == "":
+        return key
+    parts = key.split("/")
+    if prefix and key.endswith("/"):
+        parts = parts[:-1]
+    if len(key) > 1024 or not _KEY_CHARS.fullmatch(key) or any(p in ("", ".", "..") for p in parts):
+        raise ValidationError(f"invalid blob key {key!r}", code="blob_key_invalid", field="key")
+    return key
+
+
+def attachment_disposition(filename: str) -> str:
+    """Content-Disposition for a download: an ASCII fallback plus the RFC 6266 UTF-8 form."""
+    fallback = "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in filename)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 @dataclass(frozen=True)
 class BlobInfo:
     key: str
     size: int
-    etag: str
+    etag: str  # hex, without S3's quotes; multipart ones end in `-<part count>` as on S3
     content_type: str | None = None
+    sha256: str | None = None  # hex, when the adapter saw the bytes go by (local); None on S3
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,9 @@ from mediaindex.domain.models import (
     AssetStatus,
     Derivative,
     ErrorInfo,
+    Feature,
     FeatureState,
     FeatureStatus,
-    Feature,
     MediaType,
     Page,
     Segment,
@@ -128,7 +128,9 @@ class AssetService:
             features=initial_feature_states(merged),
             save_original=save_original,
             user_metadata=user_metadata or {},
-            upload=UploadInfo(key=original_key(tenant_id, asset_id, extension(name)), expected_size=size_bytes),
+            upload=UploadInfo(
+                key=original_key(tenant_id, asset_id, extension(name)), expected_size=size_bytes
+            ),
         )
 
     def validate_user_metadata(self, user_metadata: dict[str, Any] | None) -> None:
@@ -151,19 +153,21 @@ class AssetService:
 
     def create_for_upload(self, tenant_id: str, **fields: Any) -> tuple[Asset, UploadPlan]:
         asset = self._new_asset(tenant_id, **fields)
-        assert asset.upload is not None
+        upload = asset.upload
+        assert upload is not None
         size = asset.size_bytes
         ct = asset.content_type or "application/octet-stream"
         if size is not None and size >= self._settings.multipart_threshold_bytes:
             part_size = max(self._settings.part_size_bytes, math.ceil(size / 10_000))
-            upload_id = self._blobs.create_multipart(asset.upload.key, ct)
-            asset.upload.multipart_upload_id = upload_id
-            asset.upload.part_size = part_size
+            upload_id = self._blobs.create_multipart(upload.key, ct)
+            upload.multipart_upload_id = upload_id
+            upload.part_size = part_size
             asset = self._metadata.create_asset(asset)
             plan = self._part_plan(asset, range(1, math.ceil(size / part_size) + 1))
             return asset, plan
+        key = upload.key
         asset = self._metadata.create_asset(asset)
-        signed = self._blobs.presign_put(asset.upload.key, ct, self._settings.upload_url_ttl_s)
+        signed = self._blobs.presign_put(key, ct, self._settings.upload_url_ttl_s)
         return asset, UploadPlan(expires_at=signed.expires_at, single=signed)
 
     def create_from_url(self, tenant_id: str, *, asset_url: str, **fields: Any) -> tuple[Asset, Task]:
@@ -185,9 +189,10 @@ class AssetService:
             )
         asset = self._new_asset(tenant_id, size_bytes=None, **fields)
         assert asset.upload is not None
+        key = asset.upload.key
         asset = self._metadata.create_asset(asset)
         try:
-            info = self._blobs.put_file(asset.upload.key, path, asset.content_type or "application/octet-stream")
+            info = self._blobs.put_file(key, path, asset.content_type or "application/octet-stream")
             task = self._ingest.original_uploaded(asset.id, size=info.size, etag=info.etag)
         except Exception:
             self._cleanup.purge_asset(asset)  # nothing half-made stays behind
@@ -210,7 +215,9 @@ class AssetService:
         assert asset.upload is not None and asset.upload.multipart_upload_id is not None
         ttl = self._settings.upload_url_ttl_s
         parts = tuple(
-            PartUrl(n, self._blobs.presign_part(asset.upload.key, asset.upload.multipart_upload_id, n, ttl).url)
+            PartUrl(
+                n, self._blobs.presign_part(asset.upload.key, asset.upload.multipart_upload_id, n, ttl).url
+            )
             for n in part_numbers
         )
         return UploadPlan(
@@ -246,7 +253,7 @@ class AssetService:
             raise NotFoundError(f"asset {asset_id} not found", code="asset_not_found")
         return asset
 
-    def list(
+    def list_assets(
         self,
         tenant_id: str,
         *,
@@ -263,10 +270,14 @@ class AssetService:
         )
 
     def batch_get(self, tenant_id: str, ids: list[str]) -> tuple[list[Asset], list[str]]:
-        found, missing = [], []
+        found: list[Asset] = []
+        missing: list[str] = []
         for asset_id in dict.fromkeys(ids):
             asset = self._metadata.get_asset(asset_id, tenant_id)
-            (found.append(asset) if asset else missing.append(asset_id))  # type: ignore[func-returns-value]
+            if asset is None:
+                missing.append(asset_id)
+            else:
+                found.append(asset)
         return found, missing
 
     def patch(self, tenant_id: str, asset_id: str, changes: dict[str, Any]) -> Asset:
@@ -294,7 +305,7 @@ class AssetService:
         self._cleanup.purge_asset(self.get(tenant_id, asset_id))
 
     def batch_delete(self, tenant_id: str, ids: list[str]) -> tuple[int, list[str]]:
-        deleted, missing = 0, []
+        deleted, missing = 0, list[str]()
         for asset_id in dict.fromkeys(ids):
             asset = self._metadata.get_asset(asset_id, tenant_id)
             if asset is None:
@@ -308,11 +319,20 @@ class AssetService:
     def download(self, tenant_id: str, asset_id: str) -> SignedRequest:
         asset = self.get(tenant_id, asset_id)
         if not asset.save_original:
-            raise ConflictError("the original of this asset was not kept (save_original=false)", code="original_not_saved")
-        if asset.upload is None or asset.status == AssetStatus.AWAITING_UPLOAD or self._blobs.head(asset.upload.key) is None:
+            raise ConflictError(
+                "the original of this asset was not kept (save_original=false)", code="original_not_saved"
+            )
+        if (
+            asset.upload is None
+            or asset.status == AssetStatus.AWAITING_UPLOAD
+            or self._blobs.head(asset.upload.key) is None
+        ):
             raise ConflictError("the original has not been uploaded yet", code="original_not_available")
         return self._blobs.presign_get(
-            asset.upload.key, self._settings.download_url_ttl_s, filename=asset.name, content_type=asset.content_type
+            asset.upload.key,
+            self._settings.download_url_ttl_s,
+            filename=asset.name,
+            content_type=asset.content_type,
         )
 
     def derivatives(self, tenant_id: str, asset_id: str) -> list[DerivativeView]:
@@ -355,7 +375,8 @@ def _mark_aborted(asset: Asset) -> Asset:
     asset.status = AssetStatus.FAILED
     asset.error = ErrorInfo(code="upload_aborted", message="the upload was aborted by the client")
     asset.features = {
-        f: FeatureState(state=FeatureStatus.CANCELLED, reason="upload aborted", updated_at=now) for f in asset.features
+        f: FeatureState(state=FeatureStatus.CANCELLED, reason="upload aborted", updated_at=now)
+        for f in asset.features
     }
     asset.updated_at = now
     return asset

@@ -47,7 +47,9 @@ class CleanupService:
     def _cancel_running(self, asset: Asset) -> None:
         cursor = None
         while True:
-            page = self._metadata.list_tasks(asset.tenant_id, asset_id=asset.id, active_only=True, limit=100, cursor=cursor)
+            page = self._metadata.list_tasks(
+                asset.tenant_id, asset_id=asset.id, active_only=True, limit=100, cursor=cursor
+            )
             for task in page.data:
                 if task.state in (TaskState.QUEUED, TaskState.PROCESSING):
                     self._orchestrator.cancel(task)

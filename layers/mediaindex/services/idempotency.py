@@ -33,7 +33,9 @@ class IdempotencyService:
         """Returns (status, body, replayed). Only successful (2xx) responses are remembered, so a
         client can retry a request that failed validation or hit an outage with the same key."""
         if not key or len(key) > MAX_KEY_LEN:
-            raise ValidationError(f"Idempotency-Key must be 1 to {MAX_KEY_LEN} characters", field="Idempotency-Key")
+            raise ValidationError(
+                f"Idempotency-Key must be 1 to {MAX_KEY_LEN} characters", field="Idempotency-Key"
+            )
         scoped = f"{tenant_id}:{key}"
         existing = self._metadata.get_idempotency(tenant_id, scoped)
         if existing is not None:

@@ -28,7 +28,9 @@ class IndexService:
         default_features: list[Feature] | None,
         is_sample: bool,
     ) -> Index:
-        index = Index(id=new_id("idx"), tenant_id=tenant_id, name=name, description=description, is_sample=is_sample)
+        index = Index(
+            id=new_id("idx"), tenant_id=tenant_id, name=name, description=description, is_sample=is_sample
+        )
         if default_features is not None:
             index.default_features = default_features
         return self._metadata.create_index(index)
@@ -39,7 +41,7 @@ class IndexService:
             raise NotFoundError(f"index {index_id} not found", code="index_not_found")
         return index
 
-    def list(self, tenant_id: str, *, limit: int, cursor: str | None) -> Page[Index]:
+    def list_indexes(self, tenant_id: str, *, limit: int, cursor: str | None) -> Page[Index]:
         page = self._metadata.list_indexes(tenant_id, limit=limit, cursor=cursor)
         page.data = [i for i in page.data if not i.deleting]
         return page

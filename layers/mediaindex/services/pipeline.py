@@ -8,11 +8,12 @@ step replaces its outputs rather than adding to them."""
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from mediaindex.domain.models import (
     ACTIVE_STATES,
@@ -28,7 +29,7 @@ from mediaindex.errors import MediaError
 from mediaindex.pipeline.context import StepContext, StepResult
 from mediaindex.pipeline.spec import STEP_BY_NAME, StepSpec
 from mediaindex.ports.blobs import BlobStore
-from mediaindex.ports.metadata import MetadataStore
+from mediaindex.ports.metadata import MetadataStore, TaskAssetFn
 from mediaindex.ports.search import SearchIndex
 from mediaindex.services import progress
 from mediaindex.settings import Settings
@@ -72,15 +73,16 @@ class PipelineRunner:
         if step_name == "fetch" and asset.source_url is None:
             return False
         for f in served:
-            self._metadata.mutate_task_and_asset(
-                task_id, lambda t, a, f=f: progress.set_feature(t, a, f, FeatureStatus.PROCESSING)
-            )
+            self._metadata.mutate_task_and_asset(task_id, _setter(f, FeatureStatus.PROCESSING))
         workdir = Path(tempfile.mkdtemp(prefix=f"mi-{step_name}-"))
         try:
             ctx = StepContext(
-                asset=self._source_view(asset), blobs=self._blobs, workdir=workdir, settings=self._settings,
+                asset=self._source_view(asset),
+                blobs=self._blobs,
+                workdir=workdir,
+                settings=self._settings,
                 models=self._models,
-            )  # fmt: skip
+            )
             result = self._load(step_name)(ctx)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -99,9 +101,7 @@ class PipelineRunner:
             )
             return
         for f in spec.features:
-            self._metadata.mutate_task_and_asset(
-                task_id, lambda t, a, f=f: progress.set_feature(t, a, f, FeatureStatus.FAILED, error=error.code)
-            )
+            self._metadata.mutate_task_and_asset(task_id, _setter(f, FeatureStatus.FAILED, error=error.code))
 
     def finish_task(self, task_id: str) -> None:
         """Every step has ended. Drops the original of an ingest that was asked not to keep it
@@ -112,8 +112,15 @@ class PipelineRunner:
             return
         if any(fs.state in ACTIVE_STATES for fs in task.features.values()):
             err = ErrorInfo(code="step_failed", message="the pipeline ended before this feature finished")
-            self._metadata.mutate_task_and_asset(task_id, lambda t, a: progress.fail_all(t, a, err, asset_error=False))
-        if task.kind == TaskKind.INGEST and not asset.save_original and asset.upload and self._proxy_key(asset.id):
+            self._metadata.mutate_task_and_asset(
+                task_id, lambda t, a: progress.fail_all(t, a, err, asset_error=False)
+            )
+        if (
+            task.kind == TaskKind.INGEST
+            and not asset.save_original
+            and asset.upload
+            and self._proxy_key(asset.id)
+        ):
             self._blobs.delete(asset.upload.key)
 
     # ---- internals -----------------------------------------------------------------------------
@@ -166,11 +173,23 @@ class PipelineRunner:
         self._metadata.mutate_task_and_asset(task_id, settle)
 
 
+def _setter(feature: Feature, state: FeatureStatus, *, error: str | None = None) -> TaskAssetFn:
+    def apply(t: Task, a: Asset) -> tuple[Task, Asset]:
+        return progress.set_feature(t, a, feature, state, error=error)
+
+    return apply
+
+
+_PATHS = re.compile(r"(/[\w.+-]+)+/?")
+_POINTERS = re.compile(r"\s*@\s*0x[0-9a-f]+", re.IGNORECASE)
+
+
+def public_message(message: str) -> str:
+    """Error text for clients: no server paths or memory addresses from tool output."""
+    return _PATHS.sub("<file>", _POINTERS.sub("", message))[:500]
+
+
 def error_info(exc: BaseException) -> ErrorInfo:
     if isinstance(exc, MediaError):
-        return ErrorInfo(code=exc.code, message=exc.message)
-    return ErrorInfo(code="step_failed", message=f"{type(exc).__name__}: {str(exc)[:500]}")
-
-
-def describe(result: StepResult) -> dict[str, Any]:
-    return {"derivatives": len(result.derivatives), "segments": len(result.segments or [])}
+        return ErrorInfo(code=exc.code, message=public_message(exc.message))
+    return ErrorInfo(code="step_failed", message=f"the step failed ({type(exc).__name__}); it is logged on the server")

@@ -29,7 +29,13 @@ def _recompute(task: Task, asset: Asset) -> tuple[Task, Asset]:
 
 
 def set_feature(
-    task: Task, asset: Asset, feature: Feature, state: FeatureStatus, *, reason: str | None = None, error: str | None = None
+    task: Task,
+    asset: Asset,
+    feature: Feature,
+    state: FeatureStatus,
+    *,
+    reason: str | None = None,
+    error: str | None = None,
 ) -> tuple[Task, Asset]:
     """Moves one feature of the task. A feature that the task has already settled (or cancelled)
     stays settled: late or duplicate reports cannot move it back."""
@@ -57,7 +63,9 @@ def fail_all(task: Task, asset: Asset, error: ErrorInfo, *, asset_error: bool) -
 def cancel(task: Task, asset: Asset) -> tuple[Task, Asset]:
     for feature, fs in list(task.features.items()):
         if fs.state in ACTIVE_STATES:
-            task, asset = set_feature(task, asset, feature, FeatureStatus.CANCELLED, reason="cancelled by request")
+            task, asset = set_feature(
+                task, asset, feature, FeatureStatus.CANCELLED, reason="cancelled by request"
+            )
     task.state = TaskState.CANCELLED
     return _recompute(task, asset)
 

@@ -40,7 +40,9 @@ class TaskService:
         if asset.status == AssetStatus.AWAITING_UPLOAD:
             raise ConflictError("the asset has not been uploaded yet", code="asset_not_uploaded")
         if asset.error is not None:
-            raise ConflictError(f"the asset failed ({asset.error.code}); upload it again", code="asset_failed")
+            raise ConflictError(
+                f"the asset failed ({asset.error.code}); upload it again", code="asset_failed"
+            )
         busy = [f for f in features if f in asset.features and asset.features[f].state in ACTIVE_STATES]
         if busy:
             raise ConflictError(f"{', '.join(busy)} is already queued or processing", code="feature_busy")
@@ -64,7 +66,7 @@ class TaskService:
             raise NotFoundError(f"task {task_id} not found", code="task_not_found")
         return task
 
-    def list(
+    def list_tasks(
         self, tenant_id: str, *, asset_id: str | None, active_only: bool, limit: int, cursor: str | None
     ) -> Page[Task]:
         return self._metadata.list_tasks(

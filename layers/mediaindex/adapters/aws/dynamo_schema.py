@@ -28,7 +28,10 @@ def table_definition(table_name: str) -> dict[str, object]:
         "GlobalSecondaryIndexes": [
             {
                 "IndexName": name,
-                "KeySchema": [{"AttributeName": h, "KeyType": "HASH"}, {"AttributeName": r, "KeyType": "RANGE"}],
+                "KeySchema": [
+                    {"AttributeName": h, "KeyType": "HASH"},
+                    {"AttributeName": r, "KeyType": "RANGE"},
+                ],
                 "Projection": {"ProjectionType": "ALL"},
             }
             for name, h, r in ((GSI1, GSI1_PK, GSI1_SK), (GSI2, GSI2_PK, GSI2_SK))

@@ -8,6 +8,7 @@ Completions carry the attempt number they ran as, so a late finisher cannot over
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from dataclasses import dataclass
 
@@ -45,7 +46,15 @@ class JobQueue:
                 return  # already started: starting twice runs once
             self._insert_ready(tx, task_id, names, {}, now, max_attempts)
 
-    def _insert_ready(self, tx, task_id: str, plan: list[str], states: dict[str, str], now: float, max_attempts: int | None) -> None:  # type: ignore[no-untyped-def]
+    def _insert_ready(
+        self,
+        tx: sqlite3.Connection,
+        task_id: str,
+        plan: list[str],
+        states: dict[str, str],
+        now: float,
+        max_attempts: int | None,
+    ) -> None:
         for name in plan:
             if name in states:
                 continue
@@ -55,7 +64,16 @@ class JobQueue:
                 tx.execute(
                     "INSERT OR IGNORE INTO jobs (id, task_id, step, state, attempts, max_attempts, timeout_s,"
                     " run_after, created_at, updated_at) VALUES (?, ?, ?, 'queued', 0, ?, ?, ?, ?, ?)",
-                    (new_id("job"), task_id, name, max_attempts or spec.max_attempts, spec.timeout_s, now, now, now),
+                    (
+                        new_id("job"),
+                        task_id,
+                        name,
+                        max_attempts or spec.max_attempts,
+                        spec.timeout_s,
+                        now,
+                        now,
+                        now,
+                    ),
                 )
 
     def claim(self) -> Job | None:
@@ -70,7 +88,8 @@ class JobQueue:
                 return None
             attempts = int(row[3]) + 1
             tx.execute(
-                "UPDATE jobs SET state = 'running', attempts = ?, lease_until = ?, updated_at = ? WHERE id = ?",
+                "UPDATE jobs SET state = 'running', attempts = ?, lease_until = ?, updated_at = ?"
+                " WHERE id = ?",
                 (attempts, now + float(row[5]), now, row[0]),
             )
             return Job(row[0], row[1], row[2], attempts, int(row[4]), float(row[5]))
@@ -88,8 +107,10 @@ class JobQueue:
                 return False  # reaped, cancelled or deleted meanwhile
             return self._advance(tx, job.task_id, now, stop_plan=stop_plan)
 
-    def _advance(self, tx, task_id: str, now: float, *, stop_plan: bool) -> bool:  # type: ignore[no-untyped-def]
-        plan_row = tx.execute("SELECT steps, finished FROM task_plans WHERE task_id = ?", (task_id,)).fetchone()
+    def _advance(self, tx: sqlite3.Connection, task_id: str, now: float, *, stop_plan: bool) -> bool:
+        plan_row = tx.execute(
+            "SELECT steps, finished FROM task_plans WHERE task_id = ?", (task_id,)
+        ).fetchone()
         if plan_row is None or plan_row[1]:
             return False
         plan: list[str] = json.loads(plan_row[0])
@@ -104,8 +125,8 @@ class JobQueue:
         else:
             self._insert_ready(tx, task_id, plan, states, now, None)
             states = dict(tx.execute("SELECT step, state FROM jobs WHERE task_id = ?", (task_id,)).fetchall())
-        finished = all(states.get(n) in TERMINAL for n in plan) or stop_plan and not any(
-            v in ("queued", "running") for v in states.values()
+        finished = all(states.get(n) in TERMINAL for n in plan) or (
+            stop_plan and not any(v in ("queued", "running") for v in states.values())
         )
         if finished:
             tx.execute("UPDATE task_plans SET finished = 1 WHERE task_id = ?", (task_id,))
@@ -122,8 +143,8 @@ class JobQueue:
         now = self._now()
         with self._db.transaction() as tx:
             cur = tx.execute(
-                "UPDATE jobs SET state = 'queued', last_error = ?, lease_until = NULL, run_after = ?, updated_at = ?"
-                " WHERE id = ? AND state = 'running' AND attempts = ?",
+                "UPDATE jobs SET state = 'queued', last_error = ?, lease_until = NULL, run_after = ?,"
+                " updated_at = ? WHERE id = ? AND state = 'running' AND attempts = ?",
                 (error[:2000], now + backoff_s * 2 ** (job.attempts - 1), now, job.id, job.attempts),
             )
             return cur.rowcount == 1
@@ -144,11 +165,15 @@ class JobQueue:
 
     def expired(self) -> list[Job]:
         """Running jobs past their lease: their worker hung or died."""
-        rows = self._db.connection().execute(
-            "SELECT id, task_id, step, attempts, max_attempts, timeout_s FROM jobs"
-            " WHERE state = 'running' AND lease_until < ?",
-            (self._now(),),
-        ).fetchall()
+        rows = (
+            self._db.connection()
+            .execute(
+                "SELECT id, task_id, step, attempts, max_attempts, timeout_s FROM jobs"
+                " WHERE state = 'running' AND lease_until < ?",
+                (self._now(),),
+            )
+            .fetchall()
+        )
         return [Job(r[0], r[1], r[2], int(r[3]), int(r[4]), float(r[5])) for r in rows]
 
     def recover_after_restart(self) -> int:

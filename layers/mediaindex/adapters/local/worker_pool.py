@@ -28,7 +28,9 @@ class LocalOrchestrator(Orchestrator):
     def start(self, task: Task) -> None:
         asset = self._metadata.get_asset(task.asset_id)
         needs_fetch = bool(asset and asset.source_url and task.kind == TaskKind.INGEST)
-        self._queue.enqueue_plan(task.id, steps_for(list(task.features), needs_fetch=needs_fetch), max_attempts=self._max_attempts)
+        self._queue.enqueue_plan(
+            task.id, steps_for(list(task.features), needs_fetch=needs_fetch), max_attempts=self._max_attempts
+        )
         self.wakeup.set()
 
     def cancel(self, task: Task) -> None:
@@ -98,7 +100,9 @@ class WorkerPool:
 
     def _execute(self, job: Job) -> None:
         if job.attempts > job.max_attempts:  # a step that killed the process on every try
-            self._give_up(job, ErrorInfo(code="step_failed", message="the step crashed the worker on every attempt"))
+            self._give_up(
+                job, ErrorInfo(code="step_failed", message="the step crashed the worker on every attempt")
+            )
             return
         try:
             self._runner.run_step(job.task_id, job.step)
@@ -106,7 +110,11 @@ class WorkerPool:
             self._give_up(job, error_info(e))
             return
         except Exception as e:
-            log.warning("step failed", extra={"step": job.step, "task_id": job.task_id, "attempt": job.attempts}, exc_info=True)
+            log.warning(
+                "step failed",
+                extra={"step": job.step, "task_id": job.task_id, "attempt": job.attempts},
+                exc_info=True,
+            )
             if job.attempts < job.max_attempts:
                 self._queue.retry(job, repr(e), backoff_s=self._backoff)
                 self._wakeup.set()

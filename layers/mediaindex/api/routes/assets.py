@@ -130,7 +130,9 @@ def _form_to_body(form: Any) -> tuple[AssetCreate, UploadFile | None]:
             save_original=save in ("true", "1"),
             user_metadata=user_metadata,
             asset_url=str(url) if url else None,
-            content_type=(file.content_type if has_file and file.content_type != "application/octet-stream" else None),
+            content_type=(
+                file.content_type if has_file and file.content_type != "application/octet-stream" else None
+            ),
         )
     except PydanticValidationError as e:
         err = e.errors()[0]
@@ -147,7 +149,9 @@ def _form_to_body(form: Any) -> tuple[AssetCreate, UploadFile | None]:
     openapi_extra=_CREATE_BODY,
     responses={400: {"model": ErrorBody}, 413: {"model": ErrorBody}},
 )
-async def create_asset(request: Request, services: ServicesDep, tenant_id: TenantId, idem: IdempotencyKey = None) -> JSONResponse:
+async def create_asset(
+    request: Request, services: ServicesDep, tenant_id: TenantId, idem: IdempotencyKey = None
+) -> JSONResponse:
     """JSON creates an asset with a signed upload (or an `asset_url` to fetch); multipart/form-data
     carries a small file (or a URL) as in Aspect."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -156,7 +160,8 @@ async def create_asset(request: Request, services: ServicesDep, tenant_id: Tenan
         declared = int(request.headers.get("content-length") or 0)
         if declared > limit + 64 * 1024:
             raise PayloadTooLargeError(
-                f"the form is over the {limit} byte limit; use a signed upload URL", code="asset_file_too_large"
+                f"the form is over the {limit} byte limit; use a signed upload URL",
+                code="asset_file_too_large",
             )
         form = await request.form(max_files=1, max_fields=50)
         with tempfile.TemporaryDirectory(prefix="mi-form-") as tmp:
@@ -165,12 +170,20 @@ async def create_asset(request: Request, services: ServicesDep, tenant_id: Tenan
             digest = await _spool(upload, limit, path) if upload else ""
             raw = body.model_dump_json().encode() + digest.encode()
             return await run_in_threadpool(
-                respond, services, request, tenant_id, idem, raw, 201,
+                respond,
+                services,
+                request,
+                tenant_id,
+                idem,
+                raw,
+                201,
                 lambda: _create(services, tenant_id, body, path if upload else None),
-            )  # fmt: skip
+            )
     if ctype not in ("application/json", ""):
         raise ValidationError(
-            "send application/json or multipart/form-data", code="content_type_unsupported", field="Content-Type"
+            "send application/json or multipart/form-data",
+            code="content_type_unsupported",
+            field="Content-Type",
         )
     raw = await request.body()
     try:
@@ -180,10 +193,19 @@ async def create_asset(request: Request, services: ServicesDep, tenant_id: Tenan
         if err["type"] == "json_invalid":
             raise ValidationError("the request body is not valid JSON", code="invalid_json") from None
         field = ".".join(str(p) for p in err["loc"]) or "body"
-        code = {"extra_forbidden": "parameter_unknown", "missing": "parameter_missing"}.get(err["type"], "parameter_invalid")
+        code = {"extra_forbidden": "parameter_unknown", "missing": "parameter_missing"}.get(
+            err["type"], "parameter_invalid"
+        )
         raise ValidationError(f"{field}: {err['msg']}", code=code, field=field) from None
     return await run_in_threadpool(
-        respond, services, request, tenant_id, idem, raw, 201, lambda: _create(services, tenant_id, body, None)
+        respond,
+        services,
+        request,
+        tenant_id,
+        idem,
+        raw,
+        201,
+        lambda: _create(services, tenant_id, body, None),
     )
 
 
@@ -197,7 +219,7 @@ def list_assets(
     limit: Limit = 20,
     cursor: Cursor = None,
 ) -> AssetList:
-    page = services.assets.list(
+    page = services.assets.list_assets(
         tenant_id, index_id=index_id, status=status, media_type=media_type, limit=limit, cursor=cursor
     )
     return AssetList(data=[AssetOut.of(a) for a in page.data], next_cursor=page.next_cursor)
@@ -211,7 +233,12 @@ def batch_get(body: IdList, services: ServicesDep, tenant_id: TenantId) -> Batch
 
 @router.post("/batch-delete", response_model=BatchDeleteOut)
 def batch_delete(
-    body: IdList, request: Request, services: ServicesDep, tenant_id: TenantId, raw: RawBody, idem: IdempotencyKey = None
+    body: IdList,
+    request: Request,
+    services: ServicesDep,
+    tenant_id: TenantId,
+    raw: RawBody,
+    idem: IdempotencyKey = None,
 ) -> JSONResponse:
     def execute() -> BatchDeleteOut:
         deleted, missing = services.assets.batch_delete(tenant_id, body.ids)
@@ -252,17 +279,29 @@ def sign_parts(asset_id: str, body: PartNumbers, services: ServicesDep, tenant_i
 
 @router.post("/{asset_id}/upload/complete", response_model=AssetOut, responses={409: {"model": ErrorBody}})
 def complete_upload(
-    asset_id: str, body: CompleteUpload, request: Request, services: ServicesDep, tenant_id: TenantId, raw: RawBody,
+    asset_id: str,
+    body: CompleteUpload,
+    request: Request,
+    services: ServicesDep,
+    tenant_id: TenantId,
+    raw: RawBody,
     idem: IdempotencyKey = None,
-) -> JSONResponse:  # fmt: skip
+) -> JSONResponse:
     parts = [(p.part_number, p.etag) for p in body.parts]
     return respond(
-        services, request, tenant_id, idem, raw, 200,
+        services,
+        request,
+        tenant_id,
+        idem,
+        raw,
+        200,
         lambda: AssetOut.of(services.assets.complete_upload(tenant_id, asset_id, parts)),
-    )  # fmt: skip
+    )
 
 
-@router.delete("/{asset_id}/upload", status_code=204, response_class=Response, responses={409: {"model": ErrorBody}})
+@router.delete(
+    "/{asset_id}/upload", status_code=204, response_class=Response, responses={409: {"model": ErrorBody}}
+)
 def abort_upload(asset_id: str, services: ServicesDep, tenant_id: TenantId) -> Response:
     services.assets.abort_upload(tenant_id, asset_id)
     return Response(status_code=204)
@@ -276,12 +315,18 @@ def download(asset_id: str, services: ServicesDep, tenant_id: TenantId) -> Signe
 
 @router.get("/{asset_id}/derivatives", response_model=DerivativeList)
 def derivatives(asset_id: str, services: ServicesDep, tenant_id: TenantId) -> DerivativeList:
-    return DerivativeList(data=[DerivativeOut.of(v) for v in services.assets.derivatives(tenant_id, asset_id)])
+    return DerivativeList(
+        data=[DerivativeOut.of(v) for v in services.assets.derivatives(tenant_id, asset_id)]
+    )
 
 
 @router.get(
     "/{asset_id}/transcript",
-    responses={200: {"content": {"application/json": {}, "text/vtt": {}, "application/x-subrip": {}, "text/plain": {}}}},
+    responses={
+        200: {
+            "content": {"application/json": {}, "text/vtt": {}, "application/x-subrip": {}, "text/plain": {}}
+        }
+    },
 )
 def transcript(
     asset_id: str,
@@ -300,7 +345,9 @@ def segments(
     page, urls = services.assets.segments(tenant_id, asset_id, limit=limit, cursor=cursor)
     return SegmentList(
         data=[
-            SegmentOut(id=s.id, start=s.start, end=s.end, kind=s.kind, text=s.text, keyframe_url=urls.get(s.id))
+            SegmentOut(
+                id=s.id, start=s.start, end=s.end, kind=s.kind, text=s.text, keyframe_url=urls.get(s.id)
+            )
             for s in page.data
         ],
         next_cursor=page.next_cursor,

@@ -12,9 +12,18 @@ router = APIRouter(prefix="/v1/indexes", tags=["indexes"], responses={404: {"mod
 
 @router.post("", status_code=201, response_model=IndexOut, responses={409: {"model": ErrorBody}})
 def create_index(
-    body: IndexCreate, request: Request, services: ServicesDep, tenant_id: TenantId, raw: RawBody, idem: IdempotencyKey = None
+    body: IndexCreate,
+    request: Request,
+    services: ServicesDep,
+    tenant_id: TenantId,
+    raw: RawBody,
+    idem: IdempotencyKey = None,
 ) -> JSONResponse:
-    features = parse_features(body.default_features, field="default_features") if body.default_features is not None else None
+    features = (
+        parse_features(body.default_features, field="default_features")
+        if body.default_features is not None
+        else None
+    )
 
     def execute() -> IndexOut:
         return IndexOut.of(
@@ -31,8 +40,10 @@ def create_index(
 
 
 @router.get("", response_model=IndexList)
-def list_indexes(services: ServicesDep, tenant_id: TenantId, limit: Limit = 20, cursor: Cursor = None) -> IndexList:
-    page = services.indexes.list(tenant_id, limit=limit, cursor=cursor)
+def list_indexes(
+    services: ServicesDep, tenant_id: TenantId, limit: Limit = 20, cursor: Cursor = None
+) -> IndexList:
+    page = services.indexes.list_indexes(tenant_id, limit=limit, cursor=cursor)
     return IndexList(data=[IndexOut.of(i) for i in page.data], next_cursor=page.next_cursor)
 
 
@@ -43,7 +54,11 @@ def get_index(index_id: str, services: ServicesDep, tenant_id: TenantId) -> Inde
 
 @router.patch("/{index_id}", response_model=IndexOut, responses={409: {"model": ErrorBody}})
 def patch_index(index_id: str, body: IndexPatch, services: ServicesDep, tenant_id: TenantId) -> IndexOut:
-    features = parse_features(body.default_features, field="default_features") if body.default_features is not None else None
+    features = (
+        parse_features(body.default_features, field="default_features")
+        if body.default_features is not None
+        else None
+    )
     return IndexOut.of(
         services.indexes.update(
             tenant_id,

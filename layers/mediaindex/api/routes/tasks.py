@@ -10,20 +10,37 @@ from mediaindex.domain.rules import parse_features
 router = APIRouter(prefix="/v1/tasks", tags=["tasks"], responses={404: {"model": ErrorBody}})
 
 
-@router.post("", status_code=201, response_model=TaskOut, responses={400: {"model": ErrorBody}, 409: {"model": ErrorBody}})
+@router.post(
+    "",
+    status_code=201,
+    response_model=TaskOut,
+    responses={400: {"model": ErrorBody}, 409: {"model": ErrorBody}},
+)
 def create_task(
-    body: TaskCreate, request: Request, services: ServicesDep, tenant_id: TenantId, raw: RawBody, idem: IdempotencyKey = None
+    body: TaskCreate,
+    request: Request,
+    services: ServicesDep,
+    tenant_id: TenantId,
+    raw: RawBody,
+    idem: IdempotencyKey = None,
 ) -> JSONResponse:
     features = parse_features(body.feature_types, field="feature_types")
     return respond(
-        services, request, tenant_id, idem, raw, 201,
+        services,
+        request,
+        tenant_id,
+        idem,
+        raw,
+        201,
         lambda: TaskOut.of(services.tasks.rerun(tenant_id, body.asset_id, features)),
-    )  # fmt: skip
+    )
 
 
 @router.get("/active", response_model=TaskList)
-def active_tasks(services: ServicesDep, tenant_id: TenantId, limit: Limit = 20, cursor: Cursor = None) -> TaskList:
-    page = services.tasks.list(tenant_id, asset_id=None, active_only=True, limit=limit, cursor=cursor)
+def active_tasks(
+    services: ServicesDep, tenant_id: TenantId, limit: Limit = 20, cursor: Cursor = None
+) -> TaskList:
+    page = services.tasks.list_tasks(tenant_id, asset_id=None, active_only=True, limit=limit, cursor=cursor)
     return TaskList(data=[TaskOut.of(t) for t in page.data], next_cursor=page.next_cursor)
 
 
@@ -35,7 +52,9 @@ def list_tasks(
     limit: Limit = 20,
     cursor: Cursor = None,
 ) -> TaskList:
-    page = services.tasks.list(tenant_id, asset_id=asset_id, active_only=False, limit=limit, cursor=cursor)
+    page = services.tasks.list_tasks(
+        tenant_id, asset_id=asset_id, active_only=False, limit=limit, cursor=cursor
+    )
     return TaskList(data=[TaskOut.of(t) for t in page.data], next_cursor=page.next_cursor)
 
 
@@ -46,8 +65,19 @@ def get_task(task_id: str, services: ServicesDep, tenant_id: TenantId) -> TaskOu
 
 @router.post("/{task_id}/cancel", response_model=TaskOut, responses={409: {"model": ErrorBody}})
 def cancel_task(
-    task_id: str, request: Request, services: ServicesDep, tenant_id: TenantId, raw: RawBody, idem: IdempotencyKey = None
+    task_id: str,
+    request: Request,
+    services: ServicesDep,
+    tenant_id: TenantId,
+    raw: RawBody,
+    idem: IdempotencyKey = None,
 ) -> JSONResponse:
     return respond(
-        services, request, tenant_id, idem, raw, 200, lambda: TaskOut.of(services.tasks.cancel(tenant_id, task_id))
+        services,
+        request,
+        tenant_id,
+        idem,
+        raw,
+        200,
+        lambda: TaskOut.of(services.tasks.cancel(tenant_id, task_id)),
     )

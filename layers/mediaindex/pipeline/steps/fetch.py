@@ -17,9 +17,14 @@ def run(ctx: StepContext) -> StepResult:
     try:
         with httpx.Client(headers={"user-agent": "mediaindex-fetch/1"}) as client:
             size, ctype = url_guard.download(
-                asset.source_url, dest, max_bytes=s.max_asset_bytes, allow_private=s.allow_private_urls,
-                timeout_s=s.fetch_timeout_s, max_redirects=s.fetch_max_redirects, client=client,
-            )  # fmt: skip
+                asset.source_url,
+                dest,
+                max_bytes=s.max_asset_bytes,
+                allow_private=s.allow_private_urls,
+                timeout_s=s.fetch_timeout_s,
+                max_redirects=s.fetch_max_redirects,
+                client=client,
+            )
     except MediaError:
         raise
     except MediaindexError as e:  # forbidden hop, too large: permanent, reported with its own code

@@ -1,0 +1,61 @@
+# mediaindex: `make run` serves the local runtime; `make test` runs every check. Both install what
+# they need first (system packages with apt-get, Python packages into .venv).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_PACKAGES := ffmpeg espeak-ng
+TEST_APT_PACKAGES := chromium sqlite3
+PORT ?= 8000
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: run test deps deps-system deps-test-system lint typecheck pytest bench synth duplicates clean
+
+run: deps
+	$(BIN)/mediaindex serve --port $(PORT) --create-key local
+
+test: deps deps-test-system
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/pytest -q -ra
+
+deps: deps-system $(VENV)/.installed
+
+deps-system:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; fi
+
+deps-test-system:
+	@missing=""; for p in $(TEST_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; fi
+
+# Reinstalls only when pyproject.toml changes. torch is pinned to the CPU build (==2.13.0).
+$(VENV)/.installed: pyproject.toml
+	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[local,infra,dev]'
+	touch $@
+
+lint: deps
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+typecheck: deps
+	$(BIN)/mypy
+
+pytest: deps
+	$(BIN)/pytest -q -ra
+
+bench: deps
+	$(BIN)/python -m bench
+
+synth: deps
+	$(BIN)/python app.py
+
+clean:
+	rm -rf $(VENV) .mediaindex cdk.out .pytest_cache .mypy_cache .ruff_cache
