@@ -1,0 +1,147 @@
+"""`/_blobs/{key}`: the local runtime's stand-in for S3's presigned URLs.
+
+Only the local app mounts this router; it talks to the local blob adapter directly (there is no
+service between a signed URL and its bytes). Refusals are raised as domain errors and rendered by
+the app's one error handler; `blob_error_response` is that rendering for apps that lack it."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterator
+from typing import IO
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from mediaindex.adapters.local.fs_blobs import CHUNK, LocalBlobStore
+from mediaindex.domain.blob_keys import ORIGINALS_PREFIX
+from mediaindex.errors import (
+    ConflictError,
+    MediaindexError,
+    NotFoundError,
+    PayloadTooLargeError,
+    SignatureError,
+    ValidationError,
+)
+from mediaindex.ids import new_id
+from mediaindex.ports.blobs import BlobInfo, attachment_disposition
+
+log = logging.getLogger(__name__)
+
+# The statuses S3 would answer; the app's own error mapping should agree (SignatureError -> 403).
+BLOB_ERROR_STATUS: dict[type[MediaindexError], int] = {
+    SignatureError: 403,
+    NotFoundError: 404,
+    ValidationError: 400,
+    ConflictError: 409,
+    PayloadTooLargeError: 413,
+}
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+
+
+def blob_error_response(request: Request, exc: Exception) -> JSONResponse:
+    """The project's error body for a blob refusal; usable as a Starlette exception handler."""
+    if not isinstance(exc, MediaindexError):
+        raise exc
+    status = next((s for cls, s in BLOB_ERROR_STATUS.items() if isinstance(exc, cls)), 500)
+    request_id = getattr(request.state, "request_id", None) or new_id("req")
+    body = {"error": {"code": exc.code, "message": exc.message, "request_id": request_id}}
+    return JSONResponse(body, status_code=status, headers={"x-request-id": request_id})
+
+
+def build_local_blob_router(
+    store: LocalBlobStore, on_original_created: Callable[[str, BlobInfo], None]
+) -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+
+    @router.put("/_blobs/{key:path}")
+    async def put_blob(key: str, request: Request) -> Response:
+        signed = store.verify("PUT", key, dict(request.query_params))
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > store.max_object_bytes:
+            raise PayloadTooLargeError(f"the object is larger than {store.max_object_bytes} bytes")
+        if signed.is_part:
+            assert signed.upload_id is not None and signed.part_number is not None
+            info = await store.write_part(key, signed.upload_id, signed.part_number, request.stream())
+        else:
+            sent_type = request.headers.get("content-type")
+            # As on S3, a signed Content-Type must be sent exactly as signed.
+            if signed.content_type is not None and sent_type != signed.content_type:
+                raise SignatureError(
+                    "Content-Type differs from the one the URL was signed with.", code="signature_invalid"
+                )
+            info = await store.write_stream(key, request.stream(), signed.content_type or sent_type)
+            # Mirrors the AWS upload rule, which listens on originals/ only.
+            if key.startswith(ORIGINALS_PREFIX):
+                try:
+                    await run_in_threadpool(on_original_created, key, info)
+                except Exception:
+                    # The bytes are stored; as with S3 events, a failed listener does not fail the PUT.
+                    log.exception("on_original_created failed for %s", key)
+        return Response(
+            status_code=200, headers={"ETag": f'"{info.etag}"', "Access-Control-Expose-Headers": "ETag"}
+        )
+
+    @router.get("/_blobs/{key:path}")
+    async def get_blob(key: str, request: Request) -> Response:
+        signed = store.verify("GET", key, dict(request.query_params))
+        f, info = await run_in_threadpool(store.open_read, key)
+        headers = {
+            "ETag": f'"{info.etag}"',
+            "Accept-Ranges": "bytes",
+            "Access-Control-Expose-Headers": "ETag, Content-Range, Content-Length",
+        }
+        if signed.filename is not None:
+            headers["Content-Disposition"] = attachment_disposition(signed.filename)
+        media_type = signed.content_type or info.content_type or "application/octet-stream"
+        start, end = 0, info.size - 1
+        status = 200
+        wanted = _parse_range(request.headers.get("range"), info.size)
+        if isinstance(wanted, str):  # "unsatisfiable"
+            f.close()
+            return Response(status_code=416, headers={"Content-Range": f"bytes */{info.size}"})
+        if wanted is not None:
+            start, end = wanted
+            status = 206
+            headers["Content-Range"] = f"bytes {start}-{end}/{info.size}"
+        headers["Content-Length"] = str(end - start + 1)
+        return StreamingResponse(
+            _read(f, start, end), status_code=status, headers=headers, media_type=media_type
+        )
+
+    return router
+
+
+def _parse_range(header: str | None, size: int) -> tuple[int, int] | str | None:
+    """(start, end) inclusive for one `bytes=` range; None to send it all (no header, several
+    ranges or a form we do not know, as RFC 9110 allows); "unsatisfiable" for 416."""
+    if not header:
+        return None
+    m = _RANGE.fullmatch(header.strip())
+    if not m or (not m.group(1) and not m.group(2)):
+        return None
+    if not m.group(1):  # the last N bytes
+        n = int(m.group(2))
+        if n == 0 or size == 0:
+            return "unsatisfiable"
+        return max(0, size - n), size - 1
+    start = int(m.group(1))
+    end = int(m.group(2)) if m.group(2) else size - 1
+    if start >= size or end < start:
+        return "unsatisfiable"
+    return start, min(end, size - 1)
+
+
+def _read(f: IO[bytes], start: int, end: int) -> Iterator[bytes]:
+    # A sync generator: Starlette runs it in a thread pool, so disk reads never block the loop.
+    with f:
+        f.seek(start)
+        left = end - start + 1
+        while left > 0:
+            chunk = f.read(min(CHUNK, left))
+            if not chunk:
+                return
+            left -= len(chunk)
+            yield chunk
