@@ -1,0 +1,66 @@
+"""transcription: the asset's first audio stream as 16 kHz mono, through Whisper, stored as JSON."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from mediaindex.domain.blob_keys import derived_key
+from mediaindex.domain.models import Derivative, Feature, FeatureState, FeatureStatus, MediaType
+from mediaindex.errors import MediaError, StepFailedError
+from mediaindex.pipeline.context import StepContext, StepResult
+
+TRANSCRIPT_NAME = "transcript.json"
+FFMPEG = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y"]
+
+
+def transcript_key(tenant_id: str, asset_id: str) -> str:
+    return derived_key(tenant_id, asset_id, TRANSCRIPT_NAME)
+
+
+def _na(reason: str) -> StepResult:
+    return StepResult(
+        feature_states={Feature.TRANSCRIPTION: FeatureState(state=FeatureStatus.NA, reason=reason)}
+    )
+
+
+def extract_audio(src: Path, dest: Path, *, timeout_s: float = 1800) -> bool:
+    """Writes the first audio stream as 16 kHz mono PCM WAV. False when the file has no audio."""
+    cmd = [*FFMPEG, "-i", str(src), "-map", "0:a:0", "-vn", "-ac", "1", "-ar", "16000"]
+    cmd += ["-c:a", "pcm_s16le", str(dest)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, timeout=timeout_s, check=False)  # noqa: S603
+    except subprocess.TimeoutExpired as e:
+        raise StepFailedError(f"audio extraction ran past {timeout_s:.0f} s") from e
+    err = proc.stderr.decode(errors="replace")
+    if proc.returncode != 0:
+        if "matches no streams" in err:
+            return False
+        raise MediaError(f"cannot decode the audio: {err.strip()[-300:]}")
+    return dest.is_file() and dest.stat().st_size > 44  # a bare WAV header is no audio
+
+
+def run(ctx: StepContext) -> StepResult:
+    asset = ctx.asset
+    if asset.media_type == MediaType.IMAGE:
+        return _na("images have no audio")
+    if asset.facts is not None and not asset.facts.has_audio:
+        return _na("the file has no audio stream")
+
+    wav = ctx.workdir / "audio16k.wav"
+    if not extract_audio(ctx.original_path(), wav, timeout_s=ctx.settings.job_timeout_s):
+        return _na("the file has no audio stream")
+
+    transcript = ctx.models.transcriber().transcribe(wav)
+    data = transcript.model_dump_json().encode()
+    key = transcript_key(asset.tenant_id, asset.id)
+    info = ctx.blobs.put_bytes(key, data, "application/json")
+    derivative = Derivative(
+        asset_id=asset.id,
+        kind="transcript",
+        key=key,
+        content_type="application/json",
+        size_bytes=info.size,
+        duration_s=transcript.duration,
+    )
+    return StepResult(derivatives=[derivative], replaced_kinds=["transcript"])
