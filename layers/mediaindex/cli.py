@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 from mediaindex.settings import Settings
@@ -154,6 +155,33 @@ def cmd_aws_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from mediaindex.api.app import create_app
+    from mediaindex.client import Client
+    from mediaindex.demo import run_demo, serve_in_background
+    from mediaindex.runtime import build_services
+
+    settings = _settings(args)
+    services = build_services(settings)
+    _, _, key = services.keys.create_key("demo")
+    stop = serve_in_background(create_app(services), settings.host, settings.port)
+    client = Client(settings.base_url, key)
+    try:
+        rc = run_demo(client, progress=_bar, out=print)
+        print(f"\nplayground: {settings.base_url}/  (API key for tenant 'demo': {key})")
+        if rc == 0 and not args.exit:
+            print("serving; press Ctrl+C to stop", flush=True)
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        rc = 0
+    finally:
+        client.close()
+        stop()
+        services.close()
+    return rc
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mediaindex", description=__doc__)
     p.add_argument("--data-dir", type=Path, default=None, help="local data folder (MEDIAINDEX_DATA_DIR)")
@@ -166,6 +194,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--create-key", metavar="TENANT", help="also create and print an API key for TENANT")
     s.add_argument("--log-level", default="info")
     s.set_defaults(fn=cmd_serve)
+
+    d = sub.add_parser("demo", help="generate sample media, ingest it, search it, then serve the playground")
+    d.add_argument("--host", default=None)
+    d.add_argument("--port", type=int, default=None)
+    d.add_argument("--exit", action="store_true", help="exit after printing the results instead of serving")
+    d.set_defaults(fn=cmd_demo)
 
     k = sub.add_parser("keys", help="API keys").add_subparsers(dest="keys_command", required=True)
     kc = k.add_parser("create", help="create a key (printed once; only its hash is stored)")
