@@ -207,6 +207,12 @@ def build_parser() -> argparse.ArgumentParser:
     kc.add_argument("--runtime", choices=["local", "aws"], default=None)
     kc.set_defaults(fn=cmd_keys_create)
 
+    a = sub.add_parser("aws", help="AWS runtime helpers").add_subparsers(dest="aws_command", required=True)
+    ai = a.add_parser("init", help="create the DynamoDB table and the S3 bucket (AWS_ENDPOINT_URL honoured)")
+    ai.add_argument("--table", default=None, help="table name (MEDIAINDEX_TABLE_NAME)")
+    ai.add_argument("--bucket", default=None, help="bucket name (MEDIAINDEX_BUCKET_NAME)")
+    ai.set_defaults(fn=cmd_aws_init)
+
     for name, fn, help_ in (
         ("ingest", cmd_ingest, "upload files through the API"),
         ("status", cmd_status, "server status"),

@@ -1,0 +1,60 @@
+"""API Lambda: the FastAPI app behind API Gateway (HTTP API, payload v2) through Mangum.
+
+The app and its clients are built on the first invoke, not at import, so importing this module
+stays cheap and nothing reaches AWS before a request does. Logs carry API Gateway's request id as
+correlation id, and the app answers with the same id in `x-request-id` and error bodies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+
+logger = Logger(service="mediaindex-api")
+# Only botocore is traced: patching every supported library would import them all at cold start.
+tracer = Tracer(service="mediaindex-api", patch_modules=["botocore"])
+metrics = Metrics(namespace="mediaindex", service="api")
+
+_asgi_handler: Any = None
+
+
+def configure(services: Any = None) -> Any:
+    """Builds the Mangum handler over `services` (default: the runtime the environment names).
+    Tests and local runs pass their own services; the first invoke calls it with none."""
+    global _asgi_handler
+    from mangum import Mangum
+
+    from mediaindex.api.app import create_app
+
+    if services is None:
+        from mediaindex.runtime import build_services
+        from mediaindex.runtime_aws import lambda_settings
+
+        services = build_services(lambda_settings())
+    # lifespan off: a Lambda sandbox is frozen, never shut down, so there is nothing to close.
+    _asgi_handler = Mangum(create_app(services), lifespan="off")
+    return _asgi_handler
+
+
+def _with_request_id(event: dict[str, Any]) -> dict[str, Any]:
+    """Passes API Gateway's request id to the app as x-request-id unless the client sent one."""
+    rid = (event.get("requestContext") or {}).get("requestId")
+    headers = event.get("headers")
+    if rid and isinstance(headers, dict) and "x-request-id" not in headers:
+        event = {**event, "headers": {**headers, "x-request-id": rid}}
+    return event
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics(capture_cold_start_metric=True)
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    asgi = _asgi_handler or configure()
+    response: dict[str, Any] = asgi(_with_request_id(event), context)
+    status = int(response.get("statusCode", 500))
+    metrics.add_metric(name="ServerErrors", unit=MetricUnit.Count, value=int(status >= 500))
+    if status >= 500:
+        logger.error("request failed", extra={"status": status, "path": event.get("rawPath")})
+    return response
