@@ -128,3 +128,27 @@ def test_a_hung_step_is_reaped_and_retried(local: tuple[Services, Api], talking_
     assert queue.counts() == {"done": 2}
     # The hung worker finally reports: its stale attempt changes nothing.
     assert queue.complete(job) is False
+
+
+def test_a_repeated_upload_event_restarts_a_stranded_ingest(
+    local: tuple[Services, Api], small_image: Path
+) -> None:
+    services, api = local
+    idx = api.index(default_features=["proxy"])
+    out = api.ok("POST", "/v1/assets", 201, json={"index_id": idx["id"], "name": "still.png"})
+    asset_id = out["asset"]["id"]
+    key = services.metadata.get_asset(asset_id).upload.key  # type: ignore[union-attr]
+    info = services.blobs.put_file(key, small_image, "image/png")
+    # The orchestrator call fails after the task row is saved: the task is stranded in `queued`.
+    real_start = services.orchestrator.start
+    services.orchestrator.start = lambda task: (_ for _ in ()).throw(ConnectionError("down"))  # type: ignore[method-assign]
+    with pytest.raises(ConnectionError):
+        services.ingest.original_uploaded(asset_id, size=info.size, etag=info.etag)
+    services.orchestrator.start = real_start  # type: ignore[method-assign]
+    assert _run(services) == 0
+    # The event is delivered again (S3/EventBridge retry): the queued task starts, once.
+    services.ingest.original_uploaded(asset_id, size=info.size, etag=info.etag)
+    services.ingest.original_uploaded(asset_id, size=info.size, etag=info.etag)
+    _run(services)
+    assert api.ok("GET", f"/v1/assets/{asset_id}")["status"] == "ready"
+    assert services.extras["queue"].counts() == {"done": 2}

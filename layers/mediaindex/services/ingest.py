@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from mediaindex.domain.models import Asset, AssetStatus, Task, TaskKind
+from mediaindex.domain.models import Asset, AssetStatus, Task, TaskKind, TaskState
 from mediaindex.domain.rules import initial_feature_states
 from mediaindex.errors import ConflictError, NotFoundError
 from mediaindex.ids import new_id
@@ -29,13 +29,27 @@ class IngestService:
             log.warning("upload for unknown asset dropped", extra={"asset_id": asset_id})
             return None
         if asset.status != AssetStatus.AWAITING_UPLOAD:
-            log.info("duplicate upload event ignored", extra={"asset_id": asset_id})
+            self._restart_if_stranded(asset)
             return None
         asset.size_bytes = size if size is not None else asset.size_bytes
         asset.etag = etag
         if asset.upload:
             asset.upload.completed = True
         return self._start(asset, TaskKind.INGEST)
+
+    def _restart_if_stranded(self, asset: Asset) -> None:
+        """A repeated event for an asset whose ingest task never left `queued` (the orchestrator
+        call failed after the task was saved) starts it again; a start of the same task twice
+        runs it once, so this is safe when the first start did land."""
+        page = self._metadata.list_tasks(
+            asset.tenant_id, asset_id=asset.id, active_only=True, limit=10, cursor=None
+        )
+        for task in page.data:
+            if task.kind == TaskKind.INGEST and task.state == TaskState.QUEUED:
+                log.info("restarting a queued ingest task", extra={"task_id": task.id})
+                self._orchestrator.start(task)
+                return
+        log.info("duplicate upload event ignored", extra={"asset_id": asset.id})
 
     def start_url_fetch(self, asset: Asset) -> Task:
         task = self._start(asset, TaskKind.INGEST)
