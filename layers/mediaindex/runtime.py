@@ -104,6 +104,7 @@ def build_local(settings: Settings, *, start_workers: bool | None = None) -> Ser
     from mediaindex.ml.registry import ModelRegistry
     from mediaindex.pipeline.steps import get_step
     from mediaindex.services.pipeline import PipelineRunner
+    from mediaindex.services.search import RegistryQueryEncoders
 
     data: Path = settings.data_dir
     data.mkdir(parents=True, exist_ok=True)
@@ -124,7 +125,7 @@ def build_local(settings: Settings, *, start_workers: bool | None = None) -> Ser
         orchestrator=orchestrator,
         search_index=search_index,
         background=_thread_background,
-        search=_search_service(metadata, search_index, blobs, models, settings),
+        search=search_service(metadata, search_index, blobs, RegistryQueryEncoders(models)),
     )
     runner = PipelineRunner(metadata, blobs, search_index, models, settings, get_step)
     pool = WorkerPool(
@@ -154,10 +155,10 @@ def build_local(settings: Settings, *, start_workers: bool | None = None) -> Ser
     return services
 
 
-def _search_service(metadata: Any, index: Any, blobs: Any, models: Any, settings: Settings) -> Any:
-    from mediaindex.services.search import RegistryQueryEncoders, SearchService
+def search_service(metadata: MetadataStore, index: SearchIndex, blobs: BlobStore, encoders: Any) -> Any:
+    from mediaindex.services.search import SearchService
 
-    return SearchService(metadata, index, RegistryQueryEncoders(models), blobs)
+    return SearchService(metadata, index, encoders, blobs)
 
 
 def build_services(settings: Settings) -> Services:

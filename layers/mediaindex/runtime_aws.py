@@ -26,7 +26,7 @@ from mediaindex.ports.blobs import BlobStore
 from mediaindex.ports.metadata import MetadataStore
 from mediaindex.ports.orchestrator import Orchestrator
 from mediaindex.ports.search import SearchIndex
-from mediaindex.runtime import _inline_background, _search_service, compose
+from mediaindex.runtime import _inline_background, compose, search_service
 from mediaindex.services.ingest import IngestService
 from mediaindex.settings import Settings
 
@@ -70,11 +70,23 @@ def build_aws(settings: Settings, *, clients: AwsClients | None = None) -> Servi
         orchestrator=orchestrator,
         search_index=search_index,
         background=_inline_background,
-        search=_search_service(metadata, search_index, blobs, models, settings),
+        search=search_service(metadata, search_index, blobs, _query_encoders(settings, clients, models)),
     )
     services.extras.update(extras)
     services.closers.extend(closers)
     return services
+
+
+def _query_encoders(settings: Settings, clients: AwsClients, models: Any) -> Any:
+    """The encoder Lambda when one is configured (the deployment); else the models in-process
+    (`serve --runtime aws` on a laptop)."""
+    if settings.query_encoder_function:
+        from mediaindex.adapters.aws.lambda_encoders import LambdaQueryEncoders
+
+        return LambdaQueryEncoders(settings.query_encoder_function, clients.lazy("lambda"))
+    from mediaindex.services.search import RegistryQueryEncoders
+
+    return RegistryQueryEncoders(models)
 
 
 def build_aws_runner(settings: Settings, *, clients: AwsClients | None = None) -> PipelineRunner:

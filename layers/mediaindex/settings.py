@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     bucket_name: str = "mediaindex-media"
     state_machine_arn: str | None = None
     opensearch_url: str | None = None
+    # The encoder Lambda that embeds search queries on AWS (the API Lambda carries no models).
+    query_encoder_function: str | None = None
 
     @field_validator("public_url")
     @classmethod
