@@ -1,0 +1,406 @@
+"""The OpenSearch adapter's exact requests, recorded by a tiny fake client (no server here)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from mediaindex.adapters.aws.opensearch_index import (
+    OpenSearchIndex,
+    cosine_from_score,
+    delete_by_asset_body,
+    knn_query_body,
+    mapping_body,
+    text_query_body,
+)
+from mediaindex.errors import UnavailableError
+from mediaindex.ports.search import SearchDoc, SearchFilter
+
+
+class StatusError(Exception):
+    def __init__(self, status_code: int) -> None:
+        super().__init__(f"status {status_code}")
+        self.status_code = status_code
+
+
+class Recorder:
+    """Records (method, kwargs) and answers from queues of canned responses per method."""
+
+    def __init__(self, answers: dict[str, list[Any]] | None = None) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.answers = answers or {}
+        self.indices = _Indices(self)
+
+    def answer(self, method: str, kwargs: dict[str, Any]) -> Any:
+        self.calls.append((method, kwargs))
+        queue = self.answers.get(method)
+        out = queue.pop(0) if queue else None
+        if isinstance(out, Exception):
+            raise out
+        return out
+
+    def bulk(self, **kw: Any) -> Any:
+        return self.answer("bulk", kw) or {"errors": False, "items": []}
+
+    def search(self, **kw: Any) -> Any:
+        return self.answer("search", kw)
+
+    def delete_by_query(self, **kw: Any) -> Any:
+        return self.answer("delete_by_query", kw)
+
+
+class _Indices:
+    def __init__(self, rec: Recorder) -> None:
+        self.rec = rec
+
+    def exists_alias(self, **kw: Any) -> Any:
+        return self.rec.answer("indices.exists_alias", kw)
+
+    def get_mapping(self, **kw: Any) -> Any:
+        return self.rec.answer("indices.get_mapping", kw)
+
+    def create(self, **kw: Any) -> Any:
+        return self.rec.answer("indices.create", kw)
+
+    def put_mapping(self, **kw: Any) -> Any:
+        return self.rec.answer("indices.put_mapping", kw)
+
+    def get_alias(self, **kw: Any) -> Any:
+        return self.rec.answer("indices.get_alias", kw)
+
+    def update_aliases(self, **kw: Any) -> Any:
+        return self.rec.answer("indices.update_aliases", kw)
+
+    def delete(self, **kw: Any) -> Any:
+        return self.rec.answer("indices.delete", kw)
+
+
+FLT = SearchFilter(tenant_id="ten_a", index_id="idx_one", media_type="video", user_metadata={"topic": "cats"})
+DOC = SearchDoc(
+    segment_id="seg_1",
+    tenant_id="ten_a",
+    index_id="idx_one",
+    asset_id="ast_1",
+    media_type="video",
+    start=0.0,
+    end=2.5,
+    text="hello world",
+    keyframe_key="derived/ten_a/ast_1/kf/0.jpg",
+    user_metadata={"topic": "cats"},
+    vectors={"visual": ("clip:b32", [0.6, 0.8]), "transcription": ("minilm", [1.0, 0.0, 0.0])},
+)
+HNSW = {"m": 16, "ef_construction": 128}
+
+
+def test_mapping_body_managed_domain() -> None:
+    body = mapping_body({"visual": 512, "transcription": 384}, engine="faiss", alias="mediaindex-idx_one")
+    assert body == {
+        "settings": {
+            "index": {
+                "knn": True,
+                "number_of_shards": 1,
+                "number_of_replicas": 1,
+                "knn.algo_param.ef_search": 128,
+            }
+        },
+        "mappings": {
+            "dynamic": "strict",
+            "dynamic_templates": [
+                {
+                    "user_metadata_strings": {
+                        "path_match": "user_metadata.*",
+                        "match_mapping_type": "string",
+                        "mapping": {"type": "keyword"},
+                    }
+                }
+            ],
+            "properties": {
+                "segment_id": {"type": "keyword"},
+                "tenant_id": {"type": "keyword"},
+                "index_id": {"type": "keyword"},
+                "asset_id": {"type": "keyword"},
+                "media_type": {"type": "keyword"},
+                "start": {"type": "float"},
+                "end": {"type": "float"},
+                "text": {"type": "text", "analyzer": "english"},
+                "keyframe_key": {"type": "keyword", "index": False},
+                "user_metadata": {"type": "object", "dynamic": True},
+                "vec_transcription": {
+                    "type": "knn_vector",
+                    "dimension": 384,
+                    "method": {
+                        "name": "hnsw",
+                        "engine": "faiss",
+                        "space_type": "innerproduct",
+                        "parameters": HNSW,
+                    },
+                },
+                "model_transcription": {"type": "keyword"},
+                "vec_visual": {
+                    "type": "knn_vector",
+                    "dimension": 512,
+                    "method": {
+                        "name": "hnsw",
+                        "engine": "faiss",
+                        "space_type": "innerproduct",
+                        "parameters": HNSW,
+                    },
+                },
+                "model_visual": {"type": "keyword"},
+            },
+        },
+        "aliases": {"mediaindex-idx_one": {}},
+    }
+
+
+def test_mapping_body_serverless_leaves_shards_to_the_service() -> None:
+    body = mapping_body({"visual": 4}, engine="lucene", serverless=True)
+    assert body["settings"] == {"index": {"knn": True}}
+    assert body["mappings"]["properties"]["vec_visual"]["method"]["engine"] == "lucene"
+    assert "aliases" not in body
+
+
+def test_knn_query_body_filters_inside_the_knn_clause() -> None:
+    assert knn_query_body(FLT, modality="visual", model_id="clip:b32", vector=[0.6, 0.8], k=5) == {
+        "size": 5,
+        "_source": ["segment_id", "asset_id", "start", "end", "text", "keyframe_key"],
+        "query": {
+            "knn": {
+                "vec_visual": {
+                    "vector": [0.6, 0.8],
+                    "k": 5,
+                    "filter": {
+                        "bool": {
+                            "filter": [
+                                {"term": {"tenant_id": "ten_a"}},
+                                {"term": {"index_id": "idx_one"}},
+                                {"term": {"media_type": "video"}},
+                                {"term": {"user_metadata.topic": "cats"}},
+                                {"term": {"model_visual": "clip:b32"}},
+                            ]
+                        }
+                    },
+                }
+            }
+        },
+    }
+
+
+def test_text_query_body() -> None:
+    assert text_query_body(SearchFilter(tenant_id="ten_a", index_id="idx_one"), query="red car", k=7) == {
+        "size": 7,
+        "_source": ["segment_id", "asset_id", "start", "end", "text", "keyframe_key"],
+        "query": {
+            "bool": {
+                "must": [{"match": {"text": {"query": "red car"}}}],
+                "filter": [{"term": {"tenant_id": "ten_a"}}, {"term": {"index_id": "idx_one"}}],
+            }
+        },
+    }
+
+
+def test_first_upsert_creates_index_with_alias_then_bulk_writes() -> None:
+    # Given no alias yet
+    client = Recorder({"indices.exists_alias": [False]})
+    index = OpenSearchIndex(client, prefix="mi", refresh=True)
+    # When a doc is upserted
+    index.upsert([DOC])
+    # Then the physical index is created with its alias, and one bulk replaces the doc by id
+    assert client.calls == [
+        ("indices.exists_alias", {"name": "mi-idx_one"}),
+        (
+            "indices.create",
+            {
+                "index": "mi-idx_one-g1",
+                "body": mapping_body({"visual": 2, "transcription": 3}, engine="faiss", alias="mi-idx_one"),
+            },
+        ),
+        (
+            "bulk",
+            {
+                "refresh": "true",
+                "body": [
+                    {"index": {"_index": "mi-idx_one", "_id": "seg_1"}},
+                    {
+                        "segment_id": "seg_1",
+                        "tenant_id": "ten_a",
+                        "index_id": "idx_one",
+                        "asset_id": "ast_1",
+                        "media_type": "video",
+                        "start": 0.0,
+                        "end": 2.5,
+                        "text": "hello world",
+                        "keyframe_key": "derived/ten_a/ast_1/kf/0.jpg",
+                        "user_metadata": {"topic": "cats"},
+                        "vec_transcription": [1.0, 0.0, 0.0],
+                        "model_transcription": "minilm",
+                        "vec_visual": [0.6, 0.8],
+                        "model_visual": "clip:b32",
+                    },
+                ],
+            },
+        ),
+    ]
+
+
+def test_bulk_retries_only_items_answered_429_with_bounded_backoff() -> None:
+    # Given a cluster that throttles the whole request once, then one item once
+    second = {"errors": True, "items": [{"index": {"status": 201}}, {"index": {"status": 429}}]}
+    client = Recorder({"indices.exists_alias": [True], "bulk": [StatusError(429), second]})
+    client.answers["indices.get_mapping"] = [
+        {
+            "mi-idx_one-g1": {
+                "mappings": {"properties": {"vec_visual": {"type": "knn_vector", "dimension": 2}}}
+            }
+        }
+    ]
+    sleeps: list[float] = []
+    index = OpenSearchIndex(client, prefix="mi", sleep=sleeps.append, backoff_s=0.5)
+    docs = [
+        SearchDoc("seg_1", "ten_a", "idx_one", "ast_1", "image", 0, 0, vectors={"visual": ("m", [1.0, 0.0])}),
+        SearchDoc("seg_2", "ten_a", "idx_one", "ast_1", "image", 0, 0, vectors={"visual": ("m", [0.0, 1.0])}),
+    ]
+    # When upserting
+    index.upsert(docs)
+    # Then three bulks went out, the last carrying only the throttled doc, after 0.5 s and 1 s waits
+    bulks = [kw["body"] for m, kw in client.calls if m == "bulk"]
+    assert len(bulks) == 3
+    assert [line["index"]["_id"] for line in bulks[2] if "index" in line] == ["seg_2"]
+    assert sleeps == [0.5, 1.0]
+
+
+def test_bulk_gives_up_after_max_retries() -> None:
+    client = Recorder({"indices.exists_alias": [True], "bulk": [StatusError(429)] * 4})
+    client.answers["indices.get_mapping"] = [{"x": {"mappings": {"properties": {}}}}]
+    sleeps: list[float] = []
+    index = OpenSearchIndex(client, prefix="mi", sleep=sleeps.append, max_retries=3, max_backoff_s=1.0)
+    with pytest.raises(UnavailableError):
+        index.upsert([SearchDoc("seg_1", "ten_a", "idx_one", "ast_1", "audio", 0, 1, text="x")])
+    assert sleeps == [0.5, 1.0, 1.0]
+
+
+def test_delete_asset_managed_uses_delete_by_query() -> None:
+    client = Recorder()
+    OpenSearchIndex(client, prefix="mi").delete_asset("ten_a", "ast_9")
+    assert client.calls == [
+        (
+            "delete_by_query",
+            {
+                "index": "mi-*",
+                "body": delete_by_asset_body("ten_a", "ast_9"),
+                "conflicts": "proceed",
+                "refresh": True,
+                "ignore_unavailable": True,
+            },
+        )
+    ]
+    assert delete_by_asset_body("ten_a", "ast_9") == {
+        "query": {"bool": {"filter": [{"term": {"tenant_id": "ten_a"}}, {"term": {"asset_id": "ast_9"}}]}}
+    }
+
+
+def test_delete_asset_serverless_searches_ids_then_bulk_deletes() -> None:
+    client = Recorder(
+        {
+            "search": [
+                {
+                    "hits": {
+                        "hits": [
+                            {"_index": "mi-idx_one-g1", "_id": "seg_1"},
+                            {"_index": "mi-idx_two-g1", "_id": "seg_2"},
+                        ]
+                    }
+                }
+            ]
+        }
+    )
+    OpenSearchIndex(client, prefix="mi", serverless=True, refresh=True).delete_asset("ten_a", "ast_9")
+    assert client.calls == [
+        (
+            "search",
+            {
+                "index": "mi-*",
+                "body": {
+                    "size": 500,
+                    "_source": False,
+                    "query": delete_by_asset_body("ten_a", "ast_9")["query"],
+                },
+                "ignore_unavailable": True,
+            },
+        ),
+        # No refresh on Serverless, even when asked for.
+        (
+            "bulk",
+            {
+                "body": [
+                    {"delete": {"_index": "mi-idx_one-g1", "_id": "seg_1"}},
+                    {"delete": {"_index": "mi-idx_two-g1", "_id": "seg_2"}},
+                ]
+            },
+        ),
+    ]
+
+
+def test_delete_index_drops_the_physical_indexes_behind_the_alias() -> None:
+    client = Recorder({"indices.get_alias": [{"mi-idx_one-g1": {}, "mi-idx_one-g2": {}}]})
+    OpenSearchIndex(client, prefix="mi").delete_index("ten_a", "idx_one")
+    assert client.calls == [
+        ("indices.get_alias", {"name": "mi-idx_one"}),
+        ("indices.delete", {"index": "mi-idx_one-g1", "ignore_unavailable": True}),
+        ("indices.delete", {"index": "mi-idx_one-g2", "ignore_unavailable": True}),
+    ]
+
+
+def test_swap_generation_is_one_atomic_alias_update() -> None:
+    client = Recorder({"indices.get_alias": [{"mi-idx_one-g1": {}}]})
+    OpenSearchIndex(client, prefix="mi").swap_generation("idx_one", 2)
+    assert client.calls[-1] == (
+        "indices.update_aliases",
+        {
+            "body": {
+                "actions": [
+                    {"remove": {"index": "mi-idx_one-g1", "alias": "mi-idx_one"}},
+                    {"add": {"index": "mi-idx_one-g2", "alias": "mi-idx_one"}},
+                ]
+            }
+        },
+    )
+
+
+def test_knn_search_sends_the_body_and_reports_cosine() -> None:
+    hit = {
+        "_id": "seg_1",
+        "_score": 1.8,
+        "_source": {"segment_id": "seg_1", "asset_id": "ast_1", "start": 0, "end": 2.5, "text": None},
+    }
+    client = Recorder(
+        {
+            "indices.exists_alias": [True],
+            "indices.get_mapping": [
+                {
+                    "mi-idx_one-g1": {
+                        "mappings": {"properties": {"vec_visual": {"type": "knn_vector", "dimension": 2}}}
+                    }
+                }
+            ],
+            "search": [{"hits": {"hits": [hit]}}],
+        }
+    )
+    hits = OpenSearchIndex(client, prefix="mi").knn(
+        FLT, modality="visual", model_id="clip:b32", vector=[0.6, 0.8], k=5
+    )
+    assert client.calls[-1] == (
+        "search",
+        {
+            "index": "mi-idx_one",
+            "body": knn_query_body(FLT, modality="visual", model_id="clip:b32", vector=[0.6, 0.8], k=5),
+        },
+    )
+    assert [(h.segment_id, round(h.score, 6)) for h in hits] == [("seg_1", 0.8)]
+
+
+def test_cosine_from_innerproduct_score() -> None:
+    assert cosine_from_score(2.0) == 1.0
+    assert cosine_from_score(1.0) == 0.0
+    assert cosine_from_score(0.5) == -1.0

@@ -1,0 +1,351 @@
+"""SearchService over the embedded index, with deterministic fake encoders and in-memory metadata."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from mediaindex.adapters.local.embedded_search import EmbeddedSearchIndex
+from mediaindex.domain.models import Asset, Index, MediaType, Page, Segment
+from mediaindex.errors import NotFoundError, ValidationError
+from mediaindex.ports.blobs import SignedRequest
+from mediaindex.ports.search import SearchDoc
+from mediaindex.services.search import SearchRequest, SearchService, rrf_fuse
+
+CLIP = "clip:fake"
+MINILM = "minilm:fake"
+
+
+def vec(key: str, dim: int = 16) -> list[float]:
+    seed = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")
+    v = np.random.default_rng(seed).normal(size=dim)
+    return [float(x) for x in v / np.linalg.norm(v)]
+
+
+class FakeEncoders:
+    """Text -> a vector keyed on the text, so a doc stored with vec("v:sunset") is the exact match
+    of the query "sunset". Images: keyed on their bytes."""
+
+    def __init__(self, *, clip: bool = True) -> None:
+        self.clip = clip
+
+    def visual_text(self, text: str) -> tuple[str, list[float]] | None:
+        return (CLIP, vec(f"v:{text}")) if self.clip else None
+
+    def transcript_text(self, text: str) -> tuple[str, list[float]]:
+        return MINILM, vec(f"t:{text}")
+
+    def visual_image(self, image: bytes | Path) -> tuple[str, list[float]] | None:
+        data = image.read_bytes() if isinstance(image, Path) else image
+        return CLIP, vec(f"v:{data.decode()}")
+
+
+class FakeMetadata:
+    def __init__(self) -> None:
+        self.indexes: dict[tuple[str, str], Index] = {}
+        self.assets: dict[str, Asset] = {}
+        self.segments: dict[str, list[Segment]] = {}
+        self.asset_reads = 0
+
+    def get_index(self, tenant_id: str, index_id: str) -> Index | None:
+        return self.indexes.get((tenant_id, index_id))
+
+    def get_asset(self, asset_id: str, tenant_id: str | None = None) -> Asset | None:
+        self.asset_reads += 1
+        a = self.assets.get(asset_id)
+        return a if a is not None and (tenant_id is None or a.tenant_id == tenant_id) else None
+
+    def list_segments(self, asset_id: str, *, limit: int, cursor: str | None) -> Page[Segment]:
+        return Page[Segment](data=self.segments.get(asset_id, []))
+
+
+class FakeBlobs:
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+
+    def presign_get(self, key: str, expires_s: int, **_: Any) -> SignedRequest:
+        return SignedRequest(
+            "GET", f"https://blobs.test/{key}?ttl={expires_s}", datetime(2030, 1, 1, tzinfo=UTC)
+        )
+
+    def download_file(self, key: str, dest: Path) -> None:
+        dest.write_bytes(self.objects[key])
+
+
+class World:
+    def __init__(self, tmp_path: Path, *, clip: bool = True) -> None:
+        self.meta = FakeMetadata()
+        self.blobs = FakeBlobs()
+        self.index = EmbeddedSearchIndex(tmp_path)
+        self.images: dict[str, bytes] = {}
+        self.service = SearchService(
+            self.meta,  # type: ignore[arg-type]
+            self.index,
+            FakeEncoders(clip=clip),
+            self.blobs,  # type: ignore[arg-type]
+            image_loader=lambda url: self.images[url],
+        )
+        for tenant, idx in (("ten_a", "idx_1"), ("ten_a", "idx_2"), ("ten_b", "idx_b")):
+            self.meta.indexes[(tenant, idx)] = Index(id=idx, tenant_id=tenant, name=idx)
+
+    def add(
+        self,
+        seg: str,
+        asset: str,
+        *,
+        visual: str | None = None,
+        text: str | None = None,
+        tenant: str = "ten_a",
+        index: str = "idx_1",
+        media_type: str = "video",
+        meta: dict[str, Any] | None = None,
+        start: float = 0.0,
+    ) -> None:
+        self.meta.assets.setdefault(
+            asset,
+            Asset(
+                id=asset,
+                tenant_id=tenant,
+                index_id=index,
+                name=f"{asset}.mp4",
+                media_type=MediaType(media_type),
+            ),
+        )
+        key = f"derived/{tenant}/{asset}/{seg}.jpg" if visual else None
+        if key and visual:
+            self.blobs.objects[key] = visual.encode()
+        self.meta.segments.setdefault(asset, []).append(
+            Segment(
+                id=seg, asset_id=asset, start=start, end=start + 5, kind="shot", text=text, keyframe_key=key
+            )
+        )
+        vectors: dict[str, tuple[str, list[float]]] = {}
+        if visual:
+            vectors["visual"] = (CLIP, vec(f"v:{visual}"))
+        if text:
+            vectors["transcription"] = (MINILM, vec(f"t:{text}"))
+        self.index.upsert(
+            [
+                SearchDoc(
+                    seg,
+                    tenant,
+                    index,
+                    asset,
+                    media_type,
+                    start,
+                    start + 5,
+                    text,
+                    key,
+                    meta or {},
+                    vectors=vectors,
+                )
+            ]
+        )
+
+    def search(self, tenant: str = "ten_a", **kw: Any) -> list[dict[str, Any]]:
+        kw.setdefault("index_id", "idx_1")
+        resp = self.service.search(tenant, SearchRequest(**kw))
+        return [r.model_dump(exclude_none=True) for r in resp.data]
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> World:
+    return World(tmp_path)
+
+
+def ids(results: list[dict[str, Any]]) -> list[str]:
+    return [r["segment_id"] for r in results]
+
+
+def test_rrf_ranks_agreement_of_modalities_first(world: World) -> None:
+    # Given one segment that looks like and talks about a sunset, and two that match one modality
+    world.add("seg_both", "ast_1", visual="sunset", text="sunset")
+    world.add("seg_seen", "ast_2", visual="sunset")
+    world.add("seg_said", "ast_3", visual="city", text="sunset")
+    # When searching for "sunset" in both modalities
+    results = world.search(query_text="sunset")
+    # Then the segment both modalities rank first wins with the top score, and its scores say why
+    assert ids(results)[0] == "seg_both"
+    top = results[0]
+    assert top["score"] == pytest.approx(1.0)
+    assert top["scores"] == {"visual": pytest.approx(1.0), "transcription": pytest.approx(1.0)}
+    assert top["thumbnail_url"] == "https://blobs.test/derived/ten_a/ast_1/seg_both.jpg?ttl=3600"
+    assert top["text"] == "sunset"
+    assert set(ids(results)) == {"seg_both", "seg_seen", "seg_said"}
+    assert all(r["score"] < top["score"] for r in results[1:])
+
+
+def test_rrf_fuse_scale_is_documented_zero_to_one() -> None:
+    from mediaindex.ports.search import SearchHit
+
+    a, b = SearchHit("s1", "a1", 0, 1, 0.9), SearchHit("s2", "a2", 0, 1, 0.8)
+    fused = rrf_fuse({"visual": {"vector": [a, b]}, "transcription": {"text": [b], "vector": []}})
+    # s1: first in visual (1.0), absent from transcription -> 0.5. s2: second visual, first BM25 of two lists.
+    assert [(f.hit.segment_id, round(f.score, 4)) for f in fused] == [
+        ("s2", round((61 / 62 + 0.5) / 2, 4)),
+        ("s1", 0.5),
+    ]
+
+
+def test_operator_and_keeps_segments_found_by_every_modality(world: World) -> None:
+    world.add("seg_both", "ast_1", visual="dog", text="a dog barks")
+    world.add("seg_seen", "ast_2", visual="dog")
+    world.add("seg_said", "ast_3", text="my dog")
+    # Vectors find everything with a vector of that modality, so "and" means: has both kinds and
+    # was in both result lists.
+    assert ids(world.search(query_text="dog", operator="and")) == ["seg_both"]
+    assert len(world.search(query_text="dog", operator="or")) == 3
+
+
+def test_search_options_limit_the_modalities(world: World) -> None:
+    world.add("seg_both", "ast_1", visual="dog", text="a dog barks")
+    world.add("seg_seen", "ast_2", visual="dog")
+    results = world.search(query_text="dog", search_options=["transcription"])
+    assert ids(results) == ["seg_both"]
+    assert set(results[0]["scores"]) == {"transcription"}
+
+
+def test_threshold_is_on_the_fused_score(world: World) -> None:
+    world.add("seg_both", "ast_1", visual="sun", text="sun")
+    world.add("seg_seen", "ast_2", visual="moon")
+    all_hits = world.search(query_text="sun")
+    assert len(all_hits) == 2
+    assert ids(world.search(query_text="sun", threshold=0.9)) == ["seg_both"]
+    assert world.search(query_text="zzz", threshold=0.99, search_options=["transcription"]) == []
+
+
+def test_group_by_asset_collapses_to_best_segment_with_segments_inside(world: World) -> None:
+    world.add("seg_1a", "ast_1", visual="cat", text="cat", start=0)
+    world.add("seg_1b", "ast_1", visual="cat nap", text="cat nap", start=5)
+    world.add("seg_2a", "ast_2", visual="cat toy", text="a cat toy")
+    results = world.search(query_text="cat", group_by="asset")
+    assert [r["asset_id"] for r in results] == ["ast_1", "ast_2"]
+    assert results[0]["segment_id"] == "seg_1a"
+    assert [s["segment_id"] for s in results[0]["segments"]] == ["seg_1a", "seg_1b"]
+    assert results[0]["segments"][0]["score"] == results[0]["score"]
+
+
+def test_filters_media_type_and_user_metadata(world: World) -> None:
+    world.add("seg_v", "ast_1", visual="car", text="car", meta={"team": "red"})
+    world.add("seg_a", "ast_2", text="car", media_type="audio", meta={"team": "red"})
+    world.add("seg_b", "ast_3", visual="car", text="car", meta={"team": "blue"})
+    assert ids(world.search(query_text="car", filter={"media_type": "audio"})) == ["seg_a"]
+    assert ids(world.search(query_text="car", filter={"user_metadata": {"team": "blue"}})) == ["seg_b"]
+    red_video = world.search(
+        query_text="car", filter={"media_type": "video", "user_metadata": {"team": "red"}}
+    )
+    assert ids(red_video) == ["seg_v"]
+
+
+def test_another_tenants_segments_are_never_returned(world: World) -> None:
+    # Given tenant B holds better matches, and a second index of tenant A too
+    world.add("seg_mine", "ast_1", visual="boat")
+    world.add("seg_b", "ast_b", visual="ship", text="ship", tenant="ten_b", index="idx_b")
+    world.add("seg_a2", "ast_a2", visual="ship", text="ship", index="idx_2")
+    assert ids(world.search(query_text="ship")) == ["seg_mine"]
+    # And B's index is not found for A (404, never 403), nor a missing one
+    for index_id in ("idx_b", "idx_nope"):
+        with pytest.raises(NotFoundError) as err:
+            world.search(query_text="ship", index_id=index_id)
+        assert err.value.code == "index_not_found"
+
+
+def test_pages_follow_cursors_without_repeats(world: World) -> None:
+    for i in range(7):
+        world.add(f"seg_{i}", f"ast_{i}", visual=f"tree {i}", text=f"tree number {i}")
+    everything = ids(world.search(query_text="tree", limit=100))
+    seen: list[str] = []
+    cursor = None
+    while True:
+        resp = world.service.search(
+            "ten_a", SearchRequest(index_id="idx_1", query_text="tree", limit=3, cursor=cursor)
+        )
+        seen += [r.segment_id for r in resp.data]
+        cursor = resp.next_cursor
+        if cursor is None:
+            break
+    assert seen == everything and len(seen) == 7
+    # A cursor belongs to its search
+    first = world.service.search("ten_a", SearchRequest(index_id="idx_1", query_text="tree", limit=3))
+    assert first.next_cursor is not None
+    with pytest.raises(ValidationError) as err:
+        world.search(query_text="bush", limit=3, cursor=first.next_cursor)
+    assert err.value.code == "cursor_invalid"
+
+
+def test_deleted_asset_vanishes_at_once(world: World) -> None:
+    world.add("seg_1", "ast_1", visual="fox", text="fox")
+    world.add("seg_2", "ast_2", visual="fox", text="fox")
+    # When the asset row is gone but the index has not caught up (eventual consistency)
+    del world.meta.assets["ast_1"]
+    assert ids(world.search(query_text="fox")) == ["seg_2"]
+
+
+def test_query_kind_must_be_exactly_one(world: World) -> None:
+    with pytest.raises(ValidationError) as err:
+        world.search()
+    assert err.value.code == "query_required"
+    with pytest.raises(ValidationError) as err:
+        world.search(query_text="x", query_image_url="https://x.test/a.jpg")
+    assert err.value.code == "query_conflict"
+    with pytest.raises(ValidationError) as err:
+        world.search(query_text="x", query_start=3.0)
+    assert err.value.field == "query_start"
+
+
+def test_query_by_image_uses_the_injected_loader(world: World) -> None:
+    world.add("seg_1", "ast_1", visual="lighthouse")
+    world.add("seg_2", "ast_2", visual="harbour")
+    world.images["https://img.test/q.jpg"] = b"lighthouse"
+    results = world.search(query_image_url="https://img.test/q.jpg")
+    assert ids(results)[0] == "seg_1"
+    assert set(results[0]["scores"]) == {"visual"}
+    with pytest.raises(ValidationError) as err:
+        world.search(query_image_url="https://img.test/q.jpg", search_options=["transcription"])
+    assert err.value.code == "search_option_unsupported"
+
+
+def test_more_like_this_from_an_asset_segment(world: World) -> None:
+    # Given an asset whose second segment shows and says "goal", and another asset like it
+    world.add("seg_q0", "ast_q", visual="kickoff", text="kickoff", start=0)
+    world.add("seg_q1", "ast_q", visual="goal", text="what a goal", start=5)
+    world.add("seg_like", "ast_2", visual="goal", text="what a goal")
+    world.add("seg_unlike", "ast_3", visual="crowd", text="the crowd sings")
+    # When asking for more like ast_q at 6 s
+    results = world.search(query_asset_id="ast_q", query_start=6.0)
+    # Then the like segment is first, and the query segment itself is not returned
+    assert ids(results)[0] == "seg_like"
+    assert "seg_q1" not in ids(results)
+    with pytest.raises(NotFoundError) as err:
+        world.search(query_asset_id="ast_b_nope")
+    assert err.value.code == "asset_not_found"
+
+
+def test_without_clip_text_search_still_serves_transcripts(tmp_path: Path) -> None:
+    world = World(tmp_path, clip=False)
+    world.add("seg_1", "ast_1", visual="rain", text="rain")
+    results = world.search(query_text="rain")
+    assert ids(results) == ["seg_1"]
+    assert set(results[0]["scores"]) == {"transcription"}
+    with pytest.raises(ValidationError) as err:
+        world.search(query_text="rain", search_options=["visual"])
+    assert err.value.code == "search_option_unavailable"
+
+
+def test_request_contract_limits() -> None:
+    with pytest.raises(ValueError):
+        SearchRequest(index_id="idx_1", query_text="x", limit=101)
+    with pytest.raises(ValueError):
+        SearchRequest(index_id="idx_1", query_text="x", search_options=["smell"])
+    req = SearchRequest(index_id="idx_1", query_text="x")
+    assert (req.search_options, req.operator, req.group_by, req.limit) == (
+        ["visual", "transcription"],
+        "or",
+        "segment",
+        20,
+    )
