@@ -1,0 +1,1 @@
+"""The CDK app's constructs: one concern per file, composed by `stack.MediaIndexStack`."""

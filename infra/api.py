@@ -1,0 +1,105 @@
+"""HTTP API -> the API Lambda (FastAPI through Mangum), throttled, with access logs and CORS."""
+
+from __future__ import annotations
+
+import json
+
+import jsii
+from aws_cdk import CfnOutput, Duration
+from aws_cdk import aws_apigateway as apigw_v1
+from aws_cdk import aws_apigatewayv2 as apigw
+from aws_cdk import aws_apigatewayv2_integrations as integrations
+from aws_cdk import aws_dynamodb as ddb
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from infra import names, policies
+from infra.function import ServiceFunction
+
+_ACCESS_LOG_FORMAT = json.dumps(
+    {
+        "requestId": "$context.requestId",
+        "ip": "$context.identity.sourceIp",
+        "time": "$context.requestTime",
+        "method": "$context.httpMethod",
+        "path": "$context.path",
+        "status": "$context.status",
+        "latencyMs": "$context.responseLatency",
+        "integrationError": "$context.integrationErrorMessage",
+    }
+)
+
+
+@jsii.implements(apigw.IAccessLogSettings)
+class _AccessLogs:
+    def __init__(self, log_group: logs.ILogGroup) -> None:
+        self._destination = apigw.LogGroupLogDestination(log_group)
+
+    @property
+    def destination(self) -> apigw.IAccessLogDestination:
+        return self._destination
+
+    @property
+    def format(self) -> apigw_v1.AccessLogFormat:
+        return apigw_v1.AccessLogFormat.custom(_ACCESS_LOG_FORMAT)
+
+
+class Api(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        layer: lambda_.ILayerVersion,
+        environment: dict[str, str],
+        table: ddb.ITableV2,
+        bucket: s3.IBucket,
+        state_machine_arn: str,
+        executions_arn: str,
+        cors_origins: list[str],
+        rate_limit: int = 50,
+        burst_limit: int = 100,
+    ) -> None:
+        super().__init__(scope, id)
+        self.handler = ServiceFunction(
+            self,
+            "ApiFn",
+            folder=names.API_FUNCTION,
+            layer=layer,
+            environment={**environment, names.ENV_STATE_MACHINE: state_machine_arn},
+            timeout=Duration.seconds(29),  # API Gateway's own integration limit
+            memory_mb=1024,
+        )
+        role = self.handler.role
+        policies.table_read_write(role, table)
+        # The API signs upload URLs (originals/), download URLs (derived/ and originals/) and deletes assets.
+        policies.objects(role, bucket, [names.ORIGINALS, names.DERIVED], read=True, write=True, delete=True)
+        policies.start_executions(role, state_machine_arn)
+        policies.stop_executions(role, executions_arn)
+
+        self.access_logs = logs.LogGroup(self, "AccessLogs", retention=logs.RetentionDays.ONE_MONTH)
+        self.http_api = apigw.HttpApi(
+            self,
+            "HttpApi",
+            description="mediaindex API",
+            create_default_stage=False,
+            default_integration=integrations.HttpLambdaIntegration("Api", self.handler.function),
+            cors_preflight=apigw.CorsPreflightOptions(
+                allow_origins=cors_origins or ["*"],
+                allow_methods=[apigw.CorsHttpMethod.ANY],
+                allow_headers=["authorization", "content-type", "idempotency-key", "x-api-key"],
+                expose_headers=["etag", "location", "retry-after"],
+                max_age=Duration.hours(1),
+            ),
+        )
+        self.stage = self.http_api.add_stage(
+            "Stage",
+            stage_name="$default",
+            auto_deploy=True,
+            throttle=apigw.ThrottleSettings(rate_limit=rate_limit, burst_limit=burst_limit),
+            access_log_settings=_AccessLogs(self.access_logs),
+        )
+        self.url = self.stage.url
+        CfnOutput(self, "Url", value=self.url, description="Base URL of the mediaindex API")

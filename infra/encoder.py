@@ -1,0 +1,58 @@
+"""The query-text encoder: a container-image Lambda built from containers/ml (the same image and
+baked-in weights the Batch embedding jobs use) with the Lambda runtime client as entrypoint and
+the encoder handler as command. The API invokes it synchronously to embed search text."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_ecr_assets as ecr_assets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from infra import names
+from infra.compute import image_asset_options
+
+
+class Encoder(Construct):
+    def __init__(self, scope: Construct, id: str, *, environment: dict[str, str]) -> None:
+        super().__init__(scope, id)
+        self.role = iam.Role(
+            self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"), description="query encoder"
+        )
+        self.log_group = logs.LogGroup(
+            self, "Logs", retention=logs.RetentionDays.ONE_MONTH, removal_policy=RemovalPolicy.DESTROY
+        )
+        self.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[self.log_group.log_group_arn],
+            )
+        )
+        options = image_asset_options(names.ENCODER_IMAGE)
+        self.function = lambda_.DockerImageFunction(
+            self,
+            "Function",
+            code=lambda_.DockerImageCode.from_image_asset(
+                str(options["directory"]),
+                file=str(options["file"]),
+                exclude=list(options["exclude"]),  # type: ignore[call-overload]
+                ignore_mode=options["ignore_mode"],  # type: ignore[arg-type]
+                platform=ecr_assets.Platform.LINUX_AMD64,
+                entrypoint=["python", "-m", "awslambdaric"],
+                cmd=names.ENCODER_CMD,
+            ),
+            architecture=lambda_.Architecture.X86_64,
+            role=self.role,
+            log_group=self.log_group,
+            environment=environment,
+            memory_size=3008,
+            timeout=Duration.seconds(20),
+            tracing=lambda_.Tracing.ACTIVE,
+        )
+
+    def allow_invoke(self, role: iam.IRole) -> None:
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[self.function.function_arn])
+        )

@@ -1,0 +1,56 @@
+"""Every name and path the deployment uses, in one place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mediaindex.domain.blob_keys import DERIVED_PREFIX, ORIGINALS_PREFIX
+
+ROOT = Path(__file__).resolve().parent.parent
+LAYER_SOURCE = ROOT / "layers" / "mediaindex"
+PYPROJECT = ROOT / "pyproject.toml"
+FUNCTIONS = ROOT / "functions"
+CONTAINERS = ROOT / "containers"
+
+STACK_NAME = "MediaIndex"
+# Placeholder environment: synth stays offline (AZs are pinned in cdk.json for it).
+PLACEHOLDER_ACCOUNT = "111111111111"
+PLACEHOLDER_REGION = "us-east-1"
+
+# Lambda entrypoints: folder under functions/ -> handler inside it.
+API_FUNCTION = "api"
+UPLOAD_EVENT_FUNCTION = "upload_event"
+PIPELINE_EVENTS_FUNCTION = "pipeline_events"
+HANDLER = "handler.handler"
+# Query-text encoder: a container-image Lambda built from containers/ml with another command.
+ENCODER_IMAGE = "ml"
+ENCODER_CMD = ["mediaindex.ml.lambda_encoder.handler"]
+
+# Batch images: folder under containers/ -> the step compute they serve.
+IMAGES = {"media": "cpu", "ml": "gpu"}
+GPU_INSTANCE_CLASSES = ("g5", "g6")
+
+ORIGINALS = ORIGINALS_PREFIX
+DERIVED = DERIVED_PREFIX
+TMP_PREFIX = "tmp/"
+
+# Environment variables every runtime piece reads (mediaindex.settings, prefix MEDIAINDEX_).
+ENV_RUNTIME = "MEDIAINDEX_RUNTIME"
+ENV_TABLE = "MEDIAINDEX_TABLE_NAME"
+ENV_BUCKET = "MEDIAINDEX_BUCKET_NAME"
+ENV_STATE_MACHINE = "MEDIAINDEX_STATE_MACHINE_ARN"
+ENV_OPENSEARCH = "MEDIAINDEX_OPENSEARCH_URL"
+ENV_REGION = "MEDIAINDEX_AWS_REGION"
+ENV_ENCODER = "MEDIAINDEX_QUERY_ENCODER_FUNCTION"
+
+# Context keys (cdk.json or `cdk deploy -c key=value`).
+CTX_SEARCH = "search"  # domain | serverless
+CTX_RETAIN = "retain"  # true (default) keeps bucket and table on stack delete
+CTX_VERSIONING = "versioning"  # true turns on bucket versioning
+CTX_CORS_ORIGINS = "cors_origins"  # comma-separated browser origins allowed to PUT uploads
+CTX_CLIP = "clip"  # true when the ml image was built with CLIP weights in weights/clip
+CTX_ALARM_EMAIL = "alarm_email"
+CTX_GPU_MAX_VCPUS = "gpu_max_vcpus"
+CTX_CPU_MAX_VCPUS = "cpu_max_vcpus"
+
+LOG_RETENTION_DAYS = 30

@@ -1,0 +1,126 @@
+"""The stack only composes the constructs and wires names between them."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from aws_cdk import CfnOutput, Stack
+from constructs import Construct
+
+from infra import names, policies
+from infra.api import Api
+from infra.compute import Compute
+from infra.encoder import Encoder
+from infra.layer import CoreLayer
+from infra.observability import Observability
+from infra.pipeline import Pipeline
+from infra.search import Search
+from infra.storage import Storage
+
+
+def _flag(value: Any, default: bool) -> bool:
+    if value is None:
+        return default
+    return str(value).lower() in ("1", "true", "yes")
+
+
+class MediaIndexStack(Stack):
+    def __init__(self, scope: Construct, id: str, **kwargs: Any) -> None:
+        super().__init__(scope, id, **kwargs)
+        ctx = self.node.try_get_context
+        retain = _flag(ctx(names.CTX_RETAIN), True)
+        search_mode: Literal["domain", "serverless"]
+        match ctx(names.CTX_SEARCH) or "domain":
+            case "domain":
+                search_mode = "domain"
+            case "serverless":
+                search_mode = "serverless"
+            case other:
+                raise ValueError(f"context search must be domain or serverless, not {other!r}")
+        cors_origins = [o for o in str(ctx(names.CTX_CORS_ORIGINS) or "").split(",") if o]
+
+        self.storage = Storage(
+            self,
+            "Storage",
+            retain=retain,
+            versioning=_flag(ctx(names.CTX_VERSIONING), False),
+            cors_origins=cors_origins,
+        )
+        self.search = Search(self, "Search", mode=search_mode, retain=retain)
+        environment = {
+            names.ENV_RUNTIME: "aws",
+            names.ENV_TABLE: self.storage.table.table_name,
+            names.ENV_BUCKET: self.storage.bucket.bucket_name,
+            names.ENV_OPENSEARCH: self.search.url,
+            names.ENV_REGION: self.region,
+        }
+        self.layer = CoreLayer(self, "Core").layer
+        self.compute = Compute(
+            self,
+            "Compute",
+            cpu_max_vcpus=int(ctx(names.CTX_CPU_MAX_VCPUS) or 64),
+            gpu_max_vcpus=int(ctx(names.CTX_GPU_MAX_VCPUS) or 32),
+            environment=environment,
+            clip=_flag(ctx(names.CTX_CLIP), False),
+        )
+        for image, role in self.compute.job_roles.items():
+            policies.table_read_write(role, self.storage.table)
+            policies.objects(role, self.storage.bucket, [names.ORIGINALS], read=True, write=image == "media")
+            policies.objects(
+                role,
+                self.storage.bucket,
+                [names.DERIVED, names.TMP_PREFIX],
+                read=True,
+                write=True,
+                delete=True,
+            )
+
+        self.pipeline = Pipeline(
+            self,
+            "Pipeline",
+            bucket=self.storage.bucket,
+            table=self.storage.table,
+            compute=self.compute,
+            layer=self.layer,
+            environment=environment,
+        )
+        self.encoder = Encoder(self, "Encoder", environment=environment)
+        self.api = Api(
+            self,
+            "Api",
+            layer=self.layer,
+            environment={**environment, names.ENV_ENCODER: self.encoder.function.function_name},
+            table=self.storage.table,
+            bucket=self.storage.bucket,
+            state_machine_arn=self.pipeline.state_machine.state_machine_arn,
+            executions_arn=self.pipeline.executions_arn,
+            cors_origins=cors_origins,
+        )
+        self.encoder.allow_invoke(self.api.handler.role)
+        # Search: the API queries and deletes, the ml jobs write vectors and segments.
+        self.search.allow([self.api.handler.role, self.compute.job_roles["ml"]])
+
+        self.observability = Observability(
+            self,
+            "Observability",
+            http_api=self.api.http_api,
+            state_machine=self.pipeline.state_machine,
+            job_queues=[self.compute.cpu_queue, self.compute.gpu_queue],
+            dlqs=[q for q in [self.pipeline.upload_fn.dlq] if q is not None],
+            functions=[
+                self.api.handler.function,
+                self.pipeline.upload_fn.function,
+                self.pipeline.events_fn.function,
+                self.encoder.function,
+            ],
+            alarm_email=ctx(names.CTX_ALARM_EMAIL),
+        )
+        # What `mediaindex` commands against this deployment need (docs/deploy.md).
+        for name, value in {
+            "TableName": self.storage.table.table_name,
+            "BucketName": self.storage.bucket.bucket_name,
+            "StateMachineArn": self.pipeline.state_machine.state_machine_arn,
+            "SearchUrl": self.search.url,
+            "Region": self.region,
+        }.items():
+            CfnOutput(self, name, value=value)

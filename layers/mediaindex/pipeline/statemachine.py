@@ -1,0 +1,305 @@
+"""The Step Functions state machine, generated from the pipeline spec (pure: ASL as a dict).
+
+Shape: an optional `fetch` (only when the input has `source_url`), then `probe`, then one Parallel
+branch per chain of feature steps (a step that needs another feature step rides in that step's
+branch, after it). Each step is an AWS Batch job (`submitJob.sync`) on the CPU or GPU queue. A step
+whose features were not requested is skipped. A failed feature step reports `feature_failed` for its
+feature alone, marks the steps chained after it failed too (they need its output), and lets the
+other branches go on. A failed shared step (fetch, probe) reports every requested feature failed.
+Every path ends in `task_finished`. `feature_failed` carries `error` as Step Functions' error
+object, {"Error": name, "Cause": text} (for a Batch job, Cause is the job description as JSON).
+
+Execution input: {"task_id", "asset_id", "features": [...], "source_url"?}.
+The execution succeeds when the feature branches ran (each feature's state is in the metadata
+store); it fails only when a shared step failed, so the failed-executions alarm means "an asset got
+nothing at all".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from mediaindex.pipeline.spec import STEPS, StepSpec
+
+BATCH_SUBMIT_SYNC = "arn:aws:states:::batch:submitJob.sync"
+LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
+
+# Lambda's own transient failures, retried before the Catch of a reporting state could be needed.
+_LAMBDA_TRANSIENT = [
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+]
+_MAX_BACKOFF_S = 600
+
+State = dict[str, Any]
+
+
+def _batch_task(
+    step: StepSpec,
+    *,
+    queue_arn: str,
+    job_definition_arn: str,
+    retry_interval_s: int,
+    next_state: str,
+    catch_state: str,
+) -> State:
+    return {
+        "Type": "Task",
+        "Resource": BATCH_SUBMIT_SYNC,
+        "Parameters": {
+            # Batch job names allow [A-Za-z0-9_-]{1,128}; task ids are made of those.
+            "JobName.$": f"States.Format('{step.name}-{{}}', $.task_id)",
+            "JobQueue": queue_arn,
+            "JobDefinition": job_definition_arn,
+            "ContainerOverrides": {
+                "Command.$": f"States.Array('--task-id', $.task_id, '--step', '{step.name}')",
+            },
+            "Timeout": {"AttemptDurationSeconds": step.timeout_s},
+        },
+        # Keep the state small: the job description Batch returns is large.
+        "ResultSelector": {"status": "completed", "job_id.$": "$.JobId"},
+        "ResultPath": f"$.outcome.{step.name}",
+        "Retry": (
+            [
+                {
+                    "ErrorEquals": ["States.ALL"],
+                    "IntervalSeconds": retry_interval_s,
+                    # The spec counts attempts; ASL counts retries after the first attempt.
+                    "MaxAttempts": step.max_attempts - 1,
+                    "BackoffRate": 2.0,
+                    "MaxDelaySeconds": _MAX_BACKOFF_S,
+                    "JitterStrategy": "FULL",
+                }
+            ]
+            if step.max_attempts > 1
+            else []
+        ),
+        "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": catch_state}],
+        "Next": next_state,
+    }
+
+
+def _lambda_task(function_arn: str, payload: Mapping[str, Any], *, next_state: str | None) -> State:
+    state: State = {
+        "Type": "Task",
+        "Resource": LAMBDA_INVOKE,
+        "Parameters": {"FunctionName": function_arn, "Payload": dict(payload)},
+        "ResultPath": None,
+        "Retry": [
+            {
+                "ErrorEquals": _LAMBDA_TRANSIENT,
+                "IntervalSeconds": 2,
+                "MaxAttempts": 6,
+                "BackoffRate": 2.0,
+                "JitterStrategy": "FULL",
+            }
+        ],
+    }
+    if next_state is None:
+        state["End"] = True
+    else:
+        state["Next"] = next_state
+    return state
+
+
+def _feature_chains(spec: Sequence[StepSpec]) -> list[list[StepSpec]]:
+    """Feature steps grouped into chains: a step that needs another feature step follows it."""
+    feature_steps = [s for s in spec if s.features]
+    names = {s.name for s in feature_steps}
+    chains: list[list[StepSpec]] = []
+    where: dict[str, list[StepSpec]] = {}
+    for step in feature_steps:
+        if len(step.features) != 1:
+            raise ValueError(f"step {step.name!r}: the state machine supports one feature per feature step")
+        upstream = [n for n in step.needs if n in names]
+        if not upstream:
+            chain = [step]
+            chains.append(chain)
+        elif len(upstream) == 1 and upstream[0] in where and where[upstream[0]][-1].name == upstream[0]:
+            chain = where[upstream[0]]
+            chain.append(step)
+        else:
+            raise ValueError(f"step {step.name!r}: feature steps must form chains (needs {upstream})")
+        where[step.name] = chain
+    return chains
+
+
+def _branch(
+    chain: list[StepSpec],
+    *,
+    queues: Mapping[str, str],
+    job_definitions: Mapping[str, str],
+    events_function_arn: str,
+    retry_interval_s: int,
+) -> State:
+    states: dict[str, State] = {}
+    done = f"{chain[0].name} branch done"
+    for i, step in enumerate(chain):
+        feature = str(step.features[0])
+        after = f"{chain[i + 1].name} requested?" if i + 1 < len(chain) else done
+        upstream = chain[i - 1].name if i > 0 else None
+        wanted: State = {"Variable": f"$.wants.{feature}", "BooleanEquals": True}
+        choices: list[State] = []
+        if upstream is not None:
+            # The step needs its upstream's output: if that failed in this task, this fails too.
+            choices.append(
+                {
+                    "And": [wanted, {"Variable": f"$.outcome.{upstream}.status", "StringEquals": "failed"}],
+                    "Next": f"{step.name} blocked",
+                }
+            )
+        choices.append({**wanted, "Next": step.name})
+        states[f"{step.name} requested?"] = {"Type": "Choice", "Choices": choices, "Default": after}
+        if upstream is not None:
+            states[f"{step.name} blocked"] = {
+                "Type": "Pass",
+                "Result": {"Error": "UpstreamFailed", "Cause": f"{step.name} needs {upstream}, which failed"},
+                "ResultPath": "$.error",
+                "Next": f"{step.name} failed",
+            }
+        states[step.name] = _batch_task(
+            step,
+            queue_arn=queues[step.compute],
+            job_definition_arn=job_definitions[step.image],
+            retry_interval_s=retry_interval_s,
+            next_state=after,
+            catch_state=f"{step.name} failed",
+        )
+        states[f"{step.name} failed"] = _lambda_task(
+            events_function_arn,
+            {
+                "action": "feature_failed",
+                "task_id.$": "$.task_id",
+                "feature": feature,
+                "error.$": "$.error",
+            },
+            next_state=f"{step.name} marked failed",
+        )
+        states[f"{step.name} marked failed"] = {
+            "Type": "Pass",
+            "Result": {"status": "failed"},
+            "ResultPath": f"$.outcome.{step.name}",
+            "Next": after,
+        }
+    states[done] = {"Type": "Pass", "OutputPath": "$.outcome", "End": True}
+    return {"StartAt": f"{chain[0].name} requested?", "States": states}
+
+
+def definition(
+    spec: Sequence[StepSpec] = STEPS,
+    *,
+    cpu_queue_arn: str,
+    gpu_queue_arn: str,
+    job_definitions: Mapping[Literal["media", "ml"] | str, str],
+    events_function_arn: str,
+    retry_interval_s: int = 30,
+) -> dict[str, Any]:
+    """The ASL document for `spec`. `job_definitions` maps a step's image ("media", "ml") to its
+    Batch job definition ARN. `retry_interval_s` is the first retry delay (doubling after)."""
+    by_name = {s.name: s for s in spec}
+    if "probe" not in by_name:
+        raise ValueError("the pipeline spec needs a probe step")
+    queues = {"cpu": cpu_queue_arn, "gpu": gpu_queue_arn}
+    feature_names = [str(s.features[0]) for s in spec if s.features]
+
+    def finished(next_state: str | None) -> State:
+        return _lambda_task(
+            events_function_arn, {"action": "task_finished", "task_id.$": "$.task_id"}, next_state=next_state
+        )
+
+    states: dict[str, State] = {}
+    first = "probe"
+    if "fetch" in by_name:
+        first = "source_url given?"
+        states[first] = {
+            "Type": "Choice",
+            "Choices": [{"Variable": "$.source_url", "IsPresent": True, "Next": "fetch"}],
+            "Default": "probe",
+        }
+    for name in ("fetch", "probe"):
+        if name not in by_name:
+            continue
+        task = _batch_task(
+            by_name[name],
+            queue_arn=queues[by_name[name].compute],
+            job_definition_arn=job_definitions[by_name[name].image],
+            retry_interval_s=retry_interval_s,
+            next_state="probe" if name == "fetch" else "prepare",
+            catch_state="mark all failed",
+        )
+        states[name] = task
+    states["prepare"] = {
+        # Which features this task asked for, as booleans the branch Choices can test.
+        "Type": "Pass",
+        "Parameters": {
+            "task_id.$": "$.task_id",
+            "asset_id.$": "$.asset_id",
+            "features.$": "$.features",
+            "wants": {f"{f}.$": f"States.ArrayContains($.features, '{f}')" for f in feature_names},
+            "outcome": {},
+        },
+        "Next": "features",
+    }
+    states["features"] = {
+        "Type": "Parallel",
+        "Branches": [
+            _branch(
+                chain,
+                queues=queues,
+                job_definitions=job_definitions,
+                events_function_arn=events_function_arn,
+                retry_interval_s=retry_interval_s,
+            )
+            for chain in _feature_chains(spec)
+        ],
+        "ResultPath": "$.branches",
+        "Next": "task finished",
+    }
+    states["task finished"] = finished("done")
+    states["done"] = {
+        "Type": "Pass",
+        "Parameters": {"task_id.$": "$.task_id", "branches.$": "$.branches"},
+        "End": True,
+    }
+    states["mark all failed"] = {
+        "Type": "Map",
+        "ItemsPath": "$.features",
+        "ItemSelector": {
+            "task_id.$": "$.task_id",
+            "feature.$": "$$.Map.Item.Value",
+            "error.$": "$.error",
+        },
+        "MaxConcurrency": 4,
+        "ItemProcessor": {
+            "ProcessorConfig": {"Mode": "INLINE"},
+            "StartAt": "report feature failed",
+            "States": {
+                "report feature failed": _lambda_task(
+                    events_function_arn,
+                    {
+                        "action": "feature_failed",
+                        "task_id.$": "$.task_id",
+                        "feature.$": "$.feature",
+                        "error.$": "$.error",
+                    },
+                    next_state=None,
+                )
+            },
+        },
+        "ResultPath": None,
+        "Next": "task finished after failure",
+    }
+    states["task finished after failure"] = finished("shared step failed")
+    states["shared step failed"] = {
+        "Type": "Fail",
+        "Error": "SharedStepFailed",
+        "CausePath": "$.error.Cause",
+    }
+    return {
+        "Comment": "mediaindex pipeline, generated from mediaindex.pipeline.spec",
+        "StartAt": first,
+        "States": states,
+    }

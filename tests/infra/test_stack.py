@@ -1,0 +1,319 @@
+"""Template assertions per construct of the synthesized stack (one synth per session: conftest)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from mediaindex.adapters.aws import dynamo_schema as schema
+from mediaindex.pipeline import statemachine
+from mediaindex.pipeline.spec import STEPS
+from tests.infra.conftest import Synth
+
+pytestmark = pytest.mark.infra
+
+# The only actions allowed on Resource "*": AWS offers no resource-level permission for them.
+UNSCOPABLE = {
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "xray:GetSamplingRules",
+    "xray:GetSamplingTargets",
+    "ecr:GetAuthorizationToken",
+    "batch:DescribeJobs",
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
+}
+
+
+def resources(doc: dict[str, Any], type_: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in doc["Resources"].items() if v["Type"] == type_}
+
+
+def only(doc: dict[str, Any], type_: str) -> dict[str, Any]:
+    found = list(resources(doc, type_).values())
+    assert len(found) == 1, f"{type_}: {len(found)}"
+    return found[0]
+
+
+def statements(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for policy in resources(doc, "AWS::IAM::Policy").values():
+        out += policy["Properties"]["PolicyDocument"]["Statement"]
+    return out
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+# --- storage ---
+
+
+def test_media_bucket_is_private_encrypted_ssl_only_with_upload_cors_and_lifecycle(synth: Synth) -> None:
+    buckets = resources(synth.doc, "AWS::S3::Bucket")
+    media = next(b for k, b in buckets.items() if k.startswith("StorageMedia"))
+    props = media["Properties"]
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0][
+        "ServerSideEncryptionByDefault"
+    ] == {"SSEAlgorithm": "AES256"}
+    assert props["NotificationConfiguration"] == {"EventBridgeConfiguration": {"EventBridgeEnabled": True}}
+    cors = props["CorsConfiguration"]["CorsRules"][0]
+    assert "PUT" in cors["AllowedMethods"] and cors["ExposedHeaders"] == ["ETag"]
+    rules = {r["Id"]: r for r in props["LifecycleConfiguration"]["Rules"]}
+    assert rules["abort-multipart"]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
+    assert rules["expire-tmp"]["Prefix"] == "tmp/" and rules["expire-tmp"]["ExpirationInDays"] == 1
+    assert media["DeletionPolicy"] == "Retain"
+    # no notifications custom resource: nothing but our four functions exist
+    assert not [r for r in synth.doc["Resources"].values() if r["Type"].startswith("Custom::")]
+    policy = next(
+        p
+        for p in resources(synth.doc, "AWS::S3::BucketPolicy").values()
+        if p["Properties"]["Bucket"] == {"Ref": next(k for k in buckets if k.startswith("StorageMedia"))}
+    )
+    deny = policy["Properties"]["PolicyDocument"]["Statement"][0]
+    assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_table_keys_and_indexes_come_from_the_adapter_schema(synth: Synth) -> None:
+    table = only(synth.doc, "AWS::DynamoDB::GlobalTable")
+    props = table["Properties"]
+    assert props["KeySchema"] == [
+        {"AttributeName": schema.PK, "KeyType": "HASH"},
+        {"AttributeName": schema.SK, "KeyType": "RANGE"},
+    ]
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert {a["AttributeName"] for a in props["AttributeDefinitions"]} == set(schema.KEY_ATTRIBUTES)
+    indexes = {
+        i["IndexName"]: [k["AttributeName"] for k in i["KeySchema"]] for i in props["GlobalSecondaryIndexes"]
+    }
+    assert indexes == {
+        schema.GSI1: [schema.GSI1_PK, schema.GSI1_SK],
+        schema.GSI2: [schema.GSI2_PK, schema.GSI2_SK],
+    }
+    assert props["TimeToLiveSpecification"] == {"AttributeName": schema.TTL_ATTRIBUTE, "Enabled": True}
+    replica = props["Replicas"][0]
+    assert replica["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert replica["DeletionProtectionEnabled"] is True
+    assert table["DeletionPolicy"] == "Retain"
+
+
+# --- api ---
+
+
+def test_http_api_routes_to_the_api_lambda_with_throttling_access_logs_and_an_output(synth: Synth) -> None:
+    api = only(synth.doc, "AWS::ApiGatewayV2::Api")
+    assert api["Properties"]["ProtocolType"] == "HTTP"
+    assert "authorization" in api["Properties"]["CorsConfiguration"]["AllowHeaders"]
+    stage = only(synth.doc, "AWS::ApiGatewayV2::Stage")["Properties"]
+    assert stage["StageName"] == "$default"
+    assert stage["DefaultRouteSettings"]["ThrottlingRateLimit"] > 0
+    assert "$context.status" in stage["AccessLogSettings"]["Format"]
+    assert any(k.startswith("ApiUrl") for k in synth.doc["Outputs"])
+    functions = resources(synth.doc, "AWS::Lambda::Function")
+    api_fn = next(f for k, f in functions.items() if k.startswith("ApiApiFn"))["Properties"]
+    env = api_fn["Environment"]["Variables"]
+    assert env["MEDIAINDEX_RUNTIME"] == "aws"
+    assert set(env) >= {
+        "MEDIAINDEX_TABLE_NAME",
+        "MEDIAINDEX_BUCKET_NAME",
+        "MEDIAINDEX_STATE_MACHINE_ARN",
+        "MEDIAINDEX_OPENSEARCH_URL",
+        "MEDIAINDEX_AWS_REGION",
+    }
+    assert api_fn["Handler"] == "handler.handler" and len(api_fn["Layers"]) == 1
+
+
+# --- pipeline ---
+
+
+def test_upload_rule_matches_object_created_under_originals_and_targets_the_upload_lambda(
+    synth: Synth,
+) -> None:
+    rules = [
+        r
+        for r in resources(synth.doc, "AWS::Events::Rule").values()
+        if r["Properties"]["EventPattern"].get("source") == ["aws.s3"]
+    ]
+    assert len(rules) == 1
+    pattern = rules[0]["Properties"]["EventPattern"]
+    assert pattern["detail-type"] == ["Object Created"]
+    assert pattern["detail"]["object"] == {"key": [{"prefix": "originals/"}]}
+    target = rules[0]["Properties"]["Targets"][0]
+    assert target["Arn"]["Fn::GetAtt"][0].startswith("PipelineUploadFn")
+    assert "DeadLetterConfig" in target
+
+
+def _resolve_join(value: Any, markers: dict[str, str]) -> str:
+    """The definition string with each intrinsic (Ref, GetAtt) replaced by its marker."""
+    if isinstance(value, str):
+        return value
+    parts = value["Fn::Join"][1]
+    return "".join(p if isinstance(p, str) else markers[json.dumps(p, sort_keys=True)] for p in parts)
+
+
+def test_state_machine_in_the_template_is_the_generated_definition(synth: Synth) -> None:
+    stack = synth.stack
+    machine = only(synth.doc, "AWS::StepFunctions::StateMachine")["Properties"]
+    tokens = {
+        "cpu": stack.compute.cpu_queue.job_queue_arn,
+        "gpu": stack.compute.gpu_queue.job_queue_arn,
+        "events": stack.pipeline.events_fn.function.function_arn,
+        **{image: d.job_definition_arn for image, d in stack.compute.job_definitions.items()},
+    }
+    markers = {
+        json.dumps(stack.resolve(token), sort_keys=True): f"@@{name}@@" for name, token in tokens.items()
+    }
+
+    expected = statemachine.definition(
+        STEPS,
+        cpu_queue_arn="@@cpu@@",
+        gpu_queue_arn="@@gpu@@",
+        job_definitions={image: f"@@{image}@@" for image in stack.compute.job_definitions},
+        events_function_arn="@@events@@",
+    )
+    assert json.loads(_resolve_join(machine["DefinitionString"], markers)) == expected
+    assert machine["LoggingConfiguration"]["Level"] == "ALL"
+    assert machine["TracingConfiguration"] == {"Enabled": True}
+
+
+# --- compute ---
+
+
+def test_batch_has_a_fargate_cpu_queue_and_a_spot_first_gpu_queue_scaling_to_zero(synth: Synth) -> None:
+    envs = resources(synth.doc, "AWS::Batch::ComputeEnvironment")
+    kinds = sorted(e["Properties"]["ComputeResources"]["Type"] for e in envs.values())
+    assert kinds == ["EC2", "FARGATE", "SPOT"]
+    for env in envs.values():
+        compute = env["Properties"]["ComputeResources"]
+        if compute["Type"] in ("EC2", "SPOT"):
+            assert compute["MinvCpus"] == 0
+            assert sorted(compute["InstanceTypes"]) == ["g5", "g6"]
+    queues = resources(synth.doc, "AWS::Batch::JobQueue")
+    assert len(queues) == 2
+    gpu = next(q for k, q in queues.items() if k.startswith("ComputeGpuQueue"))["Properties"]
+    order = {o["Order"]: o["ComputeEnvironment"]["Fn::GetAtt"][0] for o in gpu["ComputeEnvironmentOrder"]}
+    assert order[1].startswith("ComputeGpuSpotEnv") and order[2].startswith("ComputeGpuOnDemandEnv")
+    vpc_nat = resources(synth.doc, "AWS::EC2::NatGateway")
+    assert vpc_nat == {}
+    endpoints = resources(synth.doc, "AWS::EC2::VPCEndpoint")
+    assert len(endpoints) == 2
+
+
+def test_one_job_definition_per_container_image_gpu_for_ml(synth: Synth) -> None:
+    definitions = resources(synth.doc, "AWS::Batch::JobDefinition")
+    assert len(definitions) == 2
+    by_name = {k: d["Properties"] for k, d in definitions.items()}
+    media = next(v for k, v in by_name.items() if k.startswith("ComputeMedia"))
+    ml = next(v for k, v in by_name.items() if k.startswith("ComputeMl"))
+    assert media["PlatformCapabilities"] == ["FARGATE"]
+    assert {"Type": "GPU", "Value": "1"} in ml["ContainerProperties"]["ResourceRequirements"]
+    for definition in (media, ml):
+        assert definition["ContainerProperties"]["JobRoleArn"]
+        assert "Fn::Sub" in json.dumps(definition["ContainerProperties"]["Image"])  # an asset image in ECR
+
+
+# --- search and encoder ---
+
+
+def test_search_domain_is_encrypted_https_only_and_reachable_only_by_the_api_and_ml_roles(
+    synth: Synth,
+) -> None:
+    domain = only(synth.doc, "AWS::OpenSearchService::Domain")["Properties"]
+    assert domain["EncryptionAtRestOptions"]["Enabled"] is True
+    assert domain["NodeToNodeEncryptionOptions"]["Enabled"] is True
+    assert domain["DomainEndpointOptions"]["EnforceHTTPS"] is True
+    assert "AccessPolicies" not in domain
+    es_roles = {
+        json.dumps(policy["Properties"]["Roles"])
+        for policy in resources(synth.doc, "AWS::IAM::Policy").values()
+        if any(
+            a.startswith("es:")
+            for s in policy["Properties"]["PolicyDocument"]["Statement"]
+            for a in as_list(s["Action"])
+        )
+    }
+    assert len(es_roles) == 2
+    assert any("ApiApiFnRole" in r for r in es_roles) and any("ComputeMlJobRole" in r for r in es_roles)
+
+
+def test_serverless_search_makes_a_vector_collection_with_a_data_policy_for_named_roles() -> None:
+    import aws_cdk as cdk
+    from aws_cdk import aws_iam as iam
+    from aws_cdk.assertions import Template
+
+    from infra.search import Search
+
+    stack = cdk.Stack(cdk.App(), "S")
+    search = Search(stack, "Search", mode="serverless", retain=False)
+    role = iam.Role(stack, "R", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+    search.allow([role])
+    doc = dict(Template.from_stack(stack).to_json())
+    assert only(doc, "AWS::OpenSearchServerless::Collection")["Properties"]["Type"] == "VECTORSEARCH"
+    policy = only(doc, "AWS::OpenSearchServerless::AccessPolicy")["Properties"]
+    assert policy["Type"] == "data" and "Fn::GetAtt" in json.dumps(policy["Policy"])
+    assert len(resources(doc, "AWS::OpenSearchServerless::SecurityPolicy")) == 2
+
+
+def test_query_encoder_is_a_container_image_lambda_of_the_ml_image(synth: Synth) -> None:
+    functions = resources(synth.doc, "AWS::Lambda::Function")
+    assert len(functions) == 4
+    encoder = next(f for k, f in functions.items() if k.startswith("EncoderFunction"))["Properties"]
+    assert encoder["PackageType"] == "Image"
+    assert encoder["ImageConfig"]["EntryPoint"] == ["python", "-m", "awslambdaric"]
+
+
+# --- observability ---
+
+
+def test_alarms_on_api_5xx_failed_executions_batch_failures_and_dlq_depth(synth: Synth) -> None:
+    alarms = resources(synth.doc, "AWS::CloudWatch::Alarm")
+    metrics = sorted(a["Properties"]["MetricName"] for a in alarms.values())
+    assert metrics == ["5xx", "ApproximateNumberOfMessagesVisible", "ExecutionsFailed", "TriggeredRules"]
+    assert all(a["Properties"]["AlarmActions"] for a in alarms.values())
+    assert len(resources(synth.doc, "AWS::CloudWatch::Dashboard")) == 1
+    for group in resources(synth.doc, "AWS::Logs::LogGroup").values():
+        assert group["Properties"]["RetentionInDays"] == 30
+
+
+# --- IAM and cdk-nag ---
+
+
+def test_every_function_and_job_has_its_own_role(synth: Synth) -> None:
+    roles = [f["Properties"]["Role"] for f in resources(synth.doc, "AWS::Lambda::Function").values()]
+    roles += [
+        d["Properties"]["ContainerProperties"]["JobRoleArn"]
+        for d in resources(synth.doc, "AWS::Batch::JobDefinition").values()
+    ]
+    assert len({json.dumps(r, sort_keys=True) for r in roles}) == len(roles) == 6
+
+
+def test_no_wildcard_actions_and_resource_star_only_where_aws_allows_nothing_else(synth: Synth) -> None:
+    for statement in statements(synth.doc):
+        actions = as_list(statement["Action"])
+        assert not [a for a in actions if "*" in a], statement
+        if "*" in as_list(statement["Resource"]):
+            assert set(actions) <= UNSCOPABLE, statement
+
+
+def test_cdk_nag_reports_no_unacknowledged_findings(synth: Synth) -> None:
+    findings = [
+        f"{v.rule_name} {r.construct_path}"
+        for v in synth.nag_report.violations
+        for r in v.violating_resources
+    ]
+    assert findings == []
+    assert synth.nag_report.success is True
