@@ -125,7 +125,7 @@ def build_local(settings: Settings, *, start_workers: bool | None = None) -> Ser
         orchestrator=orchestrator,
         search_index=search_index,
         background=_thread_background,
-        search=search_service(metadata, search_index, blobs, RegistryQueryEncoders(models)),
+        search=search_service(settings, metadata, search_index, blobs, RegistryQueryEncoders(models)),
     )
     runner = PipelineRunner(metadata, blobs, search_index, models, settings, get_step)
     pool = WorkerPool(
@@ -155,10 +155,19 @@ def build_local(settings: Settings, *, start_workers: bool | None = None) -> Ser
     return services
 
 
-def search_service(metadata: MetadataStore, index: SearchIndex, blobs: BlobStore, encoders: Any) -> Any:
+def search_service(
+    settings: Settings, metadata: MetadataStore, index: SearchIndex, blobs: BlobStore, encoders: Any
+) -> Any:
     from mediaindex.services.search import SearchService
 
-    return SearchService(metadata, index, encoders, blobs)
+    loader = url_guard.image_fetcher(
+        allow_private=settings.allow_private_urls,
+        timeout_s=settings.fetch_timeout_s,
+        max_redirects=settings.fetch_max_redirects,
+    )
+    return SearchService(
+        metadata, index, encoders, blobs, image_loader=loader, url_ttl_s=settings.download_url_ttl_s
+    )
 
 
 def build_services(settings: Settings) -> Services:

@@ -70,7 +70,9 @@ def build_aws(settings: Settings, *, clients: AwsClients | None = None) -> Servi
         orchestrator=orchestrator,
         search_index=search_index,
         background=_inline_background,
-        search=search_service(metadata, search_index, blobs, _query_encoders(settings, clients, models)),
+        search=search_service(
+            settings, metadata, search_index, blobs, _query_encoders(settings, clients, models)
+        ),
     )
     services.extras.update(extras)
     services.closers.extend(closers)

@@ -108,3 +108,15 @@ def test_keys_are_stored_only_as_hashes(api: Api, services: object) -> None:
     assert db_files
     for f in db_files:
         assert raw.encode() not in f.read_bytes()
+
+
+def test_query_image_url_passes_the_same_ssrf_guard(api: Api) -> None:
+    idx = api.index()
+    for url in (
+        "http://169.254.169.254/latest/meta-data/iam",
+        "http://127.0.0.1:8000/v1/health",
+        "file:///etc/passwd",
+    ):
+        resp = api.call("POST", "/v1/search", json={"index_id": idx["id"], "query_image_url": url})
+        assert resp.status_code == 400 and error_code(resp) == "asset_url_forbidden", (url, resp.text)
+        assert resp.json()["error"]["field"] == "query_image_url"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -135,3 +136,32 @@ def download(
         raise MediaError(
             f"asset_url could not be fetched: {type(e).__name__}", code="asset_url_unreachable"
         ) from e
+
+
+MAX_QUERY_IMAGE_BYTES = 20 * 1024 * 1024
+
+
+def image_fetcher(*, allow_private: bool, timeout_s: float, max_redirects: int) -> Callable[[str], bytes]:
+    """A loader for `query_image_url`: the same guard as asset_url, capped at 20 MiB. A bad URL is
+    the caller's error (400), never a crash."""
+
+    def load(url: str) -> bytes:
+        with tempfile.TemporaryDirectory(prefix="mi-query-") as tmp, httpx.Client() as client:
+            dest = Path(tmp) / "image"
+            try:
+                download(
+                    url,
+                    dest,
+                    max_bytes=MAX_QUERY_IMAGE_BYTES,
+                    allow_private=allow_private,
+                    timeout_s=timeout_s,
+                    max_redirects=max_redirects,
+                    client=client,
+                )
+            except MediaError as e:
+                raise ValidationError(e.message, code=e.code, field="query_image_url") from e
+            except ValidationError as e:
+                raise ValidationError(e.message, code=e.code, field="query_image_url") from e
+            return dest.read_bytes()
+
+    return load
