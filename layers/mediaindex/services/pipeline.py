@@ -55,7 +55,7 @@ class PipelineRunner:
         self._metadata = metadata
         self._blobs = blobs
         self._search = search
-        self._models = models
+        self.models = models
         self._settings = settings
         self._load = step_loader
 
@@ -81,7 +81,7 @@ class PipelineRunner:
                 blobs=self._blobs,
                 workdir=workdir,
                 settings=self._settings,
-                models=self._models,
+                models=self.models,
             )
             result = self._load(step_name)(ctx)
         finally:
@@ -192,4 +192,6 @@ def public_message(message: str) -> str:
 def error_info(exc: BaseException) -> ErrorInfo:
     if isinstance(exc, MediaError):
         return ErrorInfo(code=exc.code, message=public_message(exc.message))
-    return ErrorInfo(code="step_failed", message=f"the step failed ({type(exc).__name__}); it is logged on the server")
+    return ErrorInfo(
+        code="step_failed", message=f"the step failed ({type(exc).__name__}); it is logged on the server"
+    )
