@@ -66,6 +66,7 @@ def _env(tmp: Path) -> dict[str, str]:
         MEDIAINDEX_BUCKET_NAME="mediaindex-media",
         MEDIAINDEX_STATE_MACHINE_ARN="arn:aws:states:us-east-1:111111111111:stateMachine:mediaindex",
         MEDIAINDEX_OPENSEARCH_URL="https://search-mediaindex.us-east-1.es.amazonaws.com",
+        MEDIAINDEX_QUERY_ENCODER_FUNCTION="mediaindex-encoder",
         MEDIAINDEX_DATA_DIR=str(tmp),
         AWS_ACCESS_KEY_ID="testing",
         AWS_SECRET_ACCESS_KEY="testing",  # dummy: nothing is sent

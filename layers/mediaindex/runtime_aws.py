@@ -42,23 +42,27 @@ FALLBACK_DB = "aws-inprocess-jobs.db"
 def build_aws(settings: Settings, *, clients: AwsClients | None = None) -> Services:
     """The AWS runtime's services. `clients` defaults to boto3 clients made on first use in
     `settings.aws_region` (the endpoint from AWS_ENDPOINT_URL when set)."""
-    from mediaindex.ml.registry import ModelRegistry
-    from mediaindex.pipeline.steps import get_step
-    from mediaindex.services.pipeline import PipelineRunner
-
     clients = clients or AwsClients(region=settings.aws_region)
     metadata, blobs = _stores(settings, clients)
     search_index, close_search = _search_index(settings)
-    models = ModelRegistry(settings)
-    runner = PipelineRunner(metadata, blobs, search_index, models, settings, get_step)
     closers: list[Any] = [close_search] if close_search else []
 
     orchestrator: Orchestrator
-    extras: dict[str, Any] = {"runner": runner, "clients": clients}
+    extras: dict[str, Any] = {"clients": clients}
+    models: Any = None
+    if not (settings.state_machine_arn and settings.query_encoder_function):
+        # Models and the runner only where they run here: the deployed API Lambda has Step Functions
+        # and the encoder Lambda, and skips importing them (and numpy) at cold start.
+        from mediaindex.ml.registry import ModelRegistry
+        from mediaindex.pipeline.steps import get_step
+        from mediaindex.services.pipeline import PipelineRunner
+
+        models = ModelRegistry(settings)
+        extras["runner"] = PipelineRunner(metadata, blobs, search_index, models, settings, get_step)
     if settings.state_machine_arn:
         orchestrator = _step_functions(settings.state_machine_arn, clients, metadata)
     else:
-        fallback = InProcessPipeline(settings, metadata, runner)
+        fallback = InProcessPipeline(settings, metadata, extras["runner"])
         orchestrator = fallback.orchestrator
         extras.update(worker_pool=fallback.pool, queue=fallback.queue)
         closers.append(fallback.close)
