@@ -1,0 +1,110 @@
+"""The `proxy` step: a small file every browser plays. Video -> H.264/AAC MP4 (at most 720p),
+audio -> AAC in M4A, image -> WebP (JPEG where this ffmpeg has no libwebp)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mediaindex.domain.blob_keys import derived_key
+from mediaindex.domain.models import Derivative, MediaType
+from mediaindex.pipeline import ffmpeg, probe
+from mediaindex.pipeline.context import StepContext, StepResult
+from mediaindex.pipeline.probe import ProbeFacts
+from mediaindex.pipeline.spec import STEP_BY_NAME
+
+VIDEO_BOX = (1280, 720)  # landscape; portrait gets (720, 1280)
+IMAGE_MAX_SIDE = 2048
+MAX_FPS = 60.0
+DEFAULT_FPS = 30.0
+AUDIO_BITRATE = "128k"
+
+
+@dataclass(frozen=True)
+class ProxyPlan:
+    """One ffmpeg run: its arguments and what it will produce."""
+
+    args: list[str]
+    output: Path
+    content_type: str
+    width: int | None
+    height: int | None
+
+
+def _video_plan(src: Path, out_dir: Path, pf: ProbeFacts) -> ProxyPlan:
+    w, h = pf.width or 2, pf.height or 2
+    box_w, box_h = VIDEO_BOX if w >= h else VIDEO_BOX[::-1]
+    out_w, out_h = probe.fit_within(w, h, box_w, box_h, even=True)
+    fps = pf.facts.fps if pf.facts.fps and pf.facts.fps > 0 else DEFAULT_FPS
+    fps = min(fps, MAX_FPS)
+    out = out_dir / "proxy.mp4"
+    # ffmpeg autorotates before the filters, so the box applies to the display size. yuv420p makes
+    # 10-bit and 4:2:2/4:4:4 sources 8-bit 4:2:0, the only H.264 flavour every browser decodes.
+    # A constant frame rate (-fps_mode cfr) keeps variable-rate phone footage in sync and seekable.
+    args = [
+        "-i", str(src),
+        "-map", "0:V:0",
+        "-vf", f"scale={out_w}:{out_h}:flags=bicubic,setsar=1,format=yuv420p",
+        "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p",
+        "-profile:v", "high", "-g", str(max(1, round(fps * 2))),
+        *ffmpeg.cfr_args(), "-r", f"{fps:g}",
+    ]  # fmt: skip
+    if pf.facts.has_audio:
+        args += ["-map", "0:a:0", "-c:a", "aac", "-b:a", AUDIO_BITRATE, "-ac", "2"]
+    else:
+        args += ["-an"]
+    args += ["-sn", "-dn", "-map_metadata", "-1", "-map_chapters", "-1", "-movflags", "+faststart", str(out)]
+    return ProxyPlan(args, out, "video/mp4", out_w, out_h)
+
+
+def _audio_plan(src: Path, out_dir: Path) -> ProxyPlan:
+    out = out_dir / "proxy.m4a"
+    args = [
+        "-i", str(src), "-map", "0:a:0", "-vn", "-sn", "-dn",
+        "-c:a", "aac", "-b:a", AUDIO_BITRATE, "-ac", "2",
+        "-map_metadata", "-1", "-movflags", "+faststart", str(out),
+    ]  # fmt: skip
+    return ProxyPlan(args, out, "audio/mp4", None, None)
+
+
+def _image_plan(src: Path, out_dir: Path, pf: ProbeFacts) -> ProxyPlan:
+    w, h = probe.fit_within(pf.width or 1, pf.height or 1, IMAGE_MAX_SIDE, IMAGE_MAX_SIDE)
+    args = ["-i", str(src), "-map", "0:V:0", "-frames:v", "1", "-vf", f"scale={w}:{h}:flags=lanczos"]
+    if ffmpeg.has_encoder("libwebp"):
+        out = out_dir / "proxy.webp"
+        return ProxyPlan([*args, "-c:v", "libwebp", "-quality", "80", str(out)], out, "image/webp", w, h)
+    out = out_dir / "proxy.jpg"
+    return ProxyPlan([*args, "-c:v", "mjpeg", "-q:v", "3", "-update", "1", str(out)], out, "image/jpeg", w, h)
+
+
+def plan(src: Path, out_dir: Path, pf: ProbeFacts) -> ProxyPlan:
+    if pf.media_type == MediaType.VIDEO:
+        return _video_plan(src, out_dir, pf)
+    if pf.media_type == MediaType.AUDIO:
+        return _audio_plan(src, out_dir)
+    return _image_plan(src, out_dir, pf)
+
+
+def run(ctx: StepContext) -> StepResult:
+    src = ctx.original_path()
+    pf = probe.facts_for(ctx.asset, src)
+    out_dir = ctx.workdir / "proxy"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    p = plan(src, out_dir, pf)
+    ffmpeg.run_ffmpeg(p.args, timeout_s=float(STEP_BY_NAME["proxy"].timeout_s))
+
+    # The encoder's own numbers, not the plan's: cfr and AAC priming move the duration a little.
+    out_facts = probe.describe(p.output) if pf.media_type != MediaType.IMAGE else None
+    key = derived_key(ctx.asset.tenant_id, ctx.asset.id, p.output.name)
+    info = ctx.blobs.put_file(key, p.output, p.content_type)
+    derivative = Derivative(
+        asset_id=ctx.asset.id,
+        kind="proxy",
+        key=key,
+        content_type=p.content_type,
+        size_bytes=info.size,
+        width=p.width,
+        height=p.height,
+        duration_s=out_facts.duration_s if out_facts else None,
+    )
+    return StepResult(derivatives=[derivative], replaced_kinds=["proxy"])
