@@ -3,12 +3,13 @@
 Exactly once: IngestService starts a task only for an asset still awaiting its upload (a versioned
 write), and the execution is named after the task, so a duplicate or replayed event starts nothing.
 A key that is not an original, or of another bucket, is logged and dropped (returning normally, so
-EventBridge does not retry it). Errors reaching AWS are raised: EventBridge retries, then the DLQ."""
+EventBridge does not retry it). Errors reaching AWS are raised: EventBridge retries, then the DLQ.
+The decisions live in mediaindex.services.upload_events, shared with the SQS watcher of
+`serve --runtime aws`; this handler only unpacks the EventBridge envelope."""
 
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import unquote_plus
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.logging import correlation_paths
@@ -30,29 +31,19 @@ def configure(ingest: Any = None, bucket: str | None = None) -> None:
 
 
 def process(event: dict[str, Any]) -> dict[str, Any]:
-    from mediaindex.domain.blob_keys import parse_original_key
+    from mediaindex.services.upload_events import object_created
 
     detail = event.get("detail") or {}
-    bucket = (detail.get("bucket") or {}).get("name")
     obj = detail.get("object") or {}
-    key = unquote_plus(str(obj.get("key", "")))  # S3 event keys arrive URL-encoded
-    if _state.get("bucket") and bucket != _state["bucket"]:
-        logger.warning("event for another bucket dropped", extra={"bucket": bucket, "key": key})
-        return {"status": "ignored", "reason": "bucket"}
-    parsed = parse_original_key(key)
-    if parsed is None:
-        logger.warning("event for a key that is no original dropped", extra={"key": key})
-        return {"status": "ignored", "reason": "key"}
-    _, asset_id = parsed
-    size = obj.get("size")
-    task = _state["ingest"].original_uploaded(
-        asset_id, size=int(size) if size is not None else None, etag=obj.get("etag")
+    return object_created(
+        _state["ingest"],
+        bucket=(detail.get("bucket") or {}).get("name"),
+        key=str(obj.get("key", "")),
+        size=obj.get("size"),
+        etag=obj.get("etag"),
+        expected_bucket=_state.get("bucket"),
+        log=logger,
     )
-    if task is None:
-        logger.info("no task started (duplicate event or unknown asset)", extra={"asset_id": asset_id})
-        return {"status": "duplicate", "asset_id": asset_id}
-    logger.info("ingest started", extra={"asset_id": asset_id, "task_id": task.id})
-    return {"status": "started", "asset_id": asset_id, "task_id": task.id}
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)

@@ -7,6 +7,8 @@ tests, not for a deployment, where infra always sets the URL).
 Orchestrator: Step Functions when `settings.state_machine_arn` is set. Without it (moto, a laptop
 against LocalStack) the pipeline runs in-process: the local worker pool and its SQLite job queue in
 `data_dir`, over the AWS adapters - `InProcessPipeline` below. Deployed Lambdas always get the ARN.
+There is no EventBridge rule either then, so uploads are learnt from the SQS queue `mediaindex aws
+init` makes (`extras["upload_queue"]`, an UploadQueueWatcher, polling while the workers run).
 
 `extras["runner"]` is the PipelineRunner over these adapters. The Batch entrypoint and the
 pipeline-events Lambda use `build_aws_runner` (the runner alone), the upload-event Lambda
@@ -80,7 +82,39 @@ def build_aws(settings: Settings, *, clients: AwsClients | None = None) -> Servi
     )
     services.extras.update(extras)
     services.closers.extend(closers)
+    if not settings.state_machine_arn:
+        watcher = _upload_queue_watcher(settings, clients, services.ingest)
+        if watcher is not None:
+            services.extras["upload_queue"] = watcher
+            if settings.start_workers:
+                watcher.start()
+            services.closers.append(watcher.stop)  # closers run last-in first: before the pool and DB
     return services
+
+
+def _upload_queue_watcher(settings: Settings, clients: AwsClients, ingest: IngestService) -> Any:
+    """The watcher of the upload queue (the setting's URL, else the queue found by name), or None
+    when there is none: then uploads are noticed only through the API's own calls."""
+    from mediaindex.adapters.aws.upload_queue import UploadQueueWatcher, find_upload_queue
+    from mediaindex.errors import UnavailableError
+
+    sqs = clients.get("sqs")
+    url = settings.upload_queue_url
+    if url is None:
+        try:
+            url = find_upload_queue(sqs, settings.upload_queue_name)
+        except UnavailableError as e:
+            log.warning("upload queue not usable: %s", e)
+            return None
+    if url is None:
+        # Loud only when serving: one-shot commands (`keys create`) never watch anyway.
+        log.log(
+            logging.WARNING if settings.start_workers else logging.INFO,
+            "no upload queue %r (run `mediaindex aws init`): uploads to presigned URLs go unnoticed",
+            settings.upload_queue_name,
+        )
+        return None
+    return UploadQueueWatcher(sqs, url, ingest, bucket=settings.bucket_name)
 
 
 def _query_encoders(settings: Settings, clients: AwsClients, models: Any) -> Any:
@@ -162,6 +196,21 @@ def _search_index(settings: Settings) -> tuple[SearchIndex, Any]:
     return index, index.close
 
 
+def _jobs_only_database(path: Path) -> Any:
+    """The local adapters' SQLite file, holding only the job queue here: its rows name tasks that
+    live in DynamoDB, so the foreign keys to the (empty) SQLite `tasks` table are not enforced (with
+    them every task start failed with "FOREIGN KEY constraint failed")."""
+    from mediaindex.adapters.local.sqlite_db import Database
+
+    class JobsOnlyDatabase(Database):
+        def _open(self) -> Any:
+            conn = super()._open()
+            conn.execute("PRAGMA foreign_keys = OFF")
+            return conn
+
+    return JobsOnlyDatabase(path)
+
+
 class InProcessPipeline:
     """The fallback executor when no state machine is configured: the local worker pool and its
     SQLite job queue (in data_dir) drive the pipeline over the AWS adapters, in this process.
@@ -169,12 +218,11 @@ class InProcessPipeline:
 
     def __init__(self, settings: Settings, metadata: MetadataStore, runner: Any) -> None:
         from mediaindex.adapters.local.job_queue import JobQueue
-        from mediaindex.adapters.local.sqlite_db import Database
         from mediaindex.adapters.local.worker_pool import LocalOrchestrator, WorkerPool
 
         log.warning("no state_machine_arn: the pipeline runs in-process (local worker pool, AWS adapters)")
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        self._db = Database(settings.data_dir / FALLBACK_DB)
+        self._db = _jobs_only_database(settings.data_dir / FALLBACK_DB)
         self._db.migrate()
         self.queue = JobQueue(self._db)
         self.orchestrator = LocalOrchestrator(self.queue, metadata, max_attempts=settings.job_max_attempts)

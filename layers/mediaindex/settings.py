@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     opensearch_url: str | None = None
     # The encoder Lambda that embeds search queries on AWS (the API Lambda carries no models).
     query_encoder_function: str | None = None
+    # Without a state machine (moto, LocalStack, a dev account without the stack) uploads are learnt
+    # from S3 notifications on this SQS queue (made by `mediaindex aws init`); the URL wins over the name.
+    upload_queue_name: str = "mediaindex-uploads"
+    upload_queue_url: str | None = None
 
     @field_validator("public_url")
     @classmethod
