@@ -54,16 +54,22 @@ def ensure_table(client: Any, table_name: str) -> bool:
 def ensure_bucket(client: Any, bucket: str, *, region: str | None, cors_origins: list[str]) -> bool:
     """Creates the media bucket (private, SSE-S3 by default) with CORS for browser uploads unless it
     exists. Returns whether it created it. CORS is (re)applied either way."""
-    created = True
     kwargs: dict[str, Any] = {"Bucket": bucket}
     if region and region != "us-east-1":  # us-east-1 refuses an explicit location constraint
         kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
     try:
-        client.create_bucket(**kwargs)
-    except ClientError as e:
-        if _code(e) not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
-            raise UnavailableError(f"could not create bucket {bucket}: {_code(e)}") from e
+        # us-east-1 answers 200 to creating a bucket you already own: ask first.
+        client.head_bucket(Bucket=bucket)
         created = False
+    except ClientError:
+        created = True
+    if created:
+        try:
+            client.create_bucket(**kwargs)
+        except ClientError as e:
+            if _code(e) not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                raise UnavailableError(f"could not create bucket {bucket}: {_code(e)}") from e
+            created = False
     try:
         client.put_public_access_block(
             Bucket=bucket,
