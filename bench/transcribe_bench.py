@@ -23,7 +23,6 @@ from mediaindex.ml.registry import ModelRegistry  # noqa: E402
 from mediaindex.pipeline.context import StepContext  # noqa: E402
 from mediaindex.pipeline.steps import transcription  # noqa: E402
 from mediaindex.settings import Settings  # noqa: E402
-
 from tests import mediagen  # noqa: E402
 from tests.functional.test_ml import MemoryBlobs  # noqa: E402
 

@@ -39,6 +39,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         f"  data: {settings.data_dir.resolve()}"
     )
     print(f"playground: {settings.base_url}/   API docs: {settings.base_url}/docs", flush=True)
+    if (watcher := services.extras.get("upload_queue")) is not None:
+        print(f"uploads: learnt from S3 notifications on {watcher.queue_url}", flush=True)
     uvicorn.run(create_app(services), host=settings.host, port=settings.port, log_level=args.log_level)
     return 0
 
@@ -133,25 +135,21 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_aws_init(args: argparse.Namespace) -> int:
-    """Creates the table and the bucket (with CORS) the aws runtime needs, against AWS_ENDPOINT_URL
-    when set (moto server, LocalStack); a deployment gets both from `cdk deploy` instead."""
+    """Creates the table, the bucket (with CORS) and the upload queue the bucket notifies, against
+    AWS_ENDPOINT_URL when set (moto server, LocalStack); a deployment gets its resources from
+    `cdk deploy` instead (and learns of uploads through EventBridge, not the queue)."""
     from mediaindex.adapters.aws.clients import AwsClients, configured_endpoint
-    from mediaindex.adapters.aws.provision import ensure_bucket, ensure_table
+    from mediaindex.adapters.aws.provision import provision
 
     settings = _settings(args)
-    table = args.table or settings.table_name
-    bucket = args.bucket or settings.bucket_name
-    clients = AwsClients(region=settings.aws_region)
-    made_table = ensure_table(clients.dynamodb, table)
-    made_bucket = ensure_bucket(
-        clients.s3, bucket, region=clients.s3.meta.region_name, cors_origins=settings.cors_origins
+    result = provision(
+        AwsClients(region=settings.aws_region),
+        table=args.table or settings.table_name,
+        bucket=args.bucket or settings.bucket_name,
+        queue_name=args.queue or settings.upload_queue_name,
+        cors_origins=settings.cors_origins,
     )
-    result = {
-        "endpoint": configured_endpoint("dynamodb") or "aws",
-        "table": {"name": table, "created": made_table},
-        "bucket": {"name": bucket, "created": made_bucket},
-    }
-    print(json.dumps(result))
+    print(json.dumps({"endpoint": configured_endpoint("dynamodb") or "aws", **result}))
     return 0
 
 
@@ -208,10 +206,23 @@ def build_parser() -> argparse.ArgumentParser:
     kc.set_defaults(fn=cmd_keys_create)
 
     a = sub.add_parser("aws", help="AWS runtime helpers").add_subparsers(dest="aws_command", required=True)
-    ai = a.add_parser("init", help="create the DynamoDB table and the S3 bucket (AWS_ENDPOINT_URL honoured)")
+    ai = a.add_parser(
+        "init",
+        help="create the DynamoDB table, the S3 bucket and its upload queue (AWS_ENDPOINT_URL honoured)",
+    )
     ai.add_argument("--table", default=None, help="table name (MEDIAINDEX_TABLE_NAME)")
     ai.add_argument("--bucket", default=None, help="bucket name (MEDIAINDEX_BUCKET_NAME)")
+    ai.add_argument("--queue", default=None, help="upload queue name (MEDIAINDEX_UPLOAD_QUEUE_NAME)")
     ai.set_defaults(fn=cmd_aws_init)
+
+    from mediaindex import backup
+
+    b = sub.add_parser("backup", help="archive the local data dir (consistent while the server runs)")
+    b.add_argument("archive", type=Path, help="the .tar to write (outside the data dir)")
+    b.set_defaults(fn=backup.cmd_backup)
+    r = sub.add_parser("restore", help="unpack a backup into a fresh (missing or empty) data dir")
+    r.add_argument("archive", type=Path)
+    r.set_defaults(fn=backup.cmd_restore)
 
     for name, fn, help_ in (
         ("ingest", cmd_ingest, "upload files through the API"),

@@ -12,12 +12,13 @@ from typing import Any
 
 import boto3
 import pytest
+from moto import mock_aws
+
 from mediaindex.adapters.aws.dynamo_schema import table_definition
 from mediaindex.adapters.aws.dynamo_store import DynamoMetadataStore
 from mediaindex.adapters.local.sqlite_db import Database
 from mediaindex.adapters.local.sqlite_store import SqliteMetadataStore
 from mediaindex.ports.metadata import MetadataStore
-from moto import mock_aws
 
 METADATA_TABLE = "mediaindex-contract"
 

@@ -16,6 +16,7 @@ import boto3
 import uvicorn
 from botocore.config import Config
 from fastapi import FastAPI
+
 from mediaindex.adapters.local.fs_blobs import LocalBlobStore
 from mediaindex.api.routes.local_blobs import blob_error_response, build_local_blob_router
 from mediaindex.errors import MediaindexError

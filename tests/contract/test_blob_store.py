@@ -17,14 +17,14 @@ from typing import Any
 
 import httpx
 import pytest
-from mediaindex.adapters.aws.s3_blobs import S3BlobStore
-from mediaindex.adapters.local.fs_blobs import LocalBlobStore
-from mediaindex.errors import ConflictError, MediaindexError, NotFoundError, ValidationError
-from mediaindex.ports.blobs import MIN_PART_BYTES, BlobInfo, BlobStore
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.s3.models import s3_backends
 from moto.server import ThreadedMotoServer
 
+from mediaindex.adapters.aws.s3_blobs import S3BlobStore
+from mediaindex.adapters.local.fs_blobs import LocalBlobStore
+from mediaindex.errors import ConflictError, MediaindexError, NotFoundError, ValidationError
+from mediaindex.ports.blobs import MIN_PART_BYTES, BlobInfo, BlobStore
 from tests.contract.conftest_blobs import local_blob_server, moto_s3_client
 
 MiB = 1024 * 1024

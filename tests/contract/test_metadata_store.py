@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+
 from mediaindex.adapters.aws.dynamo_store import MAX_ATTEMPTS, DynamoMetadataStore
 from mediaindex.adapters.local.sqlite_db import Database, split_statements
 from mediaindex.adapters.local.sqlite_store import SqliteMetadataStore

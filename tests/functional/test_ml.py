@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from mediaindex.domain.blob_keys import derived_key, original_key
 from mediaindex.domain.models import Asset, Feature, FeatureStatus, MediaFacts, MediaType, UploadInfo
 from mediaindex.errors import NotFoundError, ValidationError
@@ -24,7 +25,6 @@ from mediaindex.pipeline.context import StepContext, StepResult
 from mediaindex.pipeline.steps import embedding, transcription
 from mediaindex.ports.blobs import BlobInfo, BlobStore, SignedRequest
 from mediaindex.settings import Settings
-
 from tests import mediagen
 
 pytestmark = [

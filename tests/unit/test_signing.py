@@ -7,6 +7,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
+
 from mediaindex.adapters.local.fs_blobs import LocalBlobStore
 from mediaindex.adapters.local.signing import UrlSigner
 from mediaindex.errors import SignatureError

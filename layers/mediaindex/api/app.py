@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
@@ -30,9 +32,62 @@ SECURITY_HEADERS = {
 }
 
 
+_SIG = re.compile(r"([?&]sig=)[^&\s\"]+")
+
+
+class RedactSignatures(logging.Filter):
+    """Access logs print request paths; a signed URL's `sig` is a bearer credential until it expires,
+    so it is masked before any handler sees it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_SIG.sub(r"\1REDACTED", a) if isinstance(a, str) else a for a in record.args)
+        return True
+
+
+def _document_errors_as_400(app: FastAPI) -> None:
+    """FastAPI documents request validation as 422 HTTPValidationError, but errors.install answers
+    400 with the one error body (docs/api.md), and every POST with an Idempotency-Key may answer
+    409. Rewrite the document to say what the server sends (found by schemathesis)."""
+    from fastapi.openapi.utils import get_openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        doc = get_openapi(
+            title=app.title,
+            version=app.version,
+            summary=app.summary,
+            routes=app.routes,
+            separate_input_output_schemas=app.separate_input_output_schemas,
+        )
+        error = {"description": "Invalid request", "content": {"application/json": {"schema": {
+            "$ref": "#/components/schemas/ErrorBody"}}}}  # fmt: skip
+        for item in doc.get("paths", {}).values():
+            for op in item.values():
+                responses = op.get("responses", {})
+                if responses.pop("422", None) is not None:
+                    responses.setdefault("400", error)
+                # Any POST that takes an Idempotency-Key can answer 409 idempotency_key_reused.
+                if any(p.get("name") == "Idempotency-Key" for p in op.get("parameters", [])):
+                    responses.setdefault("409", {**error, "description": "Conflict"})
+        schemas = doc.get("components", {}).get("schemas", {})
+        if "ErrorBody" in schemas:
+            for unused in ("HTTPValidationError", "ValidationError"):
+                schemas.pop(unused, None)
+        app.openapi_schema = doc
+        return doc
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(services: Services) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Installed at startup, after the server has configured its loggers.
+        access = logging.getLogger("uvicorn.access")
+        if not any(isinstance(f, RedactSignatures) for f in access.filters):
+            access.addFilter(RedactSignatures())
         yield
         services.close()
 
@@ -47,6 +102,7 @@ def create_app(services: Services) -> FastAPI:
         separate_input_output_schemas=False,
     )
     app.state.services = services
+    _document_errors_as_400(app)
     app.state.rate_limiter = RateLimiter(services.settings.rate_limit_per_minute)
     errors.install(app)
 

@@ -38,7 +38,7 @@ def load_rgb(path: Path, size: int) -> np.ndarray:
     )
     cmd = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-i", str(path), "-frames:v", "1", "-vf", vf]
     cmd += ["-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
-    proc = subprocess.run(cmd, capture_output=True, timeout=60, check=False)  # noqa: S603
+    proc = subprocess.run(cmd, capture_output=True, timeout=60, check=False)
     expected = size * size * 3
     if proc.returncode != 0 or len(proc.stdout) < expected:
         err = proc.stderr.decode(errors="replace").strip()[-300:]

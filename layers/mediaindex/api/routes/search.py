@@ -10,7 +10,9 @@ from mediaindex.services.search import SearchRequest, SearchResponse
 router = APIRouter(prefix="/v1", tags=["search"])
 
 
-@router.post("/search", response_model=SearchResponse, responses={400: {"model": ErrorBody}, 404: {"model": ErrorBody}})
+@router.post(
+    "/search", response_model=SearchResponse, responses={400: {"model": ErrorBody}, 404: {"model": ErrorBody}}
+)
 def search(body: SearchRequest, services: ServicesDep, tenant_id: TenantId) -> SearchResponse:
     if services.search is None:
         raise UnavailableError("search is not configured on this deployment", code="search_unavailable")

@@ -56,7 +56,7 @@ class _Seg:
 def _ffmpeg(args: list[str], timeout_s: float, loglevel: str = "error") -> subprocess.CompletedProcess[bytes]:
     try:
         # A fixed argument list, never a shell: paths cannot inject options (they are absolute).
-        return subprocess.run(  # noqa: S603
+        return subprocess.run(
             [*FFMPEG, "-loglevel", loglevel, *args], capture_output=True, timeout=timeout_s, check=False
         )
     except subprocess.TimeoutExpired as e:
@@ -65,7 +65,7 @@ def _ffmpeg(args: list[str], timeout_s: float, loglevel: str = "error") -> subpr
 
 def media_duration(path: Path, timeout_s: float = 120) -> float:
     cmd = ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path)]
-    proc = subprocess.run(cmd, capture_output=True, timeout=timeout_s, check=False)  # noqa: S603
+    proc = subprocess.run(cmd, capture_output=True, timeout=timeout_s, check=False)
     try:
         return float(proc.stdout.decode().strip())
     except ValueError as e:

@@ -29,7 +29,7 @@ def extract_audio(src: Path, dest: Path, *, timeout_s: float = 1800) -> bool:
     cmd = [*FFMPEG, "-i", str(src), "-map", "0:a:0", "-vn", "-ac", "1", "-ar", "16000"]
     cmd += ["-c:a", "pcm_s16le", str(dest)]
     try:
-        proc = subprocess.run(cmd, capture_output=True, timeout=timeout_s, check=False)  # noqa: S603
+        proc = subprocess.run(cmd, capture_output=True, timeout=timeout_s, check=False)
     except subprocess.TimeoutExpired as e:
         raise StepFailedError(f"audio extraction ran past {timeout_s:.0f} s") from e
     err = proc.stderr.decode(errors="replace")
