@@ -15,6 +15,7 @@ from infra.layer import CoreLayer
 from infra.observability import Observability
 from infra.pipeline import Pipeline
 from infra.search import Search
+from infra.secrets import BootstrapKey
 from infra.storage import Storage
 
 
@@ -85,11 +86,16 @@ class MediaIndexStack(Stack):
             environment=environment,
         )
         self.encoder = Encoder(self, "Encoder", environment=environment)
+        self.bootstrap_key = BootstrapKey(self, "BootstrapKey", retain=retain)
         self.api = Api(
             self,
             "Api",
             layer=self.layer,
-            environment={**environment, names.ENV_ENCODER: self.encoder.function.function_name},
+            environment={
+                **environment,
+                names.ENV_ENCODER: self.encoder.function.function_name,
+                names.ENV_BOOTSTRAP_KEY: self.bootstrap_key.secret.secret_arn,
+            },
             table=self.storage.table,
             bucket=self.storage.bucket,
             state_machine_arn=self.pipeline.state_machine.state_machine_arn,
@@ -97,6 +103,7 @@ class MediaIndexStack(Stack):
             cors_origins=cors_origins,
         )
         self.encoder.allow_invoke(self.api.handler.role)
+        self.bootstrap_key.allow_read(self.api.handler.role)
         # Search: the API queries and deletes, the ml jobs write vectors and segments.
         self.search.allow([self.api.handler.role, self.compute.job_roles["ml"]])
 
@@ -122,5 +129,6 @@ class MediaIndexStack(Stack):
             "StateMachineArn": self.pipeline.state_machine.state_machine_arn,
             "SearchUrl": self.search.url,
             "Region": self.region,
+            "ApiKeySecretArn": self.bootstrap_key.secret.secret_arn,
         }.items():
             CfnOutput(self, name, value=value)

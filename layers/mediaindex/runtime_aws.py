@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from mediaindex.adapters.aws.clients import AwsClients, LazyClient
 from mediaindex.container import Services
 from mediaindex.ports.blobs import BlobStore
@@ -82,6 +84,8 @@ def build_aws(settings: Settings, *, clients: AwsClients | None = None) -> Servi
     )
     services.extras.update(extras)
     services.closers.extend(closers)
+    if settings.bootstrap_key_secret_arn:
+        ensure_bootstrap_key(services, clients.get("secretsmanager"), settings.bootstrap_key_secret_arn)
     if not settings.state_machine_arn:
         watcher = _upload_queue_watcher(settings, clients, services.ingest)
         if watcher is not None:
@@ -115,6 +119,18 @@ def _upload_queue_watcher(settings: Settings, clients: AwsClients, ingest: Inges
         )
         return None
     return UploadQueueWatcher(sqs, url, ingest, bucket=settings.bucket_name)
+
+
+def ensure_bootstrap_key(services: Services, secrets: Any, secret_arn: str) -> None:
+    """The stack's generated first key works once its hash is in the table: one GetSecretValue and
+    one read per cold start. The key is never logged."""
+    try:
+        raw = secrets.get_secret_value(SecretId=secret_arn)["SecretString"]
+    except (ClientError, BotoCoreError) as e:
+        # Serving must not depend on it: existing keys still work; the next cold start retries.
+        log.warning("bootstrap key secret unreadable", extra={"error": type(e).__name__})
+        return
+    services.keys.ensure_key(services.settings.bootstrap_tenant, raw)
 
 
 def _query_encoders(settings: Settings, clients: AwsClients, models: Any) -> Any:

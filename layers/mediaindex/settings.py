@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     opensearch_url: str | None = None
     # The encoder Lambda that embeds search queries on AWS (the API Lambda carries no models).
     query_encoder_function: str | None = None
+    # The first API key, generated into Secrets Manager by the stack; ensured into the table at start.
+    bootstrap_key_secret_arn: str | None = None
+    bootstrap_tenant: str = "default"
     # Without a state machine (moto, LocalStack, a dev account without the stack) uploads are learnt
     # from S3 notifications on this SQS queue (made by `mediaindex aws init`); the URL wins over the name.
     upload_queue_name: str = "mediaindex-uploads"

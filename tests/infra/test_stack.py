@@ -317,3 +317,26 @@ def test_cdk_nag_reports_no_unacknowledged_findings(synth: Synth) -> None:
     ]
     assert findings == []
     assert synth.nag_report.success is True
+
+
+def test_first_api_key_is_a_generated_secret_only_the_api_can_read(synth: Synth) -> None:
+    secrets = synth.template.find_resources("AWS::SecretsManager::Secret")
+    assert len(secrets) == 1
+    (logical_id, secret), *_ = secrets.items()
+    assert secret["Properties"]["GenerateSecretString"]["PasswordLength"] >= 32
+    readers = [
+        stmt
+        for policy in synth.template.find_resources("AWS::IAM::Policy").values()
+        for stmt in policy["Properties"]["PolicyDocument"]["Statement"]
+        if "secretsmanager:GetSecretValue"
+        in (stmt["Action"] if isinstance(stmt["Action"], list) else [stmt["Action"]])
+    ]
+    assert len(readers) == 1 and readers[0]["Resource"] == {"Ref": logical_id}
+    env = next(
+        fn["Properties"]["Environment"]["Variables"]
+        for fn in synth.template.find_resources("AWS::Lambda::Function").values()
+        if "MEDIAINDEX_BOOTSTRAP_KEY_SECRET_ARN"
+        in fn["Properties"].get("Environment", {}).get("Variables", {})
+    )
+    assert env["MEDIAINDEX_BOOTSTRAP_KEY_SECRET_ARN"] == {"Ref": logical_id}
+    assert "ApiKeySecretArn" in synth.doc["Outputs"]

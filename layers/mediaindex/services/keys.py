@@ -25,17 +25,40 @@ class KeyService:
 
     def create_key(self, tenant_name: str) -> tuple[Tenant, ApiKey, str]:
         """Creates the tenant when it is new; returns (tenant, key record, the raw key to show once)."""
-        tenant = self._metadata.get_tenant_by_name(tenant_name)
-        if tenant is None:
-            try:
-                tenant = self._metadata.create_tenant(Tenant(id=new_id("ten"), name=tenant_name))
-            except ConflictError:  # created concurrently: use the winner
-                tenant = self._metadata.get_tenant_by_name(tenant_name)
-                assert tenant is not None
+        tenant = self._tenant(tenant_name)
         raw = KEY_PREFIX + secrets.token_urlsafe(32)
         key = ApiKey(id=new_id("key"), tenant_id=tenant.id, key_hash=hash_key(raw), prefix=raw[:7])
         self._metadata.put_api_key(key)
         return tenant, key, raw
+
+    def ensure_key(self, tenant_name: str, raw: str) -> ApiKey:
+        """Makes sure a key chosen elsewhere (the deployment's bootstrap secret) works for
+        `tenant_name`. Idempotent: a key whose hash is already stored is left as it is."""
+        if len(raw) < 32:
+            raise ValueError("a bootstrap key must be at least 32 characters")
+        digest = hash_key(raw)
+        existing = self._metadata.get_api_key_by_hash(digest)
+        if existing is not None:
+            return existing
+        tenant = self._tenant(tenant_name)
+        key = ApiKey(id=new_id("key"), tenant_id=tenant.id, key_hash=digest, prefix=raw[:7])
+        try:
+            self._metadata.put_api_key(key)
+        except ConflictError:  # another cold start stored it first
+            stored = self._metadata.get_api_key_by_hash(digest)
+            assert stored is not None
+            return stored
+        return key
+
+    def _tenant(self, name: str) -> Tenant:
+        tenant = self._metadata.get_tenant_by_name(name)
+        if tenant is None:
+            try:
+                tenant = self._metadata.create_tenant(Tenant(id=new_id("ten"), name=name))
+            except ConflictError:  # created concurrently: use the winner
+                tenant = self._metadata.get_tenant_by_name(name)
+                assert tenant is not None
+        return tenant
 
     def authenticate(self, raw: str | None) -> ApiKey:
         if not raw:
