@@ -194,7 +194,8 @@ def test_upload_search_and_play_from_the_hit(server: tuple[str, str], browser: A
 
     # And the page fits a phone
     page.set_viewport_size({"width": 390, "height": 844})
-    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    # Layout settles on the next frame after a resize.
+    page.wait_for_function("document.documentElement.scrollWidth <= 390", timeout=3000)
     s.shot("phone")
     page.close()
     assert s.errors == []

@@ -529,6 +529,8 @@
     const tl = $("timeline");
     tl.addEventListener("mousemove", hover);
     tl.addEventListener("mouseleave", () => { $("storyboard-preview").hidden = true; });
+    // The tile belongs to a pointer position on the old layout: drop it when the layout changes.
+    window.addEventListener("resize", () => { $("storyboard-preview").hidden = true; });
     tl.addEventListener("click", (e) => seek(timeAt(e).t));
     tl.addEventListener("keydown", (e) => {
       const m = player();
