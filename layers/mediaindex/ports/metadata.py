@@ -28,6 +28,30 @@ AssetFn = Callable[[Asset], Asset]
 TaskAssetFn = Callable[[Task, Asset], tuple[Task, Asset]]
 
 
+def next_asset(current: Asset, new: Asset) -> Asset:
+    """What a `mutate_*` stores: fn's result with the store's identity fields and the next version,
+    whatever fn returned. Shared so both adapters pin the same fields."""
+    return new.model_copy(
+        update={
+            "id": current.id,
+            "tenant_id": current.tenant_id,
+            "index_id": current.index_id,
+            "version": current.version + 1,
+        }
+    )
+
+
+def next_task(current: Task, new: Task) -> Task:
+    return new.model_copy(
+        update={
+            "id": current.id,
+            "tenant_id": current.tenant_id,
+            "asset_id": current.asset_id,
+            "version": current.version + 1,
+        }
+    )
+
+
 class MetadataStore(ABC):
     # Tenants and keys
     @abstractmethod

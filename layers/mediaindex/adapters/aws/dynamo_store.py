@@ -84,7 +84,7 @@ from mediaindex.domain.models import (
     Tenant,
 )
 from mediaindex.errors import ConflictError, NotFoundError, ValidationError
-from mediaindex.ports.metadata import AssetFn, MetadataStore, TaskAssetFn
+from mediaindex.ports.metadata import AssetFn, MetadataStore, TaskAssetFn, next_asset, next_task
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -606,14 +606,7 @@ class DynamoMetadataStore(MetadataStore):
             if item is None:
                 raise NotFoundError(f"asset {asset_id} not found", code="asset_not_found")
             current = Asset.model_validate_json(_doc(item))
-            new = fn(current).model_copy(
-                update={
-                    "id": current.id,
-                    "tenant_id": current.tenant_id,
-                    "index_id": current.index_id,
-                    "version": current.version + 1,
-                }
-            )
+            new = next_asset(current, fn(current))
             try:
                 self._put(self._asset_item(new), "version = :expected", {":expected": _n(current.version)})
             except ClientError as e:
@@ -761,23 +754,8 @@ class DynamoMetadataStore(MetadataStore):
             if asset_item is None:
                 raise NotFoundError(f"asset {task.asset_id} not found", code="asset_not_found")
             asset = Asset.model_validate_json(_doc(asset_item))
-            new_task, new_asset = fn(task, asset)
-            new_task = new_task.model_copy(
-                update={
-                    "id": task.id,
-                    "tenant_id": task.tenant_id,
-                    "asset_id": task.asset_id,
-                    "version": task.version + 1,
-                }
-            )
-            new_asset = new_asset.model_copy(
-                update={
-                    "id": asset.id,
-                    "tenant_id": asset.tenant_id,
-                    "index_id": asset.index_id,
-                    "version": asset.version + 1,
-                }
-            )
+            changed_task, changed_asset = fn(task, asset)
+            new_task, new_asset = next_task(task, changed_task), next_asset(asset, changed_asset)
             try:
                 self._transact(
                     [

@@ -31,7 +31,7 @@ from mediaindex.domain.models import (
     Tenant,
 )
 from mediaindex.errors import ConflictError, NotFoundError, ValidationError
-from mediaindex.ports.metadata import AssetFn, MetadataStore, TaskAssetFn
+from mediaindex.ports.metadata import AssetFn, MetadataStore, TaskAssetFn, next_asset, next_task
 
 E = TypeVar("E")
 
@@ -283,11 +283,7 @@ class SqliteMetadataStore(MetadataStore):
     def mutate_asset(self, asset_id: str, fn: AssetFn) -> Asset:
         with self._db.transaction() as tx:
             current = self._load_asset(tx, asset_id)
-            # The key fields are the store's, whatever fn returns.
-            new = fn(current).model_copy(
-                update={"id": current.id, "tenant_id": current.tenant_id, "index_id": current.index_id}
-            )
-            return self._write_asset(tx, new, current.version)
+            return self._write_asset(tx, next_asset(current, fn(current)), current.version)
 
     def delete_asset(self, asset_id: str) -> Asset | None:
         with self._db.transaction() as tx:
@@ -363,18 +359,8 @@ class SqliteMetadataStore(MetadataStore):
                 raise NotFoundError(f"task {task_id} not found", code="task_not_found")
             task = Task.model_validate_json(row[0])
             asset = self._load_asset(tx, task.asset_id)
-            new_task, new_asset = fn(task, asset)
-            new_task = new_task.model_copy(
-                update={
-                    "id": task.id,
-                    "tenant_id": task.tenant_id,
-                    "asset_id": task.asset_id,
-                    "version": task.version + 1,
-                }
-            )
-            new_asset = new_asset.model_copy(
-                update={"id": asset.id, "tenant_id": asset.tenant_id, "index_id": asset.index_id}
-            )
+            changed_task, changed_asset = fn(task, asset)
+            new_task, new_asset = next_task(task, changed_task), next_asset(asset, changed_asset)
             cur = tx.execute(
                 "UPDATE tasks SET state = ?, version = ?, doc = ? WHERE id = ? AND version = ?",
                 (new_task.state.value, new_task.version, new_task.model_dump_json(), task.id, task.version),
