@@ -284,3 +284,18 @@ def fit_within(width: int, height: int, max_w: int, max_h: int, *, even: bool = 
     if even:
         w, h = max(2, w - w % 2), max(2, h - h % 2)
     return w, h
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def declared_image_size(path: Path) -> tuple[int, int] | None:
+    """The size a PNG or GIF header claims, read without decoding. ffprobe reports 0x0 for sizes past
+    its own limits, so a header claiming 100000x100000 would otherwise pass as merely corrupt."""
+    with path.open("rb") as f:
+        head = f.read(26)
+    if head.startswith(_PNG_SIGNATURE) and head[12:16] == b"IHDR":
+        return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return int.from_bytes(head[6:8], "little"), int.from_bytes(head[8:10], "little")
+    return None

@@ -14,6 +14,12 @@ def run(ctx: StepContext) -> StepResult:
     size = path.stat().st_size
     if size == 0:
         raise MediaError("the uploaded file is empty", code="asset_file_empty")
+    declared = probe.declared_image_size(path)
+    if declared and declared[0] * declared[1] > ctx.settings.max_pixels:
+        raise MediaError(
+            f"the image claims {declared[0]}x{declared[1]} pixels; the limit is {ctx.settings.max_pixels}",
+            code="media_too_large",
+        )
     timeout_s = float(STEP_BY_NAME["probe"].timeout_s)
     pf = probe.describe(path, timeout_s=timeout_s / 4)
     # Limits before decoding anything: a bomb is refused, not processed.
