@@ -18,8 +18,8 @@ from botocore.config import Config
 from fastapi import FastAPI
 
 from mediaindex.adapters.local.fs_blobs import LocalBlobStore
-from mediaindex.api.routes.local_blobs import blob_error_response, build_local_blob_router
-from mediaindex.errors import MediaindexError
+from mediaindex.api import errors
+from mediaindex.api.routes.local_blobs import build_local_blob_router
 from mediaindex.ports.blobs import BlobInfo
 
 SECRET = b"contract-test-secret-0123456789"
@@ -37,7 +37,7 @@ def blob_app(store: LocalBlobStore, on_created: Callable[[str, BlobInfo], None])
     """The router alone, with the error rendering the real app does in its one handler."""
     app = FastAPI()
     app.include_router(build_local_blob_router(store, on_created))
-    app.add_exception_handler(MediaindexError, blob_error_response)
+    errors.install(app)
     return app
 
 

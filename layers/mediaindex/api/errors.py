@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -44,7 +45,12 @@ HTTP_CODES = {
 
 
 def request_id(request: Request) -> str:
-    return getattr(request.state, "request_id", "") or ""
+    """The id the request-context middleware set; one of our own where it did not run (an app
+    built from a router alone), so every error body can be quoted back to the logs."""
+    rid: str | None = getattr(request.state, "request_id", None)
+    if not rid:
+        rid = request.state.request_id = f"req_{uuid.uuid4().hex}"
+    return rid
 
 
 def error_response(

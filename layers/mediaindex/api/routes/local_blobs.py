@@ -2,7 +2,7 @@
 
 Only the local app mounts this router; it talks to the local blob adapter directly (there is no
 service between a signed URL and its bytes). Refusals are raised as domain errors and rendered by
-the app's one error handler; `blob_error_response` is that rendering for apps that lack it."""
+the app's one error handler (mediaindex.api.errors)."""
 
 from __future__ import annotations
 
@@ -12,43 +12,20 @@ from collections.abc import Callable, Iterator
 from typing import IO
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from mediaindex.adapters.local.fs_blobs import CHUNK, LocalBlobStore
 from mediaindex.domain.blob_keys import ORIGINALS_PREFIX
 from mediaindex.errors import (
-    ConflictError,
-    MediaindexError,
-    NotFoundError,
     PayloadTooLargeError,
     SignatureError,
-    ValidationError,
 )
-from mediaindex.ids import new_id
 from mediaindex.ports.blobs import BlobInfo, attachment_disposition
 
 log = logging.getLogger(__name__)
 
-# The statuses S3 would answer; the app's own error mapping should agree (SignatureError -> 403).
-BLOB_ERROR_STATUS: dict[type[MediaindexError], int] = {
-    SignatureError: 403,
-    NotFoundError: 404,
-    ValidationError: 400,
-    ConflictError: 409,
-    PayloadTooLargeError: 413,
-}
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
-
-
-def blob_error_response(request: Request, exc: Exception) -> JSONResponse:
-    """The project's error body for a blob refusal; usable as a Starlette exception handler."""
-    if not isinstance(exc, MediaindexError):
-        raise exc
-    status = next((s for cls, s in BLOB_ERROR_STATUS.items() if isinstance(exc, cls)), 500)
-    request_id = getattr(request.state, "request_id", None) or new_id("req")
-    body = {"error": {"code": exc.code, "message": exc.message, "request_id": request_id}}
-    return JSONResponse(body, status_code=status, headers={"x-request-id": request_id})
 
 
 def build_local_blob_router(
