@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -80,6 +81,21 @@ def _field(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
+def from_pydantic(errors: Sequence[Any]) -> ValidationError:
+    """The contract's validation error for pydantic's first complaint about a request: one mapping
+    for FastAPI's request validation and for bodies a route parses itself."""
+    first = errors[0] if errors else {"loc": (), "msg": "invalid request", "type": ""}
+    kind = first.get("type")
+    if kind == "json_invalid":
+        return ValidationError("the request body is not valid JSON", code="invalid_json")
+    field = _field(tuple(first.get("loc", ())))
+    if kind == "extra_forbidden":
+        return ValidationError(f"unknown field: {field}", code="parameter_unknown", field=field)
+    if kind == "missing":
+        return ValidationError(f"{field} is required", code="parameter_missing", field=field)
+    return ValidationError(f"{field}: {first.get('msg')}", field=field)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(MediaindexError)
     async def domain_error(request: Request, exc: MediaindexError) -> JSONResponse:
@@ -91,16 +107,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = exc.errors()
-        first = errors[0] if errors else {"loc": (), "msg": "invalid request", "type": ""}
-        if first.get("type") == "json_invalid":
-            return error_response(request, 400, "invalid_json", "the request body is not valid JSON")
-        field = _field(tuple(first.get("loc", ())))
-        if first.get("type") == "extra_forbidden":
-            return error_response(request, 400, "parameter_unknown", f"unknown field: {field}", field=field)
-        if first.get("type") == "missing":
-            return error_response(request, 400, "parameter_missing", f"{field} is required", field=field)
-        return error_response(request, 400, "parameter_invalid", f"{field}: {first.get('msg')}", field=field)
+        err = from_pydantic(exc.errors())
+        return error_response(request, 400, err.code, err.message, field=err.field)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

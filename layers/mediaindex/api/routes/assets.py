@@ -13,6 +13,7 @@ from pydantic import ValidationError as PydanticValidationError
 from starlette.datastructures import UploadFile
 
 from mediaindex.api.deps import Cursor, IdempotencyKey, Limit, RawBody, ServicesDep, TenantId, respond
+from mediaindex.api.errors import from_pydantic
 from mediaindex.api.schemas import (
     AssetCreate,
     AssetCreated,
@@ -135,8 +136,7 @@ def _form_to_body(form: Any) -> tuple[AssetCreate, UploadFile | None]:
             ),
         )
     except PydanticValidationError as e:
-        err = e.errors()[0]
-        raise ValidationError(f"{err['loc'][0]}: {err['msg']}", field=str(err["loc"][0])) from None
+        raise from_pydantic(e.errors()) from None
     if not body.index_id:
         raise ValidationError("index_id is required", code="parameter_missing", field="index_id")
     return body, (file if has_file else None)
@@ -189,14 +189,7 @@ async def create_asset(
     try:
         body = AssetCreate.model_validate_json(raw or b"null")
     except PydanticValidationError as e:
-        err = e.errors()[0]
-        if err["type"] == "json_invalid":
-            raise ValidationError("the request body is not valid JSON", code="invalid_json") from None
-        field = ".".join(str(p) for p in err["loc"]) or "body"
-        code = {"extra_forbidden": "parameter_unknown", "missing": "parameter_missing"}.get(
-            err["type"], "parameter_invalid"
-        )
-        raise ValidationError(f"{field}: {err['msg']}", code=code, field=field) from None
+        raise from_pydantic(e.errors()) from None
     return await run_in_threadpool(
         respond,
         services,
