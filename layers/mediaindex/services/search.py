@@ -94,15 +94,8 @@ class SearchResultSegment(BaseModel):
     thumbnail_url: str | None = None
 
 
-class SearchResult(BaseModel):
+class SearchResult(SearchResultSegment):
     asset_id: str
-    segment_id: str
-    start: float
-    end: float
-    score: float
-    scores: ModalityScores
-    text: str | None = None
-    thumbnail_url: str | None = None
     # group_by=asset only: the asset's best segments, best first (the first is the hit itself).
     segments: list[SearchResultSegment] | None = None
 
