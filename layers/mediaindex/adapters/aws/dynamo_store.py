@@ -569,21 +569,12 @@ class DynamoMetadataStore(MetadataStore):
         if index_id is not None:
             # Index ids are unguessable, but the tenant is still checked on every item.
             filters.append(("tenant_id", [tenant_id]))
-            items, nxt = self._query_page(
-                index=ks.GSI1,
-                partition=(ks.GSI1_PK, f"INDEX#{index_id}#ASSETS"),
-                filters=filters,
-                limit=limit,
-                cursor=cursor,
-            )
+            index, partition = ks.GSI1, (ks.GSI1_PK, f"INDEX#{index_id}#ASSETS")
         else:
-            items, nxt = self._query_page(
-                index=ks.GSI2,
-                partition=(ks.GSI2_PK, f"TENANT#{tenant_id}#ASSETS"),
-                filters=filters,
-                limit=limit,
-                cursor=cursor,
-            )
+            index, partition = ks.GSI2, (ks.GSI2_PK, f"TENANT#{tenant_id}#ASSETS")
+        items, nxt = self._query_page(
+            index=index, partition=partition, filters=filters, limit=limit, cursor=cursor
+        )
         return Page[Asset](data=[Asset.model_validate_json(_doc(i)) for i in items], next_cursor=nxt)
 
     def _put_versioned(self, item: Item, expected: int) -> Item:
@@ -727,21 +718,12 @@ class DynamoMetadataStore(MetadataStore):
             filters.append(("state", [TaskState.QUEUED.value, TaskState.PROCESSING.value]))
         if asset_id is not None:
             filters.append(("tenant_id", [tenant_id]))
-            items, nxt = self._query_page(
-                index=ks.GSI2,
-                partition=(ks.GSI2_PK, f"ASSET#{asset_id}#TASKS"),
-                filters=filters,
-                limit=limit,
-                cursor=cursor,
-            )
+            index, partition = ks.GSI2, (ks.GSI2_PK, f"ASSET#{asset_id}#TASKS")
         else:
-            items, nxt = self._query_page(
-                index=ks.GSI1,
-                partition=(ks.GSI1_PK, f"TENANT#{tenant_id}#TASKS"),
-                filters=filters,
-                limit=limit,
-                cursor=cursor,
-            )
+            index, partition = ks.GSI1, (ks.GSI1_PK, f"TENANT#{tenant_id}#TASKS")
+        items, nxt = self._query_page(
+            index=index, partition=partition, filters=filters, limit=limit, cursor=cursor
+        )
         return Page[Task](data=[Task.model_validate_json(_doc(i)) for i in items], next_cursor=nxt)
 
     def mutate_task_and_asset(self, task_id: str, fn: TaskAssetFn) -> tuple[Task, Asset]:
