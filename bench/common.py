@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import socket
 import statistics
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+
+from mediaindex.api.background import serve_in_background
 
 
 def percentiles(samples_s: list[float]) -> dict[str, float]:
@@ -28,18 +28,8 @@ def free_port() -> int:
 
 @contextmanager
 def serve(app: Any, port: int) -> Iterator[str]:
-    import uvicorn
-
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
+    stop = serve_in_background(app, "127.0.0.1", port, access_log=False)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+        stop()

@@ -155,8 +155,9 @@ def cmd_aws_init(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from mediaindex.api.app import create_app
+    from mediaindex.api.background import serve_in_background
     from mediaindex.client import Client
-    from mediaindex.demo import run_demo, serve_in_background
+    from mediaindex.demo import run_demo
     from mediaindex.runtime import build_services
 
     settings = _settings(args)

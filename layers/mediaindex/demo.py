@@ -3,9 +3,7 @@ few searches, print a results table, then point at the playground."""
 
 from __future__ import annotations
 
-import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -61,22 +59,3 @@ def run_demo(
                 f" {h['start']:6.1f} {h['end']:6.1f} {h['score']:7.4f}  {text}"
             )
     return 0
-
-
-def serve_in_background(app: object, host: str, port: int) -> Callable[[], None]:
-    import uvicorn
-
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))  # type: ignore[arg-type]
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if not server.started:
-        sys.exit(f"the server did not start on {host}:{port}")
-
-    def stop() -> None:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-    return stop

@@ -80,9 +80,11 @@ class JobQueue:
         now = self._now()
         # Idle workers poll: look without the write lock first, so an idle server does not take
         # SQLite's one writer slot several times a second away from API writes.
-        ready = self._db.connection().execute(
-            "SELECT 1 FROM jobs WHERE state = 'queued' AND run_after <= ? LIMIT 1", (now,)
-        ).fetchone()
+        ready = (
+            self._db.connection()
+            .execute("SELECT 1 FROM jobs WHERE state = 'queued' AND run_after <= ? LIMIT 1", (now,))
+            .fetchone()
+        )
         if ready is None:
             return None
         with self._db.transaction() as tx:
