@@ -8,7 +8,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra import names
-from mediaindex.adapters.aws import dynamo_schema as schema
+from mediaindex.adapters.aws.dynamo import schema
 
 
 class Storage(Construct):

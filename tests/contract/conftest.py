@@ -1,4 +1,5 @@
-"""Fixtures of the MetadataStore contract suite: one store per adapter, fresh for every test.
+"""Fixtures of the metadata repository contract suite: the six repositories of one adapter
+(`stores`, a MetadataStores, parametrized over SQLite and DynamoDB), fresh for every test.
 
 The DynamoDB client is created once per session (client creation costs ~110 ms, a table ~20 ms);
 moto is imported first so the client carries moto's request hook, and every test opens its own
@@ -14,11 +15,11 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from mediaindex.adapters.aws.dynamo_schema import table_definition
-from mediaindex.adapters.aws.dynamo_store import DynamoMetadataStore
-from mediaindex.adapters.local.sqlite_db import Database
-from mediaindex.adapters.local.sqlite_store import SqliteMetadataStore
-from mediaindex.ports.metadata import MetadataStore
+from mediaindex.adapters.aws import dynamo
+from mediaindex.adapters.aws.dynamo.schema import table_definition
+from mediaindex.adapters.local import sqlite
+from mediaindex.adapters.local.sqlite.database import Database
+from mediaindex.ports.stores import MetadataStores
 
 METADATA_TABLE = "mediaindex-contract"
 
@@ -42,19 +43,21 @@ def metadata_sqlite_db(tmp_path: Path) -> Iterator[Database]:
 
 
 @pytest.fixture
-def metadata_sqlite_store(metadata_sqlite_db: Database) -> SqliteMetadataStore:
-    return SqliteMetadataStore(metadata_sqlite_db)
+def sqlite_stores(metadata_sqlite_db: Database) -> MetadataStores:
+    return sqlite.open_stores(metadata_sqlite_db)
 
 
 @pytest.fixture
-def metadata_dynamo_store(metadata_dynamodb_client: Any) -> Iterator[DynamoMetadataStore]:
+def dynamo_stores(metadata_dynamodb_client: Any) -> Iterator[MetadataStores]:
+    """The repositories over a fresh table; the mock stays active for the whole test, so the test
+    may also use `metadata_dynamodb_client` on METADATA_TABLE directly."""
     with mock_aws():
         metadata_dynamodb_client.create_table(**table_definition(METADATA_TABLE))
-        yield DynamoMetadataStore(METADATA_TABLE, metadata_dynamodb_client)
+        yield dynamo.open_stores(METADATA_TABLE, metadata_dynamodb_client)
 
 
 @pytest.fixture(params=["sqlite", "dynamodb"])
-def metadata_store(request: pytest.FixtureRequest) -> MetadataStore:
-    name = "metadata_sqlite_store" if request.param == "sqlite" else "metadata_dynamo_store"
-    store: MetadataStore = request.getfixturevalue(name)
-    return store
+def stores(request: pytest.FixtureRequest) -> MetadataStores:
+    name = "sqlite_stores" if request.param == "sqlite" else "dynamo_stores"
+    opened: MetadataStores = request.getfixturevalue(name)
+    return opened

@@ -8,7 +8,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from mediaindex.adapters.aws.dynamo_schema import TTL_ATTRIBUTE
+from mediaindex.adapters.aws.dynamo.schema import TTL_ATTRIBUTE
 from mediaindex.cli import main
 
 pytestmark = pytest.mark.aws

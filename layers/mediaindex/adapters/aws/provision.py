@@ -13,9 +13,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from mediaindex.adapters.aws.dynamo_schema import TTL_ATTRIBUTE, table_definition
+from mediaindex.adapters.aws.dynamo.schema import TTL_ATTRIBUTE, table_definition
 from mediaindex.domain.blob_keys import ORIGINALS_PREFIX
-from mediaindex.errors import UnavailableError
+from mediaindex.domain.errors import UnavailableError
 
 
 def _code(e: ClientError) -> str:

@@ -64,7 +64,10 @@ def split_statements(script: str) -> list[str]:
 
 
 class Database:
-    """A SQLite file opened lazily once per thread. Call `migrate()` once at start (idempotent)."""
+    """A SQLite file opened lazily once per thread. Call `migrate()` once at start (idempotent).
+
+    `foreign_keys=False` leaves the schema's REFERENCES unenforced: for a file that holds only part
+    of the data (the AWS runtime keeps just the job queue here, its tasks live in DynamoDB)."""
 
     def __init__(
         self,
@@ -73,6 +76,7 @@ class Database:
         migrations_dir: Path = MIGRATIONS_DIR,
         busy_timeout_ms: int = 10_000,
         synchronous: str = "NORMAL",
+        foreign_keys: bool = True,
     ) -> None:
         if str(path) == ":memory:":
             # Each thread would get its own empty database; use a file (tmp_path in tests).
@@ -83,6 +87,7 @@ class Database:
         self.migrations_dir = migrations_dir
         self._busy_timeout_ms = busy_timeout_ms
         self._synchronous = synchronous.upper()
+        self.foreign_keys = foreign_keys
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
@@ -106,7 +111,7 @@ class Database:
         conn.execute("PRAGMA journal_mode = WAL")
         # NORMAL in WAL mode: a crash of the process loses nothing; a power cut may lose the last commits.
         conn.execute(f"PRAGMA synchronous = {self._synchronous}")
-        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute(f"PRAGMA foreign_keys = {'ON' if self.foreign_keys else 'OFF'}")
         with self._all_lock:
             self._all.append(conn)
         return conn

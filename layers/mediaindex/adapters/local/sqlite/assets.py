@@ -1,0 +1,77 @@
+"""AssetRepository on SQLite: table `assets` (doc + the columns lists filter on). Every read and
+write names the tenant; an asset of another tenant is not found. Each write is one `BEGIN
+IMMEDIATE` transaction, which takes the write lock before it reads, so `mutate` calls `fn` once."""
+
+from __future__ import annotations
+
+from mediaindex.adapters.local.sqlite.database import Database
+from mediaindex.adapters.local.sqlite.rows import (
+    Row,
+    find_asset,
+    insert_asset,
+    load_asset,
+    newest_first,
+    write_asset,
+)
+from mediaindex.domain.errors import NotFoundError
+from mediaindex.domain.models import Asset, AssetStatus, MediaType, Page
+from mediaindex.ports.assets import AssetFn, AssetRepository, next_asset
+
+
+def _asset(row: Row) -> Asset:
+    return Asset.model_validate_json(row[0])
+
+
+class SqliteAssetRepository(AssetRepository):
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def create(self, asset: Asset) -> Asset:
+        stored = asset.model_copy(update={"version": asset.version + 1})
+        with self._db.transaction() as tx:
+            owner = tx.execute("SELECT tenant_id FROM indexes WHERE id = ?", (asset.index_id,)).fetchone()
+            if owner is None or owner[0] != asset.tenant_id:
+                raise NotFoundError(
+                    f"index {asset.index_id} not found", code="index_not_found", field="index_id"
+                )
+            insert_asset(tx, stored)
+            tx.execute("UPDATE indexes SET asset_count = asset_count + 1 WHERE id = ?", (asset.index_id,))
+        return stored
+
+    def get(self, tenant_id: str, asset_id: str) -> Asset | None:
+        # The API's hot path: one primary-key lookup on this thread's open connection.
+        return find_asset(self._db.connection(), tenant_id, asset_id)
+
+    def list(
+        self,
+        tenant_id: str,
+        *,
+        index_id: str | None = None,
+        status: AssetStatus | None = None,
+        media_type: MediaType | None = None,
+        limit: int,
+        cursor: str | None,
+    ) -> Page[Asset]:
+        filters = {
+            "tenant_id": tenant_id,
+            "index_id": index_id,
+            "status": AssetStatus(status).value if status is not None else None,
+            "media_type": MediaType(media_type).value if media_type is not None else None,
+        }
+        conn = self._db.connection()
+        return newest_first(conn, "doc FROM assets", _asset, equal=filters, limit=limit, cursor=cursor)
+
+    def mutate(self, tenant_id: str, asset_id: str, fn: AssetFn) -> Asset:
+        with self._db.transaction() as tx:
+            current = load_asset(tx, tenant_id, asset_id)
+            return write_asset(tx, next_asset(current, fn(current)), current.version)
+
+    def delete(self, tenant_id: str, asset_id: str) -> Asset | None:
+        with self._db.transaction() as tx:
+            asset = find_asset(tx, tenant_id, asset_id)
+            if asset is None:
+                return None
+            # ON DELETE CASCADE removes its tasks, derivatives and segments.
+            tx.execute("DELETE FROM assets WHERE id = ?", (asset_id,))
+            tx.execute("UPDATE indexes SET asset_count = asset_count - 1 WHERE id = ?", (asset.index_id,))
+        return asset
