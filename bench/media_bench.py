@@ -30,7 +30,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "layers"), str(Path(__
 from mediaindex.adapters.local.fs_blobs import LocalBlobStore  # noqa: E402
 from mediaindex.domain.blob_keys import original_key  # noqa: E402
 from mediaindex.domain.models import Asset, UploadInfo  # noqa: E402
-from mediaindex.pipeline import ffmpeg, probe  # noqa: E402
+from mediaindex.media import ffmpeg, probe  # noqa: E402
 from mediaindex.pipeline.context import StepContext  # noqa: E402
 from mediaindex.pipeline.steps import preview, proxy  # noqa: E402
 from mediaindex.settings import Settings  # noqa: E402

@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from mediaindex import samples
+from mediaindex.bootstrap.local import build_local
 from mediaindex.ml.registry import ModelRegistry
-from mediaindex.runtime import build_local
+from mediaindex.pipeline.steps.transcription import extract_audio
 from mediaindex.settings import Settings
 
 TEXT = (
@@ -30,24 +30,25 @@ def main(seconds: float = 60.0) -> dict[str, object]:
             root / "tour.mp4", TEXT * 3, size="1280x720", lead_silence_s=1.0, min_duration_s=seconds
         )
         settings = Settings(data_dir=root / "data", workers=2, rate_limit_per_minute=0)
-        services = build_local(settings)
+        runtime = build_local(settings)
         # Models load once per server, not per asset: warm them as a running server would be.
-        models: ModelRegistry = services.extras["runner"].models
+        assert runtime.runner is not None
+        models: ModelRegistry = runtime.runner.models
         models.transcriber()
         models.text_encoder()
-        tenant, _, _ = services.keys.create_key("bench")
-        idx = services.indexes.create(
+        tenant, _, _ = runtime.services.keys.create_key("bench")
+        idx = runtime.services.indexes.create(
             tenant.id, name="b", description=None, default_features=None, is_sample=False
         )
-        asset, _ = services.assets.create_for_upload(
+        asset, _ = runtime.services.assets.create_for_upload(
             tenant.id, index_id=idx.id, name="tour.mp4", features=[], save_original=True,
             user_metadata=None, content_type="video/mp4", size_bytes=clip.stat().st_size,
         )  # fmt: skip
         assert asset.upload is not None
         t0 = time.perf_counter()
-        info = services.blobs.put_file(asset.upload.key, clip, "video/mp4")
-        services.ingest.original_uploaded(asset.id, size=info.size, etag=info.etag)
-        while (a := services.metadata.get_asset(asset.id)) and a.status.value == "processing":
+        info = runtime.blobs.put_file(asset.upload.key, clip, "video/mp4")
+        runtime.services.ingest.original_uploaded(tenant.id, asset.id, size=info.size, etag=info.etag)
+        while (a := runtime.stores.assets.get(tenant.id, asset.id)) and a.status.value == "processing":
             time.sleep(0.2)
         ready_s = time.perf_counter() - t0
         assert a is not None
@@ -58,12 +59,10 @@ def main(seconds: float = 60.0) -> dict[str, object]:
                 "SELECT step, created_at, updated_at FROM jobs ORDER BY created_at"
             )
         }
-        services.close()
+        runtime.close()
 
         wav = root / "audio.wav"
-        subprocess.run(
-            ["ffmpeg", "-v", "error", "-y", "-i", str(clip), "-ac", "1", "-ar", "16000", str(wav)], check=True
-        )
+        extract_audio(clip, wav)  # the transcription step's own extraction, through the media runner
         t1 = time.perf_counter()
         models.transcriber().transcribe(wav)
         whisper_alone = time.perf_counter() - t1

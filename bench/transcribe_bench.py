@@ -111,7 +111,7 @@ def main() -> None:
 
 
 def transcription_duration(path: Path) -> float:
-    from mediaindex.pipeline.steps.embedding import media_duration
+    from mediaindex.media.probe import media_duration
 
     return media_duration(path)
 

@@ -15,11 +15,12 @@ import pytest
 
 from mediaindex.adapters.local.fs_blobs import LocalBlobStore
 from mediaindex.domain.blob_keys import original_key
+from mediaindex.domain.errors import MediaError
 from mediaindex.domain.models import Asset, Derivative, Feature, FeatureStatus, MediaType, UploadInfo
-from mediaindex.errors import MediaError
-from mediaindex.pipeline import ffmpeg, probe
+from mediaindex.media import ffmpeg, probe
 from mediaindex.pipeline.context import StepContext, StepResult
-from mediaindex.pipeline.steps import STEP_FUNCTIONS, STEP_MODULES, get_step
+from mediaindex.pipeline.spec import STEPS
+from mediaindex.pipeline.steps import get_step
 from mediaindex.pipeline.steps import preview as preview_step
 from mediaindex.pipeline.steps import probe as probe_step
 from mediaindex.settings import Settings
@@ -458,8 +459,11 @@ def test_steps_work_without_stored_facts(pipeline: Pipeline, media: dict[str, Pa
 
 def test_registry_imports_steps_by_name() -> None:
     assert get_step("probe") is probe_step.run
-    assert STEP_FUNCTIONS["preview"] is preview_step.run
-    assert set(STEP_FUNCTIONS) == set(STEP_MODULES) >= {"fetch", "probe", "proxy", "preview", "transcription"}
+    assert get_step("preview") is preview_step.run
+    # Every step of the one registry (the spec) has a module with a callable run
+    names = {s.name for s in STEPS}
+    assert names >= {"fetch", "probe", "proxy", "preview", "transcription", "embedding"}
+    assert all(callable(get_step(name)) for name in names)
     with pytest.raises(KeyError):
         get_step("no-such-step")
 

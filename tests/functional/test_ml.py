@@ -12,15 +12,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mediaindex.domain import transcript_formats
 from mediaindex.domain.blob_keys import derived_key, original_key
+from mediaindex.domain.errors import NotFoundError, ValidationError
+from mediaindex.domain.ids import new_id
 from mediaindex.domain.models import Asset, Feature, FeatureStatus, MediaFacts, MediaType, UploadInfo
-from mediaindex.errors import NotFoundError, ValidationError
-from mediaindex.ids import new_id
+from mediaindex.domain.transcripts import Transcript
+from mediaindex.ml.base import ModelLoadError
 from mediaindex.ml.clip import ClipEncoder
-from mediaindex.ml.fingerprint import ModelLoadError
 from mediaindex.ml.registry import ModelRegistry
-from mediaindex.ml.transcriber import TINY_EN_MODEL_SHA256, Transcriber, Transcript, default_model_path
-from mediaindex.pipeline import transcript_formats
+from mediaindex.ml.transcriber import TINY_EN_MODEL_SHA256, Transcriber, default_model_path
 from mediaindex.pipeline.context import StepContext, StepResult
 from mediaindex.pipeline.steps import embedding, transcription
 from mediaindex.ports.blobs import BlobInfo, BlobStore, SignedRequest
@@ -324,7 +325,7 @@ def test_stored_transcript_renders_as_valid_vtt_srt_and_text(
 def test_transcript_rendering_imports_no_model_runtime() -> None:
     # The API Lambda renders transcripts and carries neither faster-whisper nor torch.
     code = (
-        "import sys, mediaindex.pipeline.transcript_formats;"
+        "import sys, mediaindex.domain.transcript_formats;"
         "heavy = ('faster_whisper', 'torch', 'ctranslate2', 'transformers');"
         "print(sorted(m for m in heavy if m in sys.modules))"
     )

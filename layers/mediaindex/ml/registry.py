@@ -1,19 +1,23 @@
 """One place that knows which models this deployment uses. Each is built on first use, once, under
-a lock (workers share one registry), and may be injected ready-made for tests."""
+a lock (workers share one registry), loaded through its own InferenceModel.load(), and may be
+injected ready-made for tests."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+from mediaindex.ml.base import InferenceModel, ModelLoadError
 from mediaindex.ml.clip import ClipEncoder
-from mediaindex.ml.fingerprint import ModelLoadError
 from mediaindex.ml.text_encoder import DEFAULT_MODEL_ID, TextEncoder, model_id_for
 from mediaindex.ml.text_encoder import default_model_path as default_text_path
 from mediaindex.ml.transcriber import TINY_EN_MODEL_ID, TINY_EN_MODEL_SHA256, Transcriber
 from mediaindex.ml.transcriber import default_model_path as default_whisper_path
 from mediaindex.settings import Settings
 
-_UNSET = object()
+M = TypeVar("M", bound=InferenceModel[Any])
+_UNSET: Any = object()
 
 
 class ModelRegistry:
@@ -23,44 +27,54 @@ class ModelRegistry:
         *,
         transcriber: Transcriber | None = None,
         text_encoder: TextEncoder | None = None,
-        clip: ClipEncoder | object | None = _UNSET,
+        clip: ClipEncoder | None = _UNSET,
     ) -> None:
+        """`clip=None` says there is no CLIP model (visual embedding ends `na`); left out, it is
+        built from settings like the others."""
         self.settings = settings
-        self._transcriber = transcriber
-        self._text_encoder = text_encoder
-        self._clip = clip
+        given = {"transcriber": transcriber, "text_encoder": text_encoder, "clip": clip}
+        self._models: dict[str, InferenceModel[Any] | None] = {
+            name: model for name, model in given.items() if model is not None and model is not _UNSET
+        }
+        if clip is None:
+            self._models["clip"] = None
         self._lock = threading.Lock()
 
-    def transcriber(self) -> Transcriber:
+    def _model(self, name: str, kind: type[M], build: Callable[[], M | None]) -> M | None:
+        """The model `name` (built by `build` the first time), loaded; None when there is none."""
         with self._lock:
-            if self._transcriber is None:
-                self._transcriber = self._build_transcriber()
-        self._transcriber.load()
-        return self._transcriber
+            if name not in self._models:
+                self._models[name] = build()
+            model = self._models[name]
+        if model is None:
+            return None
+        assert isinstance(model, kind)
+        model.load()
+        return model
+
+    def transcriber(self) -> Transcriber:
+        model = self._model("transcriber", Transcriber, self._build_transcriber)
+        assert model is not None
+        return model
 
     def text_encoder(self) -> TextEncoder:
-        with self._lock:
-            if self._text_encoder is None:
-                path = self.settings.text_model_path
-                if path is None:
-                    self._text_encoder = TextEncoder(default_text_path(), model_id=DEFAULT_MODEL_ID)
-                else:
-                    self._text_encoder = TextEncoder(path, model_id=model_id_for(path))
-        self._text_encoder.load()
-        return self._text_encoder
+        model = self._model("text_encoder", TextEncoder, self._build_text_encoder)
+        assert model is not None
+        return model
 
     def clip(self) -> ClipEncoder | None:
         """None when no CLIP path is configured: visual embedding then ends `na`."""
-        with self._lock:
-            if self._clip is _UNSET:
-                path = self.settings.clip_model_path
-                self._clip = ClipEncoder(path) if path is not None else None
-            clip = self._clip
-        if clip is None:
-            return None
-        assert isinstance(clip, ClipEncoder)
-        clip.load()
-        return clip
+        return self._model("clip", ClipEncoder, self._build_clip)
+
+    def _build_clip(self) -> ClipEncoder | None:
+        path = self.settings.clip_model_path
+        return ClipEncoder(path) if path is not None else None
+
+    def _build_text_encoder(self) -> TextEncoder:
+        path = self.settings.text_model_path
+        if path is None:
+            return TextEncoder(default_text_path(), model_id=DEFAULT_MODEL_ID)
+        return TextEncoder(path, model_id=model_id_for(path))
 
     def _build_transcriber(self) -> Transcriber:
         s = self.settings

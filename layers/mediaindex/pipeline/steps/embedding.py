@@ -11,13 +11,13 @@ from __future__ import annotations
 import itertools
 import math
 import re
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from mediaindex.domain.blob_keys import derived_key
+from mediaindex.domain.ids import new_id
 from mediaindex.domain.models import (
     Asset,
     Derivative,
@@ -27,9 +27,9 @@ from mediaindex.domain.models import (
     MediaType,
     Segment,
 )
-from mediaindex.errors import MediaError, StepFailedError
-from mediaindex.ids import new_id
-from mediaindex.ml.transcriber import Transcript, Word
+from mediaindex.domain.transcripts import Transcript, Word
+from mediaindex.media import ffmpeg
+from mediaindex.media.probe import media_duration
 from mediaindex.pipeline.context import StepContext, StepResult
 from mediaindex.pipeline.steps.transcription import transcript_key
 from mediaindex.ports.search import SearchDoc
@@ -39,7 +39,6 @@ MIN_SHOT_S = 0.5  # cuts closer than this to another boundary are flashes, not s
 SCENE_THRESHOLD = 0.3
 MAX_PHRASE_S = 5.0  # speech segments are transcript phrases cut to at most this long
 KEYFRAME_MAX_WIDTH = 640
-FFMPEG = ["ffmpeg", "-hide_banner", "-nostdin", "-y"]
 _PTS_TIME = re.compile(r"pts_time:\s*([0-9]+(?:\.[0-9]+)?)")
 
 
@@ -53,25 +52,6 @@ class _Seg:
     keyframe_key: str | None = None
 
 
-def _ffmpeg(args: list[str], timeout_s: float, loglevel: str = "error") -> subprocess.CompletedProcess[bytes]:
-    try:
-        # A fixed argument list, never a shell: paths cannot inject options (they are absolute).
-        return subprocess.run(
-            [*FFMPEG, "-loglevel", loglevel, *args], capture_output=True, timeout=timeout_s, check=False
-        )
-    except subprocess.TimeoutExpired as e:
-        raise StepFailedError(f"ffmpeg ran past {timeout_s:.0f} s") from e
-
-
-def media_duration(path: Path, timeout_s: float = 120) -> float:
-    cmd = ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path)]
-    proc = subprocess.run(cmd, capture_output=True, timeout=timeout_s, check=False)
-    try:
-        return float(proc.stdout.decode().strip())
-    except ValueError as e:
-        raise MediaError(f"cannot read the duration of {path.name}") from e
-
-
 def detect_cuts(
     path: Path, *, threshold: float = SCENE_THRESHOLD, timeout_s: float = 1800
 ) -> list[float] | None:
@@ -79,13 +59,13 @@ def detect_cuts(
     the scene score only needs coarse content and decoding dominates anyway. The score is taken in
     RGB: on YUV input ffmpeg scores luma alone and misses cuts between colours of equal brightness."""
     vf = f"scale=160:-2,format=rgb24,select='gt(scene,{threshold})',showinfo"
-    proc = _ffmpeg(["-i", str(path), "-an", "-sn", "-vf", vf, "-f", "null", "-"], timeout_s, loglevel="info")
-    if proc.returncode != 0:
+    args = ["-i", str(path), "-an", "-sn", "-vf", vf, "-f", "null", "-"]
+    out = ffmpeg.run_ffmpeg(args, timeout_s=timeout_s, loglevel="info", check=False)
+    if out.returncode != 0:
         return None
-    err = proc.stderr.decode(errors="replace")
     return [
         float(m.group(1))
-        for line in err.splitlines()
+        for line in out.stderr.splitlines()
         if "Parsed_showinfo" in line
         for m in [_PTS_TIME.search(line)]
         if m
@@ -115,7 +95,8 @@ def extract_keyframe(src: Path, at_s: float, dest: Path, timeout_s: float = 120)
     vf = f"scale='min({KEYFRAME_MAX_WIDTH},iw)':-2"
     for t in (at_s, 0.0):  # seeking near the end of a stream can find no frame; the start always has one
         args = ["-ss", f"{t:.3f}", "-i", str(src), "-frames:v", "1", "-vf", vf, "-q:v", "3", str(dest)]
-        if _ffmpeg(args, timeout_s).returncode == 0 and dest.is_file() and dest.stat().st_size > 0:
+        ok = ffmpeg.run_ffmpeg(args, timeout_s=timeout_s, check=False).returncode == 0
+        if ok and dest.is_file() and dest.stat().st_size > 0:
             return True
     return False
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from mediaindex.domain.errors import MediaError
 from mediaindex.domain.models import Feature, FeatureState, FeatureStatus, MediaType
-from mediaindex.errors import MediaError
-from mediaindex.pipeline import probe
+from mediaindex.media import probe
+from mediaindex.media.hashing import sha256_file
 from mediaindex.pipeline.context import StepContext, StepResult
 from mediaindex.pipeline.spec import STEP_BY_NAME
 
@@ -31,7 +32,7 @@ def run(ctx: StepContext) -> StepResult:
         "duration_s": pf.duration_s,
         "width": pf.width,
         "height": pf.height,
-        "sha256": probe.sha256_file(path),
+        "sha256": sha256_file(path),
         "size_bytes": size,
         "facts": pf.facts,
     }

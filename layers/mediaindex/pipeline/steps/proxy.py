@@ -8,9 +8,9 @@ from pathlib import Path
 
 from mediaindex.domain.blob_keys import derived_key
 from mediaindex.domain.models import Derivative, MediaType
-from mediaindex.pipeline import ffmpeg, probe
+from mediaindex.media import ffmpeg, probe
+from mediaindex.media.probe import ProbeFacts
 from mediaindex.pipeline.context import StepContext, StepResult
-from mediaindex.pipeline.probe import ProbeFacts
 from mediaindex.pipeline.spec import STEP_BY_NAME
 
 VIDEO_BOX = (1280, 720)  # landscape; portrait gets (720, 1280)

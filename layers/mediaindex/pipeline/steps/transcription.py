@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 from mediaindex.domain.blob_keys import derived_key
+from mediaindex.domain.errors import MediaError
 from mediaindex.domain.models import Derivative, Feature, FeatureState, FeatureStatus, MediaType
-from mediaindex.errors import MediaError, StepFailedError
+from mediaindex.media import ffmpeg
 from mediaindex.pipeline.context import StepContext, StepResult
 
 TRANSCRIPT_NAME = "transcript.json"
-FFMPEG = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y"]
 
 
 def transcript_key(tenant_id: str, asset_id: str) -> str:
@@ -26,17 +25,13 @@ def _na(reason: str) -> StepResult:
 
 def extract_audio(src: Path, dest: Path, *, timeout_s: float = 1800) -> bool:
     """Writes the first audio stream as 16 kHz mono PCM WAV. False when the file has no audio."""
-    cmd = [*FFMPEG, "-i", str(src), "-map", "0:a:0", "-vn", "-ac", "1", "-ar", "16000"]
-    cmd += ["-c:a", "pcm_s16le", str(dest)]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, timeout=timeout_s, check=False)
-    except subprocess.TimeoutExpired as e:
-        raise StepFailedError(f"audio extraction ran past {timeout_s:.0f} s") from e
-    err = proc.stderr.decode(errors="replace")
-    if proc.returncode != 0:
-        if "matches no streams" in err:
+    args = ["-i", str(src), "-map", "0:a:0", "-vn", "-ac", "1", "-ar", "16000"]
+    args += ["-c:a", "pcm_s16le", str(dest)]
+    out = ffmpeg.run_ffmpeg(args, timeout_s=timeout_s, check=False)
+    if out.returncode != 0:
+        if "matches no streams" in out.stderr:
             return False
-        raise MediaError(f"cannot decode the audio: {err.strip()[-300:]}")
+        raise MediaError(f"cannot decode the audio: {out.stderr.strip()[-300:]}")
     return dest.is_file() and dest.stat().st_size > 44  # a bare WAV header is no audio
 
 

@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import ValidationError as PydanticValidationError
 
-from mediaindex.errors import MediaindexError, ValidationError
-from mediaindex.ml.transcriber import Transcript
+from mediaindex.domain.errors import MediaindexError, ValidationError
+from mediaindex.domain.transcripts import Transcript
 
 Format = Literal["json", "vtt", "srt", "txt"]
 FORMATS: tuple[str, ...] = ("json", "vtt", "srt", "txt")

@@ -1,19 +1,18 @@
 """What a media file is: path -> facts. Pure over the file (no storage, no metadata store), so the
-probe step, the other media steps and tests all share it."""
+probe step, the other media steps and tests all share it. Every tool run goes through media.ffmpeg."""
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import math
 import mimetypes
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mediaindex.domain.errors import MediaError
 from mediaindex.domain.models import Asset, MediaFacts, MediaType
-from mediaindex.errors import MediaError
-from mediaindex.pipeline import ffmpeg
+from mediaindex.media import ffmpeg
 
 # Codecs that hold still pictures. A single frame of one of these is an image, not a video.
 IMAGE_CODECS = frozenset(
@@ -197,6 +196,15 @@ def describe(path: Path, *, timeout_s: float = 60.0) -> ProbeFacts:
     return pf
 
 
+def media_duration(path: Path, *, timeout_s: float = 120.0) -> float:
+    """The duration in seconds (measured by a remux when the header has none). MediaError when the
+    file has none at all, as a still image has not."""
+    duration = describe(path, timeout_s=timeout_s).duration_s
+    if duration is None:
+        raise MediaError(f"cannot read the duration of {path.name}")
+    return duration
+
+
 def _with_duration(pf: ProbeFacts, duration: float | None) -> ProbeFacts:
     return dataclasses.replace(pf, duration_s=duration)
 
@@ -264,11 +272,6 @@ def check_decodes(path: Path, pf: ProbeFacts, *, timeout_s: float = 120.0) -> No
             "(truncated upload?)",
             code="media_corrupt",
         )
-
-
-def sha256_file(path: Path) -> str:
-    with path.open("rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def facts_for(asset: Asset, path: Path) -> ProbeFacts:
