@@ -23,7 +23,7 @@ from moto.server import ThreadedMotoServer
 
 from mediaindex.adapters.aws.s3_blobs import S3BlobStore
 from mediaindex.adapters.local.fs_blobs import LocalBlobStore
-from mediaindex.errors import ConflictError, MediaindexError, NotFoundError, ValidationError
+from mediaindex.domain.errors import ConflictError, MediaindexError, NotFoundError, ValidationError
 from mediaindex.ports.blobs import MIN_PART_BYTES, BlobInfo, BlobStore
 from tests.contract.conftest_blobs import local_blob_server, moto_s3_client
 

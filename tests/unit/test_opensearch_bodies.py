@@ -6,15 +6,15 @@ from typing import Any
 
 import pytest
 
-from mediaindex.adapters.aws.opensearch_index import (
-    OpenSearchIndex,
+from mediaindex.adapters.aws.opensearch_bodies import (
     cosine_from_score,
     delete_by_asset_body,
     knn_query_body,
-    mapping_body,
     text_query_body,
 )
-from mediaindex.errors import UnavailableError
+from mediaindex.adapters.aws.opensearch_index import OpenSearchIndex
+from mediaindex.adapters.aws.opensearch_mapping import mapping_body
+from mediaindex.domain.errors import UnavailableError
 from mediaindex.ports.search import SearchDoc, SearchFilter
 
 

@@ -1,15 +1,10 @@
 """OpenSearch search index: a managed domain or an OpenSearch Serverless collection.
 
-Layout: one physical index per mediaindex index, `{prefix}-{index_id}-{generation}`, reached only
-through the alias `{prefix}-{index_id}`. A new embedding model (other dimensions) is built into a new
-generation beside the old one and swapped in atomically with `swap_generation`; queries never notice.
-Every request body is built by a pure function below so tests assert them exactly.
-
-Fields: `vec_<modality>` knn_vector (HNSW; engine `faiss` or `lucene`; `innerproduct` on L2-normalised
-vectors, which is cosine), `model_<modality>` keyword (a k-NN query filters on it, so vectors of two
-models never mix), `text` with the `english` analyzer, keyword `tenant_id`, `index_id`, `asset_id`,
-`media_type`, and `user_metadata.*` (strings mapped as keywords) for filters. Tenant and index are
-term filters inside every query (k-NN efficient filtering), never applied to the results afterwards.
+This module holds the SearchIndex adapter and `make_client`; the index layout and create body are
+in opensearch_mapping, every request body in opensearch_bodies (pure functions, so tests assert them
+exactly), and `_bulk` with its retries in opensearch_bulk. Indexes are reached only through an alias
+over generations: a new embedding model (other dimensions) is built into a new generation beside
+the old one and swapped in atomically with `swap_generation`; queries never notice.
 
 Serverless differs (documented here, handled by `serverless=True`):
 - no `refresh` parameter on writes and no `_refresh`: documents turn searchable after the
@@ -25,191 +20,31 @@ Auth is SigV4 for both (`service="es"` for a domain, `"aoss"` for Serverless): s
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
-from mediaindex.errors import UnavailableError, ValidationError
+from mediaindex.adapters.aws.opensearch_bodies import (
+    bulk_actions,
+    cosine_from_score,
+    delete_actions,
+    delete_by_asset_body,
+    ids_query_body,
+    knn_query_body,
+    text_query_body,
+)
+from mediaindex.adapters.aws.opensearch_bulk import BulkWriter, status_of
+from mediaindex.adapters.aws.opensearch_mapping import (
+    alias_name,
+    knn_vector_mapping,
+    mapping_body,
+    model_field,
+    physical_name,
+    vector_field,
+)
+from mediaindex.domain.errors import UnavailableError, ValidationError
 from mediaindex.ports.search import SearchDoc, SearchFilter, SearchHit, SearchIndex
 
-MODALITIES = ("visual", "transcription")
-SPACE_TYPE = "innerproduct"
-SOURCE_FIELDS = ["segment_id", "asset_id", "start", "end", "text", "keyframe_key"]
 BULK_CHUNK = 500
-
-
-def alias_name(prefix: str, index_id: str) -> str:
-    return f"{prefix}-{index_id.lower()}"
-
-
-def physical_name(prefix: str, index_id: str, generation: int) -> str:
-    return f"{prefix}-{index_id.lower()}-g{generation}"
-
-
-def vector_field(modality: str) -> str:
-    return f"vec_{modality}"
-
-
-def model_field(modality: str) -> str:
-    return f"model_{modality}"
-
-
-def knn_vector_mapping(dim: int, *, engine: str) -> dict[str, Any]:
-    return {
-        "type": "knn_vector",
-        "dimension": dim,
-        "method": {
-            "name": "hnsw",
-            "engine": engine,
-            "space_type": SPACE_TYPE,
-            "parameters": {"m": 16, "ef_construction": 128},
-        },
-    }
-
-
-def mapping_body(
-    dims: dict[str, int], *, engine: str = "faiss", serverless: bool = False, alias: str | None = None
-) -> dict[str, Any]:
-    """The create-index body: settings, mappings (one knn_vector field per modality in `dims`) and,
-    when given, the alias the index is born with (so it is never reachable without one)."""
-    index_settings: dict[str, Any] = {"knn": True}
-    if not serverless:
-        index_settings.update(
-            {"number_of_shards": 1, "number_of_replicas": 1, "knn.algo_param.ef_search": 128}
-        )
-    properties: dict[str, Any] = {
-        "segment_id": {"type": "keyword"},
-        "tenant_id": {"type": "keyword"},
-        "index_id": {"type": "keyword"},
-        "asset_id": {"type": "keyword"},
-        "media_type": {"type": "keyword"},
-        "start": {"type": "float"},
-        "end": {"type": "float"},
-        "text": {"type": "text", "analyzer": "english"},
-        "keyframe_key": {"type": "keyword", "index": False},
-        "user_metadata": {"type": "object", "dynamic": True},
-    }
-    for modality in sorted(dims):
-        properties[vector_field(modality)] = knn_vector_mapping(dims[modality], engine=engine)
-        properties[model_field(modality)] = {"type": "keyword"}
-    body: dict[str, Any] = {
-        "settings": {"index": index_settings},
-        "mappings": {
-            "dynamic": "strict",
-            "dynamic_templates": [
-                {
-                    "user_metadata_strings": {
-                        "path_match": "user_metadata.*",
-                        "match_mapping_type": "string",
-                        "mapping": {"type": "keyword"},
-                    }
-                }
-            ],
-            "properties": properties,
-        },
-    }
-    if alias is not None:
-        body["aliases"] = {alias: {}}
-    return body
-
-
-def doc_source(doc: SearchDoc) -> dict[str, Any]:
-    src: dict[str, Any] = {
-        "segment_id": doc.segment_id,
-        "tenant_id": doc.tenant_id,
-        "index_id": doc.index_id,
-        "asset_id": doc.asset_id,
-        "media_type": doc.media_type,
-        "start": doc.start,
-        "end": doc.end,
-        "text": doc.text,
-        "keyframe_key": doc.keyframe_key,
-        "user_metadata": dict(doc.user_metadata),
-    }
-    for modality in sorted(doc.vectors):
-        model_id, vec = doc.vectors[modality]
-        src[vector_field(modality)] = [float(x) for x in vec]
-        src[model_field(modality)] = model_id
-    return src
-
-
-def bulk_actions(docs: Iterable[SearchDoc], *, index: str) -> list[dict[str, Any]]:
-    """NDJSON lines for `_bulk`: an `index` action (replace by segment id) then the source."""
-    lines: list[dict[str, Any]] = []
-    for d in docs:
-        lines.append({"index": {"_index": index, "_id": d.segment_id}})
-        lines.append(doc_source(d))
-    return lines
-
-
-def delete_actions(targets: Iterable[tuple[str, str]]) -> list[dict[str, Any]]:
-    """`delete` actions for (concrete index, id) pairs, as a search's hits name them."""
-    return [{"delete": {"_index": index, "_id": i}} for index, i in targets]
-
-
-def filter_clauses(flt: SearchFilter) -> list[dict[str, Any]]:
-    clauses: list[dict[str, Any]] = [
-        {"term": {"tenant_id": flt.tenant_id}},
-        {"term": {"index_id": flt.index_id}},
-    ]
-    if flt.media_type is not None:
-        clauses.append({"term": {"media_type": flt.media_type}})
-    for key in sorted(flt.user_metadata):
-        clauses.append({"term": {f"user_metadata.{key}": flt.user_metadata[key]}})
-    return clauses
-
-
-def knn_query_body(
-    flt: SearchFilter, *, modality: str, model_id: str, vector: list[float], k: int
-) -> dict[str, Any]:
-    """Efficient k-NN filtering: the filter sits inside the `knn` clause, so the k returned all pass
-    it (a post-filter would return fewer, or another tenant's rows before filtering)."""
-    return {
-        "size": k,
-        "_source": SOURCE_FIELDS,
-        "query": {
-            "knn": {
-                vector_field(modality): {
-                    "vector": [float(x) for x in vector],
-                    "k": k,
-                    "filter": {
-                        "bool": {
-                            "filter": [*filter_clauses(flt), {"term": {model_field(modality): model_id}}]
-                        }
-                    },
-                }
-            }
-        },
-    }
-
-
-def text_query_body(flt: SearchFilter, *, query: str, k: int) -> dict[str, Any]:
-    return {
-        "size": k,
-        "_source": SOURCE_FIELDS,
-        "query": {"bool": {"must": [{"match": {"text": {"query": query}}}], "filter": filter_clauses(flt)}},
-    }
-
-
-def delete_by_asset_body(tenant_id: str, asset_id: str) -> dict[str, Any]:
-    return {
-        "query": {"bool": {"filter": [{"term": {"tenant_id": tenant_id}}, {"term": {"asset_id": asset_id}}]}}
-    }
-
-
-def ids_query_body(query: dict[str, Any], *, size: int) -> dict[str, Any]:
-    """Serverless has no delete-by-query: find the ids, then bulk-delete them."""
-    return {"size": size, "_source": False, "query": query["query"]}
-
-
-def cosine_from_score(score: float) -> float:
-    """OpenSearch turns an inner product `ip` into a score of `ip + 1` (ip >= 0) or `1 / (1 - ip)`
-    (ip < 0); invert it so both adapters report cosine similarity in [-1, 1]."""
-    return score - 1.0 if score >= 1.0 else 1.0 - 1.0 / score
-
-
-def _status(e: Exception) -> int | None:
-    code = getattr(e, "status_code", None)
-    return code if isinstance(code, int) else None
 
 
 def make_client(url: str, *, region: str | None = None, serverless: bool = False) -> Any:
@@ -246,12 +81,15 @@ class OpenSearchIndex(SearchIndex):
         self.prefix = prefix
         self.engine = engine
         self.serverless = serverless
-        # Wait for writes to be searchable (tests, the local cluster); Serverless cannot.
-        self._refresh = refresh and not serverless
-        self._max_retries = max_retries
-        self._backoff_s = backoff_s
-        self._max_backoff_s = max_backoff_s
-        self._sleep = sleep
+        self._writer = BulkWriter(
+            client,
+            # Wait for writes to be searchable (tests, the local cluster); Serverless cannot.
+            refresh=refresh and not serverless,
+            max_retries=max_retries,
+            backoff_s=backoff_s,
+            max_backoff_s=max_backoff_s,
+            sleep=sleep,
+        )
         self._dims: dict[str, dict[str, int]] = {}  # alias -> modality -> dim, as mapped
 
     # Index lifecycle
@@ -317,7 +155,7 @@ class OpenSearchIndex(SearchIndex):
         try:
             current = list(self._client.indices.get_alias(name=alias))
         except Exception as e:
-            if _status(e) != 404:
+            if status_of(e) != 404:
                 raise UnavailableError(f"search index unreachable: {e}") from e
             current = []
         actions: list[dict[str, Any]] = [
@@ -328,43 +166,6 @@ class OpenSearchIndex(SearchIndex):
         self._dims.pop(alias, None)
 
     # Writes
-
-    def _bulk(self, lines: list[dict[str, Any]]) -> None:
-        """Sends `_bulk`, retrying the whole request or only the items answered 429 with bounded
-        exponential backoff; other item errors are not retryable and raise."""
-        pending = lines
-        for attempt in range(self._max_retries + 1):
-            kwargs: dict[str, Any] = {"body": pending}
-            if self._refresh:
-                kwargs["refresh"] = "true"
-            try:
-                resp = self._client.bulk(**kwargs)
-            except Exception as e:
-                if _status(e) != 429 or attempt == self._max_retries:
-                    raise UnavailableError(f"search index write failed: {e}") from e
-                self._sleep(min(self._max_backoff_s, self._backoff_s * 2**attempt))
-                continue
-            if not resp.get("errors"):
-                return
-            retry: list[dict[str, Any]] = []
-            i = 0
-            for item in resp["items"]:
-                op, result = next(iter(item.items()))
-                action = pending[i]
-                step = 1 if op == "delete" else 2
-                status = int(result.get("status", 500))
-                if status == 429:
-                    retry.extend(pending[i : i + step])
-                elif status >= 300 and not (op == "delete" and status == 404):
-                    raise UnavailableError(f"search index rejected {op} of {action[op].get('_id')}: {result}")
-                i += step
-            if not retry:
-                return
-            if attempt == self._max_retries:
-                break
-            pending = retry
-            self._sleep(min(self._max_backoff_s, self._backoff_s * 2**attempt))
-        raise UnavailableError("search index kept answering 429 (too many requests)")
 
     def upsert(self, docs: list[SearchDoc]) -> None:
         by_index: dict[str, list[SearchDoc]] = {}
@@ -377,7 +178,7 @@ class OpenSearchIndex(SearchIndex):
                     dims.setdefault(modality, len(vec))
             alias = self.ensure_index(index_id, dims)
             for i in range(0, len(group), BULK_CHUNK):
-                self._bulk(bulk_actions(group[i : i + BULK_CHUNK], index=alias))
+                self._writer.send(bulk_actions(group[i : i + BULK_CHUNK], index=alias))
 
     def _delete_matching(self, index: str, body: dict[str, Any]) -> None:
         try:
@@ -393,13 +194,13 @@ class OpenSearchIndex(SearchIndex):
                 targets = [(h["_index"], h["_id"]) for h in resp["hits"]["hits"]]
                 if not targets:
                     return
-                self._bulk(delete_actions(targets))
+                self._writer.send(delete_actions(targets))
                 if len(targets) < BULK_CHUNK:
                     return
         except UnavailableError:
             raise
         except Exception as e:
-            if _status(e) == 404:
+            if status_of(e) == 404:
                 return
             raise UnavailableError(f"search index delete failed: {e}") from e
 
@@ -414,7 +215,7 @@ class OpenSearchIndex(SearchIndex):
         try:
             physical = list(self._client.indices.get_alias(name=alias))
         except Exception as e:
-            if _status(e) == 404:
+            if status_of(e) == 404:
                 return
             raise UnavailableError(f"search index unreachable: {e}") from e
         for name in physical:
@@ -427,7 +228,7 @@ class OpenSearchIndex(SearchIndex):
         try:
             resp = self._client.search(index=alias_name(self.prefix, index_id), body=body)
         except Exception as e:
-            if _status(e) == 404:
+            if status_of(e) == 404:
                 return []  # nothing indexed yet
             raise UnavailableError(f"search failed: {e}") from e
         hits = []
