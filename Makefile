@@ -12,7 +12,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: run test deps deps-system deps-test-system lint typecheck pytest bench synth duplicates clean
+.PHONY: run test deps deps-system deps-test-system lint imports typecheck pytest bench synth duplicates clean api-doc
 
 run: deps
 	$(BIN)/mediaindex serve --port $(PORT) --create-key local
@@ -21,6 +21,7 @@ test: deps deps-test-system
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	PYTHONPATH=layers:. $(BIN)/lint-imports --no-cache
 	$(BIN)/pytest -q -ra
 
 deps: deps-system $(VENV)/.installed
@@ -45,11 +46,18 @@ $(VENV)/.installed: pyproject.toml
 lint: deps
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
+imports: deps
+	PYTHONPATH=layers:. $(BIN)/lint-imports --no-cache
+
 typecheck: deps
 	$(BIN)/mypy
 
 pytest: deps
 	$(BIN)/pytest -q -ra
+
+# Regenerates the Reference section of docs/api.md (the HTTP contract) from the served OpenAPI.
+api-doc: deps
+	$(BIN)/python -m mediaindex.contract_doc
 
 bench: deps
 	$(BIN)/python -m bench

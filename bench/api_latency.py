@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 
 from bench.common import free_port, percentiles, serve
-from mediaindex.api.app import create_app
-from mediaindex.runtime import build_local
+from mediaindex.bootstrap.app import build_app
+from mediaindex.bootstrap.local import build_local
 from mediaindex.settings import Settings
 
 
@@ -31,14 +31,14 @@ def main(n: int = 500) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
         settings = Settings(data_dir=Path(tmp), port=port, start_workers=False, rate_limit_per_minute=0)
-        services = build_local(settings)
-        app = create_app(services)
+        runtime = build_local(settings)
+        app = build_app(runtime, close_on_shutdown=False)
 
         @app.get("/bench/bare", include_in_schema=False)
         def bare() -> dict[str, str]:
             return {"ok": "yes"}
 
-        key = services.keys.create_key("bench")[2]
+        key = runtime.services.keys.create_key("bench")[2]
         with (
             serve(app, port) as base,
             httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}) as c,
@@ -51,7 +51,7 @@ def main(n: int = 500) -> dict[str, object]:
             post = percentiles(
                 _time(c, n, lambda c: c.post("/v1/assets", json={"index_id": idx, "name": "b.mp4"}))
             )
-        services.close()
+        runtime.close()
     return {
         "bench": "api_latency",
         "floor_bare_route": floor,

@@ -5,7 +5,7 @@ Each measurement runs in a fresh interpreter, as a new Lambda sandbox would, wit
 environment (aws runtime, state machine and OpenSearch configured, dummy credentials: building the
 app sends no request). Prints JSON: medians in ms, the ratio, the handler's own share (handler minus
 the fastapi+mangum baseline) against the 300 ms target, the phases (the handler module with
-Powertools, the app's modules, build_services with its clients, create_app), and the heavy modules imported
+Powertools, the app's modules, build_runtime with its clients, create_app), and the heavy modules imported
 (torch, aws_cdk, faster_whisper must never be there; the script fails when they are).
 
     .venv/bin/python bench/cold_start.py [--runs 5]
@@ -41,14 +41,14 @@ import handler
 marks.append(time.perf_counter())
 import mangum, mediaindex.api.app
 marks.append(time.perf_counter())
-from mediaindex.runtime import build_services
-from mediaindex.runtime_aws import lambda_settings
-services = build_services(lambda_settings())
+from mediaindex.bootstrap import build_runtime
+from mediaindex.bootstrap.aws import lambda_settings
+runtime = build_runtime(lambda_settings())
 marks.append(time.perf_counter())
-handler.configure(services)
+handler.configure(runtime)
 marks.append(time.perf_counter())
 watched = {watched!r}
-phases = ["handler_module", "app_modules", "build_services", "create_app"]
+phases = ["handler_module", "app_modules", "build_runtime", "create_app"]
 print(json.dumps({{"import_s": marks[1] - marks[0], "total_s": marks[-1] - marks[0],
                   "phases": {{p: marks[i + 1] - marks[i] for i, p in enumerate(phases)}},
                   "modules": sorted(m for m in watched if m in sys.modules)}}))

@@ -79,7 +79,9 @@ class Api(Construct):
         policies.start_executions(role, state_machine_arn)
         policies.stop_executions(role, executions_arn)
 
-        self.access_logs = logs.LogGroup(self, "AccessLogs", retention=logs.RetentionDays.ONE_MONTH)
+        self.access_logs = logs.LogGroup(
+            self, "AccessLogs", retention=logs.RetentionDays[names.LOG_RETENTION]
+        )
         self.http_api = apigw.HttpApi(
             self,
             "HttpApi",

@@ -85,7 +85,7 @@ class Compute(Construct):
                 "DynamoDB": ec2.GatewayVpcEndpointOptions(service=ec2.GatewayVpcEndpointAwsService.DYNAMODB),
             },
         )
-        self.flow_logs = logs.LogGroup(self, "FlowLogs", retention=logs.RetentionDays.ONE_MONTH)
+        self.flow_logs = logs.LogGroup(self, "FlowLogs", retention=logs.RetentionDays[names.LOG_RETENTION])
         self.vpc.add_flow_log(
             "FlowLog", destination=ec2.FlowLogDestination.to_cloud_watch_logs(self.flow_logs)
         )
@@ -132,7 +132,7 @@ class Compute(Construct):
         self.gpu_queue.add_compute_environment(gpu_env("GpuOnDemandEnv", False), 2)
         self.queue_for = {"cpu": self.cpu_queue, "gpu": self.gpu_queue}
 
-        self.job_log_group = logs.LogGroup(self, "JobLogs", retention=logs.RetentionDays.ONE_MONTH)
+        self.job_log_group = logs.LogGroup(self, "JobLogs", retention=logs.RetentionDays[names.LOG_RETENTION])
         self.job_roles: dict[str, iam.Role] = {}
         self.job_definitions: dict[str, batch.EcsJobDefinition] = {}
         longest = {img: max(s.timeout_s for s in STEPS if s.image == img) for img in names.IMAGES}

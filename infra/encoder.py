@@ -22,7 +22,10 @@ class Encoder(Construct):
             self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"), description="query encoder"
         )
         self.log_group = logs.LogGroup(
-            self, "Logs", retention=logs.RetentionDays.ONE_MONTH, removal_policy=RemovalPolicy.DESTROY
+            self,
+            "Logs",
+            retention=logs.RetentionDays[names.LOG_RETENTION],
+            removal_policy=RemovalPolicy.DESTROY,
         )
         self.role.add_to_principal_policy(
             iam.PolicyStatement(

@@ -36,7 +36,10 @@ class ServiceFunction(Construct):
             description=f"mediaindex {folder}",
         )
         self.log_group = logs.LogGroup(
-            self, "Logs", retention=logs.RetentionDays.ONE_MONTH, removal_policy=RemovalPolicy.DESTROY
+            self,
+            "Logs",
+            retention=logs.RetentionDays[names.LOG_RETENTION],
+            removal_policy=RemovalPolicy.DESTROY,
         )
         self.role.add_to_principal_policy(
             iam.PolicyStatement(

@@ -24,7 +24,7 @@ PIPELINE_EVENTS_FUNCTION = "pipeline_events"
 HANDLER = "handler.handler"
 # Query-text encoder: a container-image Lambda built from containers/ml with another command.
 ENCODER_IMAGE = "ml"
-ENCODER_CMD = ["mediaindex.ml.lambda_encoder.handler"]
+ENCODER_CMD = ["functions.query_encoder.handler.handler"]
 
 # Batch images: folder under containers/ -> the step compute they serve.
 IMAGES = {"media": "cpu", "ml": "gpu"}
@@ -54,4 +54,4 @@ CTX_ALARM_EMAIL = "alarm_email"
 CTX_GPU_MAX_VCPUS = "gpu_max_vcpus"
 CTX_CPU_MAX_VCPUS = "cpu_max_vcpus"
 
-LOG_RETENTION_DAYS = 30
+LOG_RETENTION = "ONE_MONTH"  # every log group's CloudWatch retention (a RetentionDays name)

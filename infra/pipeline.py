@@ -1,6 +1,6 @@
 """Upload event -> Step Functions -> Batch. The EventBridge rule sends S3 "Object Created" events
 under originals/ to the upload Lambda, which starts the execution; the state machine is generated
-from the pipeline spec (mediaindex.pipeline.statemachine) and reports to the events Lambda."""
+from the pipeline spec (mediaindex.adapters.aws.state_machine) and reports to the events Lambda."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from constructs import Construct
 from infra import names, policies
 from infra.compute import Compute
 from infra.function import ServiceFunction
-from mediaindex.pipeline import statemachine
+from mediaindex.adapters.aws import state_machine
 from mediaindex.pipeline.spec import STEPS
 
 
@@ -49,7 +49,7 @@ class Pipeline(Construct):
         )
         policies.table_read_write(self.events_fn.role, table)
 
-        self.definition = statemachine.definition(
+        self.definition = state_machine.definition(
             STEPS,
             cpu_queue_arn=compute.cpu_queue.job_queue_arn,
             gpu_queue_arn=compute.gpu_queue.job_queue_arn,
@@ -57,7 +57,10 @@ class Pipeline(Construct):
             events_function_arn=self.events_fn.function.function_arn,
         )
         self.log_group = logs.LogGroup(
-            self, "Logs", retention=logs.RetentionDays.ONE_MONTH, removal_policy=RemovalPolicy.DESTROY
+            self,
+            "Logs",
+            retention=logs.RetentionDays[names.LOG_RETENTION],
+            removal_policy=RemovalPolicy.DESTROY,
         )
         self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("states.amazonaws.com"))
         self.state_machine = sfn.StateMachine(

@@ -14,6 +14,8 @@ from aws_cdk import aws_opensearchserverless as aoss
 from aws_cdk import aws_opensearchservice as opensearch
 from constructs import Construct
 
+from infra import names
+
 _DOMAIN_ACTIONS = ["es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost", "es:ESHttpPut", "es:ESHttpDelete"]
 _COLLECTION = "mediaindex"
 
@@ -27,7 +29,9 @@ class Search(Construct):
         removal = RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY
         if mode == "domain":
             log_groups = {
-                n: logs.LogGroup(self, n, retention=logs.RetentionDays.ONE_MONTH, removal_policy=removal)
+                n: logs.LogGroup(
+                    self, n, retention=logs.RetentionDays[names.LOG_RETENTION], removal_policy=removal
+                )
                 for n in ("SearchSlowLogs", "IndexSlowLogs", "AppLogs")
             }
             # The domain's default log policy is a custom resource; a plain resource policy does the same.

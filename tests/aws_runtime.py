@@ -1,9 +1,9 @@
-"""The AWS runtime for tests: DynamoDB, S3 and Step Functions under moto, wired by runtime_aws.
+"""The AWS runtime for tests: DynamoDB, S3 and Step Functions under moto, wired by mediaindex.bootstrap.aws.
 
 `build_aws_test_services(tmp_path)` runs in-process under `mock_aws` (started here, stopped by
-`services.close()`; inside a test's own `mock_aws` block it nests). boto3 clients are made once per
+`runtime.close()`; inside a test's own `mock_aws` block it nests). boto3 clients are made once per
 process (each costs ~100 ms) and shared by every call. The presigned URLs the app hands out cannot
-reach moto through a Starlette TestClient (it sends every URL to the app), so the services carry a
+reach moto through a Starlette TestClient (it sends every URL to the app), so the runtime carries a
 small stand-in for S3's presigned endpoint, mounted by the app like the local blob router: a PUT
 stores the object through boto3 (moto) and then delivers the "Object Created" event to the upload
 Lambda's own code, as EventBridge would; a GET returns the object. Signatures and expiry are not
@@ -14,7 +14,7 @@ instead (presigned PUTs from httpx); each call gets its own table, bucket and st
 tests deliver upload events with `deliver_upload_event`.
 
 `orchestrator="inprocess"` wires the fallback executor (local worker pool over the AWS adapters):
-`services.extras["worker_pool"].run_until_idle()` then runs the pipeline for real."""
+`runtime.executor.pool.run_until_idle()` then runs the pipeline for real."""
 
 from __future__ import annotations
 
@@ -31,8 +31,8 @@ from moto import mock_aws  # imported before any client is made, so clients carr
 
 from mediaindex.adapters.aws.clients import AwsClients, make_client
 from mediaindex.adapters.aws.provision import ensure_bucket, ensure_table
-from mediaindex.container import Services
-from mediaindex.runtime_aws import build_aws
+from mediaindex.bootstrap import Runtime
+from mediaindex.bootstrap.aws import build_aws
 from mediaindex.settings import Settings
 
 REGION = "us-east-1"
@@ -91,7 +91,7 @@ def build_aws_test_services(
     endpoint_url: str | None = None,
     orchestrator: Literal["stepfunctions", "inprocess"] = "stepfunctions",
     **settings_overrides: Any,
-) -> Services:
+) -> Runtime:
     mock = None
     if endpoint_url is None:
         mock = mock_aws()
@@ -114,23 +114,24 @@ def build_aws_test_services(
         settings = aws_test_settings(
             tmp_path, table_name=table, bucket_name=bucket, state_machine_arn=arn, **settings_overrides
         )
-        services = build_aws(settings, clients=clients)
+        runtime = build_aws(settings, clients=clients)
     except BaseException:
         if mock is not None:
             mock.stop()
         raise
     if mock is not None:
         # First in, last out: the backends reset only after everything else has closed.
-        services.closers.insert(0, mock.stop)
-        services.extras["local_blob_router"] = presigned_s3_router(services, clients.s3)
-    return services
+        runtime.closers.insert(0, mock.stop)
+        runtime.routers.append(presigned_s3_router(runtime, clients.s3))
+    return runtime
 
 
-def executions(services: Services) -> list[dict[str, Any]]:
+def executions(runtime: Runtime) -> list[dict[str, Any]]:
     """The Step Functions executions started so far (newest first)."""
-    arn = services.settings.state_machine_arn
-    assert arn, "these services run the pipeline in-process"
-    sfn = services.extras["clients"].stepfunctions
+    arn = runtime.settings.state_machine_arn
+    assert arn, "this runtime runs the pipeline in-process"
+    assert runtime.aws_clients is not None
+    sfn = runtime.aws_clients.stepfunctions
     return list(sfn.list_executions(stateMachineArn=arn)["executions"])
 
 
@@ -158,23 +159,23 @@ def object_created_event(bucket: str, key: str, size: int, etag: str) -> dict[st
     }
 
 
-def deliver_upload_event(services: Services, key: str) -> dict[str, Any]:
+def deliver_upload_event(runtime: Runtime, key: str) -> dict[str, Any]:
     """Runs the upload Lambda's code on an Object Created event for `key`, as EventBridge would."""
     from functions.upload_event import handler as upload_handler
 
-    info = services.blobs.head(key)
+    info = runtime.blobs.head(key)
     assert info is not None, f"no object {key}"
-    upload_handler.configure(services.ingest, services.settings.bucket_name)
+    upload_handler.configure(runtime.services.ingest, runtime.settings.bucket_name)
     result: dict[str, Any] = upload_handler.process(
-        object_created_event(services.settings.bucket_name, key, info.size, info.etag)
+        object_created_event(runtime.settings.bucket_name, key, info.size, info.etag)
     )
     return result
 
 
-def presigned_s3_router(services: Services, s3: Any) -> APIRouter:
+def presigned_s3_router(runtime: Runtime, s3: Any) -> APIRouter:
     """S3's presigned PUT/GET (path-style URLs: /<bucket>/<key>) served by the app under test."""
     router = APIRouter()
-    bucket = services.settings.bucket_name
+    bucket = runtime.settings.bucket_name
 
     @router.put(f"/{bucket}/{{key:path}}")
     async def put(key: str, request: Request) -> Response:
@@ -185,7 +186,7 @@ def presigned_s3_router(services: Services, s3: Any) -> APIRouter:
             return Response(status_code=200, headers={"ETag": resp["ETag"]})
         content_type = request.headers.get("content-type", "application/octet-stream")
         resp = s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
-        deliver_upload_event(services, key)
+        deliver_upload_event(runtime, key)
         return Response(status_code=200, headers={"ETag": resp["ETag"]})
 
     @router.get(f"/{bucket}/{{key:path}}")

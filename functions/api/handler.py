@@ -6,11 +6,14 @@ correlation id, and the app answers with the same id in `x-request-id` and error
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
+
+if TYPE_CHECKING:
+    from mediaindex.bootstrap import Runtime
 
 logger = Logger(service="mediaindex-api")
 # No Powertools Tracer here: importing the X-Ray SDK cost about 0.4 s of every cold start, and the
@@ -20,21 +23,21 @@ metrics = Metrics(namespace="mediaindex", service="api")
 _asgi_handler: Any = None
 
 
-def configure(services: Any = None) -> Any:
-    """Builds the Mangum handler over `services` (default: the runtime the environment names).
-    Tests and local runs pass their own services; the first invoke calls it with none."""
+def configure(runtime: Runtime | None = None) -> Any:
+    """Builds the Mangum handler over `runtime` (default: the runtime the environment names).
+    Tests and local runs pass their own; the first invoke calls it with none."""
     global _asgi_handler
     from mangum import Mangum
 
-    from mediaindex.api.app import create_app
+    from mediaindex.bootstrap.app import build_app
 
-    if services is None:
-        from mediaindex.runtime import build_services
-        from mediaindex.runtime_aws import lambda_settings
+    if runtime is None:
+        from mediaindex.bootstrap import build_runtime
+        from mediaindex.bootstrap.aws import lambda_settings
 
-        services = build_services(lambda_settings())
+        runtime = build_runtime(lambda_settings())
     # lifespan off: a Lambda sandbox is frozen, never shut down, so there is nothing to close.
-    _asgi_handler = Mangum(create_app(services), lifespan="off")
+    _asgi_handler = Mangum(build_app(runtime, close_on_shutdown=False), lifespan="off")
     return _asgi_handler
 
 

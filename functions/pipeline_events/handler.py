@@ -1,8 +1,8 @@
-"""Pipeline-events Lambda, invoked by the state machine (mediaindex.pipeline.statemachine):
+"""Pipeline-events Lambda, invoked by the state machine (mediaindex.adapters.aws.state_machine):
 
-- `{"action": "feature_failed", "task_id", "feature", "error": {"Error", "Cause"}}` from a Catch:
-  the step serving that feature failed for good (after its retries); only that feature fails.
-- `{"action": "task_finished", "task_id"}` at the end of every execution.
+- `{"action": "feature_failed", "tenant_id", "task_id", "feature", "error": {"Error", "Cause"}}` from
+  a Catch: the step serving that feature failed for good (after its retries); only that feature fails.
+- `{"action": "task_finished", "tenant_id", "task_id"}` at the end of every execution.
 
 The runner (services.pipeline.PipelineRunner) does the work; this module only reads the payload."""
 
@@ -13,17 +13,19 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 
+from mediaindex.ports.step_runner import StepRunner
+
 logger = Logger(service="mediaindex-pipeline-events")
 tracer = Tracer(service="mediaindex-pipeline-events", patch_modules=["botocore"])
 
-_state: dict[str, Any] = {}
+_state: dict[str, StepRunner] = {}
 _MAX_MESSAGE = 500
 
 
-def configure(runner: Any = None) -> None:
-    """Sets the PipelineRunner to use; the first invoke builds it from settings."""
+def configure(runner: StepRunner | None = None) -> None:
+    """Sets the runner to use; the first invoke builds it from settings."""
     if runner is None:
-        from mediaindex.runtime_aws import build_aws_runner, lambda_settings
+        from mediaindex.bootstrap.aws import build_aws_runner, lambda_settings
 
         runner = build_aws_runner(lambda_settings())
     _state["runner"] = runner
@@ -56,9 +58,10 @@ def process(event: dict[str, Any]) -> dict[str, Any]:
     from mediaindex.pipeline.spec import STEP_FOR_FEATURE
 
     action = event.get("action")
+    tenant_id = str(event.get("tenant_id") or "")
     task_id = str(event.get("task_id") or "")
-    if not task_id:
-        raise ValueError("pipeline event without task_id")
+    if not tenant_id or not task_id:
+        raise ValueError("pipeline event without tenant_id and task_id")
     runner = _state["runner"]
     if action == "feature_failed":
         feature = Feature(str(event.get("feature")))
@@ -68,10 +71,10 @@ def process(event: dict[str, Any]) -> dict[str, Any]:
             "feature failed",
             extra={"task_id": task_id, "feature": str(feature), "step": step, "code": error.code},
         )
-        runner.fail_step(task_id, step, error)
+        runner.fail_step(tenant_id, task_id, step, error)
         return {"status": "recorded", "task_id": task_id, "feature": str(feature)}
     if action == "task_finished":
-        runner.finish_task(task_id)
+        runner.finish_task(tenant_id, task_id)
         return {"status": "finished", "task_id": task_id}
     raise ValueError(f"unknown pipeline event action {action!r}")
 

@@ -23,7 +23,7 @@ _state: dict[str, Any] = {}
 def configure(ingest: Any = None, bucket: str | None = None) -> None:
     """Sets the IngestService (and bucket name) to use; the first invoke builds them from settings."""
     if ingest is None:
-        from mediaindex.runtime_aws import build_aws_ingest, lambda_settings
+        from mediaindex.bootstrap.aws import build_aws_ingest, lambda_settings
 
         settings = lambda_settings()
         ingest, bucket = build_aws_ingest(settings), settings.bucket_name

@@ -26,34 +26,34 @@ def _settings(args: argparse.Namespace) -> Settings:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from mediaindex.api.app import create_app
-    from mediaindex.runtime import build_services
+    from mediaindex.bootstrap import build_runtime
+    from mediaindex.bootstrap.app import build_app
 
     settings = _settings(args)
-    services = build_services(settings)
+    runtime = build_runtime(settings)
     if args.create_key:
-        _, _, raw = services.keys.create_key(args.create_key)
+        _, _, raw = runtime.services.keys.create_key(args.create_key)
         print(f"API key for tenant {args.create_key!r} (shown once): {raw}", flush=True)
     print(
         f"mediaindex ({settings.runtime}) listening on {settings.base_url}"
         f"  data: {settings.data_dir.resolve()}"
     )
     print(f"playground: {settings.base_url}/   API docs: {settings.base_url}/docs", flush=True)
-    if (watcher := services.extras.get("upload_queue")) is not None:
-        print(f"uploads: learnt from S3 notifications on {watcher.queue_url}", flush=True)
-    uvicorn.run(create_app(services), host=settings.host, port=settings.port, log_level=args.log_level)
+    if runtime.upload_watcher is not None:
+        print(f"uploads: learnt from S3 notifications on {runtime.upload_watcher.queue_url}", flush=True)
+    uvicorn.run(build_app(runtime), host=settings.host, port=settings.port, log_level=args.log_level)
     return 0
 
 
 def cmd_keys_create(args: argparse.Namespace) -> int:
-    from mediaindex.runtime import build_services
+    from mediaindex.bootstrap import build_runtime
 
     settings = _settings(args).model_copy(update={"start_workers": False})
-    services = build_services(settings)
+    runtime = build_runtime(settings)
     try:
-        tenant, key, raw = services.keys.create_key(args.tenant)
+        tenant, key, raw = runtime.services.keys.create_key(args.tenant)
     finally:
-        services.close()
+        runtime.close()
     print(
         f"created key {key.id} for tenant {tenant.name} ({tenant.id}); it is shown only once:",
         file=sys.stderr,
@@ -154,16 +154,16 @@ def cmd_aws_init(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from mediaindex.api.app import create_app
     from mediaindex.api.background import serve_in_background
+    from mediaindex.bootstrap import build_runtime
+    from mediaindex.bootstrap.app import build_app
     from mediaindex.client import Client
     from mediaindex.demo import run_demo
-    from mediaindex.runtime import build_services
 
     settings = _settings(args)
-    services = build_services(settings)
-    _, _, key = services.keys.create_key("demo")
-    stop = serve_in_background(create_app(services), settings.host, settings.port)
+    runtime = build_runtime(settings)
+    _, _, key = runtime.services.keys.create_key("demo")
+    stop = serve_in_background(build_app(runtime, close_on_shutdown=False), settings.host, settings.port)
     client = Client(settings.base_url, key)
     try:
         rc = run_demo(client, progress=_bar, out=print)
@@ -177,7 +177,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     finally:
         client.close()
         stop()
-        services.close()
+        runtime.close()
     return rc
 
 

@@ -17,9 +17,9 @@ import uvicorn
 from botocore.config import Config
 from fastapi import FastAPI
 
+from mediaindex.adapters.local.blob_routes import build_local_blob_router
 from mediaindex.adapters.local.fs_blobs import LocalBlobStore
 from mediaindex.api import errors
-from mediaindex.api.routes.local_blobs import build_local_blob_router
 from mediaindex.ports.blobs import BlobInfo
 
 SECRET = b"contract-test-secret-0123456789"

@@ -12,10 +12,10 @@ from moto import mock_aws
 
 from mediaindex.adapters.aws.clients import make_client
 from mediaindex.adapters.aws.stepfunctions import StepFunctionsOrchestrator, execution_arn
-from mediaindex.domain.models import Feature, Task, TaskKind
+from mediaindex.domain.errors import UnavailableError
+from mediaindex.domain.ids import new_id
+from mediaindex.domain.models import Asset, Feature, Task, TaskKind
 from mediaindex.domain.rules import initial_feature_states
-from mediaindex.errors import UnavailableError
-from mediaindex.ids import new_id
 
 pytestmark = pytest.mark.aws
 
@@ -52,6 +52,16 @@ def a_task(kind: TaskKind = TaskKind.INGEST, features: tuple[Feature, ...] = tup
     )
 
 
+def asset_of(task: Task, source_url: str | None = None) -> Asset:
+    return Asset(
+        id=task.asset_id,
+        tenant_id=task.tenant_id,
+        index_id=task.index_id,
+        name="a.mp4",
+        source_url=source_url,
+    )
+
+
 def runs(client: Any, arn: str) -> list[dict[str, Any]]:
     return list(client.list_executions(stateMachineArn=arn)["executions"])
 
@@ -61,14 +71,15 @@ def test_starting_a_task_twice_runs_one_execution_named_after_it(sfn_client: Any
     orchestrator = StepFunctionsOrchestrator(machine_arn, sfn_client)
     task = a_task(features=(Feature.TRANSCRIPTION, Feature.PROXY))
     # When the same task is started twice (a duplicate event, a retried Lambda)
-    orchestrator.start(task)
-    orchestrator.start(task)
+    orchestrator.start(task, asset_of(task))
+    orchestrator.start(task, asset_of(task))
     # Then one execution runs, with the input the state machine reads
     [execution] = runs(sfn_client, machine_arn)
     assert execution["name"] == task.id
     assert execution["status"] == "RUNNING"
     described = sfn_client.describe_execution(executionArn=execution["executionArn"])
     assert json.loads(described["input"]) == {
+        "tenant_id": task.tenant_id,
         "task_id": task.id,
         "asset_id": task.asset_id,
         "features": ["proxy", "transcription"],  # pipeline order, whatever order the task holds
@@ -80,19 +91,18 @@ def test_a_restart_after_the_execution_ended_is_still_one_execution(
 ) -> None:
     orchestrator = StepFunctionsOrchestrator(machine_arn, sfn_client)
     task = a_task()
-    orchestrator.start(task)
+    orchestrator.start(task, asset_of(task))
     orchestrator.cancel(task)
-    orchestrator.start(task)  # ExecutionAlreadyExists for a closed execution: still success
+    orchestrator.start(task, asset_of(task))  # ExecutionAlreadyExists for a closed execution: still success
     assert [r["status"] for r in runs(sfn_client, machine_arn)] == ["ABORTED"]
 
 
 def test_an_url_ingest_carries_its_source_url_and_a_rerun_does_not(sfn_client: Any, machine_arn: str) -> None:
-    orchestrator = StepFunctionsOrchestrator(
-        machine_arn, sfn_client, source_url_of=lambda task: "https://media.example.com/talk.mp4"
-    )
+    orchestrator = StepFunctionsOrchestrator(machine_arn, sfn_client)
+    url = "https://media.example.com/talk.mp4"
     ingest, rerun = a_task(), a_task(TaskKind.RERUN, (Feature.EMBEDDING,))
-    orchestrator.start(ingest)
-    orchestrator.start(rerun)
+    orchestrator.start(ingest, asset_of(ingest, url))
+    orchestrator.start(rerun, asset_of(rerun, url))
     inputs = {
         r["name"]: json.loads(sfn_client.describe_execution(executionArn=r["executionArn"])["input"])
         for r in runs(sfn_client, machine_arn)
@@ -105,8 +115,8 @@ def test_an_url_ingest_carries_its_source_url_and_a_rerun_does_not(sfn_client: A
 def test_cancel_stops_the_execution(sfn_client: Any, machine_arn: str) -> None:
     orchestrator = StepFunctionsOrchestrator(machine_arn, sfn_client)
     task, other = a_task(), a_task()
-    orchestrator.start(task)
-    orchestrator.start(other)
+    orchestrator.start(task, asset_of(task))
+    orchestrator.start(other, asset_of(other))
     orchestrator.cancel(task)
     status = {r["name"]: r["status"] for r in runs(sfn_client, machine_arn)}
     assert status == {task.id: "ABORTED", other.id: "RUNNING"}
@@ -122,7 +132,8 @@ def test_cancelling_a_task_that_never_started_is_a_no_op(sfn_client: Any, machin
 def test_a_missing_state_machine_is_unavailable_not_a_crash(sfn_client: Any, machine_arn: str) -> None:
     missing = machine_arn.replace(":pipeline", ":nope")
     with pytest.raises(UnavailableError) as info:
-        StepFunctionsOrchestrator(missing, sfn_client).start(a_task())
+        task = a_task()
+        StepFunctionsOrchestrator(missing, sfn_client).start(task, asset_of(task))
     assert info.value.code == "service_unavailable"
     assert "StateMachineDoesNotExist" in info.value.message
 

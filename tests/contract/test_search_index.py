@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from mediaindex.adapters.local.embedded_search import EmbeddedSearchIndex
-from mediaindex.errors import ValidationError
+from mediaindex.domain.errors import ValidationError
 from mediaindex.ports.search import SearchDoc, SearchFilter, SearchIndex
 
 OPENSEARCH_URL = os.environ.get("OPENSEARCH_URL")

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from mediaindex.api.app import create_app
-from mediaindex.container import Services
-from mediaindex.runtime import build_local
+from mediaindex.bootstrap import Runtime
+from mediaindex.bootstrap.app import build_app
+from mediaindex.bootstrap.local import build_local
 from mediaindex.settings import Settings
 from tests.apiclient import Api
 
@@ -25,47 +25,47 @@ def make_settings(data_dir: Path, **overrides: object) -> Settings:
 
 
 @pytest.fixture(params=["local", pytest.param("aws", marks=pytest.mark.aws)])
-def runtime(request: pytest.FixtureRequest) -> str:
+def runtime_kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
 @pytest.fixture
-def services(runtime: str, data_dir: Path) -> Iterator[Services]:
-    if runtime == "local":
-        svc = build_local(make_settings(data_dir))
+def runtime(runtime_kind: str, data_dir: Path) -> Iterator[Runtime]:
+    if runtime_kind == "local":
+        runtime = build_local(make_settings(data_dir))
     else:
         aws = pytest.importorskip("tests.aws_runtime", reason="the AWS test runtime is not built yet")
-        svc = aws.build_aws_test_services(data_dir)
-    yield svc
-    svc.close()
+        runtime = aws.build_aws_test_services(data_dir)
+    yield runtime
+    runtime.close()
 
 
 @pytest.fixture
-def local_services(data_dir: Path) -> Iterator[Services]:
-    svc = build_local(make_settings(data_dir))
-    yield svc
-    svc.close()
+def local_services(data_dir: Path) -> Iterator[Runtime]:
+    runtime = build_local(make_settings(data_dir))
+    yield runtime
+    runtime.close()
 
 
 @pytest.fixture
-def client(services: Services) -> Iterator[TestClient]:
-    with TestClient(create_app(services), base_url=BASE_URL, raise_server_exceptions=False) as c:
+def client(runtime: Runtime) -> Iterator[TestClient]:
+    with TestClient(build_app(runtime), base_url=BASE_URL, raise_server_exceptions=False) as c:
         yield c
 
 
 @pytest.fixture
-def api(client: TestClient, services: Services) -> Api:
-    return Api(client, services.keys.create_key("acme")[2])
+def api(client: TestClient, runtime: Runtime) -> Api:
+    return Api(client, runtime.services.keys.create_key("acme")[2])
 
 
 @pytest.fixture
-def other_api(client: TestClient, services: Services) -> Api:
-    return Api(client, services.keys.create_key("globex")[2])
+def other_api(client: TestClient, runtime: Runtime) -> Api:
+    return Api(client, runtime.services.keys.create_key("globex")[2])
 
 
 @pytest.fixture
-def run_pipeline(services: Services, runtime: str) -> Callable[[], int]:
-    if runtime != "local":
+def run_pipeline(runtime: Runtime, runtime_kind: str) -> Callable[[], int]:
+    if runtime_kind != "local":
         pytest.skip("the pipeline runs in-process on the local runtime only; AWS runs it in Step Functions")
-    pool = services.extras["worker_pool"]
+    pool = runtime.executor.pool
     return lambda: int(pool.run_until_idle())

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mediaindex.container import Services
+from mediaindex.bootstrap import Runtime
 from tests.apiclient import Api, error_code
 
 MiB = 1024 * 1024
@@ -79,9 +79,9 @@ def test_upload_starts_processing_and_the_pipeline_makes_it_ready(
     assert "talk.mp4" in original.headers.get("content-disposition", "")
 
 
-def test_large_files_get_multipart_uploads(api: Api, services: Services) -> None:
+def test_large_files_get_multipart_uploads(api: Api, runtime: Runtime) -> None:
     idx = api.index(default_features=["proxy"])
-    size = services.settings.multipart_threshold_bytes + 1
+    size = runtime.settings.multipart_threshold_bytes + 1
     out = api.ok(
         "POST", "/v1/assets", 201, json={"index_id": idx["id"], "name": "big.mov", "size_bytes": size}
     )
@@ -93,12 +93,12 @@ def test_large_files_get_multipart_uploads(api: Api, services: Services) -> None
 
 
 def test_multipart_upload_completes_with_the_right_bytes(
-    api: Api, services: Services, talking_clip: Path, run_pipeline: Callable[[], int]
+    api: Api, runtime: Runtime, talking_clip: Path, run_pipeline: Callable[[], int]
 ) -> None:
     idx = api.index(default_features=["proxy"])
     clip = talking_clip.read_bytes()
     data = clip + b"\0" * (
-        services.settings.multipart_threshold_bytes - len(clip)
+        runtime.settings.multipart_threshold_bytes - len(clip)
     )  # mp4 with trailing padding
     out = api.ok(
         "POST", "/v1/assets", 201, json={"index_id": idx["id"], "name": "big.mp4", "size_bytes": len(data)}
@@ -118,9 +118,9 @@ def test_multipart_upload_completes_with_the_right_bytes(
     assert api.ok("GET", f"/v1/assets/{asset_id}")["sha256"] == hashlib.sha256(data).hexdigest()
 
 
-def test_complete_with_a_wrong_etag_is_refused(api: Api, services: Services) -> None:
+def test_complete_with_a_wrong_etag_is_refused(api: Api, runtime: Runtime) -> None:
     idx = api.index(default_features=["proxy"])
-    size = services.settings.multipart_threshold_bytes
+    size = runtime.settings.multipart_threshold_bytes
     out = api.ok("POST", "/v1/assets", 201, json={"index_id": idx["id"], "name": "x.mp4", "size_bytes": size})
     resp = api.call(
         "POST",
@@ -131,9 +131,9 @@ def test_complete_with_a_wrong_etag_is_refused(api: Api, services: Services) -> 
     assert api.ok("GET", f"/v1/assets/{out['asset']['id']}")["status"] == "awaiting_upload"
 
 
-def test_abort_ends_the_asset(api: Api, services: Services) -> None:
+def test_abort_ends_the_asset(api: Api, runtime: Runtime) -> None:
     idx = api.index(default_features=["proxy"])
-    size = services.settings.multipart_threshold_bytes
+    size = runtime.settings.multipart_threshold_bytes
     out = api.ok("POST", "/v1/assets", 201, json={"index_id": idx["id"], "name": "x.mp4", "size_bytes": size})
     asset_id = out["asset"]["id"]
     assert api.call("DELETE", f"/v1/assets/{asset_id}/upload").status_code == 204
@@ -150,11 +150,11 @@ def test_single_put_asset_has_no_multipart_control(api: Api) -> None:
     assert resp.status_code == 409 and error_code(resp) == "upload_not_multipart"
 
 
-def test_size_limits(api: Api, services: Services) -> None:
+def test_size_limits(api: Api, runtime: Runtime) -> None:
     idx = api.index()
     resp = api.call("POST", "/v1/assets", json={"index_id": idx["id"], "name": "a.mp4", "size_bytes": 0})
     assert resp.status_code == 400 and resp.json()["error"]["field"] == "size_bytes"
-    huge = services.settings.max_asset_bytes + 1
+    huge = runtime.settings.max_asset_bytes + 1
     resp = api.call("POST", "/v1/assets", json={"index_id": idx["id"], "name": "a.mp4", "size_bytes": huge})
     assert resp.status_code == 413 and error_code(resp) == "asset_file_too_large"
 
@@ -207,9 +207,9 @@ def test_form_upload_source_rules(api: Api) -> None:
     assert resp.status_code == 400 and error_code(resp) == "asset_source_conflict"
 
 
-def test_form_upload_over_the_limit_is_413(api: Api, services: Services) -> None:
+def test_form_upload_over_the_limit_is_413(api: Api, runtime: Runtime) -> None:
     idx = api.index()
-    big = b"\0" * (services.settings.max_form_upload_bytes + 1)
+    big = b"\0" * (runtime.settings.max_form_upload_bytes + 1)
     resp = api.call(
         "POST",
         "/v1/assets",
@@ -244,7 +244,7 @@ def test_wrong_content_type_is_refused(api: Api) -> None:
     assert resp.status_code == 400 and error_code(resp) == "content_type_unsupported"
 
 
-def test_list_filters_batch_get_patch_and_delete(api: Api, services: Services) -> None:
+def test_list_filters_batch_get_patch_and_delete(api: Api, runtime: Runtime) -> None:
     idx = api.index()
     other = api.index("other")
     a = api.ok("POST", "/v1/assets", 201, json={"index_id": idx["id"], "name": "a.mp4"})["asset"]
@@ -278,20 +278,20 @@ def test_list_filters_batch_get_patch_and_delete(api: Api, services: Services) -
 
 
 def test_delete_removes_files_and_derivatives(
-    api: Api, services: Services, talking_clip: Path, run_pipeline: Callable[[], int]
+    api: Api, runtime: Runtime, talking_clip: Path, run_pipeline: Callable[[], int]
 ) -> None:
     idx = api.index(default_features=["proxy", "preview"])
     asset = api.upload(idx["id"], "talk.mp4", talking_clip.read_bytes())
     run_pipeline()
     derivs = api.ok("GET", f"/v1/assets/{asset['id']}/derivatives")["data"]
     assert {"proxy", "poster", "thumbnail", "storyboard"} <= {d["kind"] for d in derivs}
-    tenant = services.metadata.get_asset(asset["id"])
+    tenant = runtime.stores.assets.get(runtime.services.keys.authenticate(api.key).tenant_id, asset["id"])
     assert tenant is not None
-    prefix_keys = services.blobs.list_keys(f"derived/{tenant.tenant_id}/{asset['id']}/")
+    prefix_keys = runtime.blobs.list_keys(f"derived/{tenant.tenant_id}/{asset['id']}/")
     assert prefix_keys
     assert api.call("DELETE", f"/v1/assets/{asset['id']}").status_code == 204
-    assert services.blobs.list_keys(f"derived/{tenant.tenant_id}/{asset['id']}/") == []
-    assert services.blobs.list_keys(f"originals/{tenant.tenant_id}/{asset['id']}/") == []
+    assert runtime.blobs.list_keys(f"derived/{tenant.tenant_id}/{asset['id']}/") == []
+    assert runtime.blobs.list_keys(f"originals/{tenant.tenant_id}/{asset['id']}/") == []
     assert api.ok("GET", "/v1/tasks", params={"asset_id": asset["id"]})["data"] == []
 
 
@@ -306,14 +306,15 @@ def test_usage_counts_assets_and_bytes(api: Api, talking_clip: Path, run_pipelin
     assert usage["feature_runs"] == {"proxy.completed": 1}
 
 
-def test_index_delete_cascades_to_assets(api: Api, services: Services) -> None:
+def test_index_delete_cascades_to_assets(api: Api, runtime: Runtime) -> None:
     idx = api.index()
     a = api.ok("POST", "/v1/assets", 201, json={"index_id": idx["id"], "name": "a.mp4"})["asset"]
+    tenant_id = runtime.services.keys.authenticate(api.key).tenant_id
+    tenant_id = runtime.services.keys.authenticate(api.key).tenant_id
     assert api.call("DELETE", f"/v1/indexes/{idx['id']}").status_code == 202
-    services.extras.get("drain_background", lambda: None)()
     deadline_ok = False
     for _ in range(100):
-        if services.metadata.get_asset(a["id"]) is None:
+        if runtime.stores.assets.get(tenant_id, a["id"]) is None:
             deadline_ok = True
             break
         import time

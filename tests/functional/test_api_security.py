@@ -9,8 +9,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 import pytest
 from starlette.testclient import TestClient
 
-from mediaindex.api.app import create_app
-from mediaindex.runtime import build_local
+from mediaindex.bootstrap.app import build_app
+from mediaindex.bootstrap.local import build_local
 from tests.apiclient import Api, error_code
 from tests.functional.conftest import BASE_URL, make_settings
 
@@ -61,7 +61,7 @@ def _with_query(url: str, **changes: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(q)))
 
 
-@pytest.mark.parametrize("runtime", ["local"], indirect=True)
+@pytest.mark.parametrize("runtime_kind", ["local"], indirect=True)
 def test_signed_urls_are_bound_to_object_method_and_time(api: Api) -> None:
     idx = api.index()
     a = api.ok("POST", "/v1/assets", 201, json={"index_id": idx["id"], "name": "a.mp4"})
@@ -89,22 +89,22 @@ def test_signed_urls_are_bound_to_object_method_and_time(api: Api) -> None:
 
 
 def test_rate_limit_answers_429_with_retry_after(data_dir: Path) -> None:
-    services = build_local(make_settings(data_dir, rate_limit_per_minute=3))
+    runtime = build_local(make_settings(data_dir, rate_limit_per_minute=3))
     try:
-        with TestClient(create_app(services), base_url=BASE_URL) as client:
-            api = Api(client, services.keys.create_key("acme")[2])
+        with TestClient(build_app(runtime), base_url=BASE_URL) as client:
+            api = Api(client, runtime.services.keys.create_key("acme")[2])
             codes = [api.call("GET", "/v1/indexes").status_code for _ in range(4)]
             assert codes[:3] == [200, 200, 200] and codes[3] == 429
             resp = api.call("GET", "/v1/indexes")
             assert error_code(resp) == "rate_limited" and int(resp.headers["retry-after"]) >= 1
             assert client.get("/v1/health").status_code == 200  # unauthenticated health is not limited
     finally:
-        services.close()
+        runtime.close()
 
 
-def test_keys_are_stored_only_as_hashes(api: Api, services: object) -> None:
+def test_keys_are_stored_only_as_hashes(api: Api, runtime: object) -> None:
     raw = api.key
-    db_files = list(Path(services.settings.data_dir).rglob("*.db*"))  # type: ignore[attr-defined]
+    db_files = list(Path(runtime.settings.data_dir).rglob("*.db*"))  # type: ignore[attr-defined]
     assert db_files
     for f in db_files:
         assert raw.encode() not in f.read_bytes()

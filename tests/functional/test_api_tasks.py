@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from mediaindex.container import Services
+from mediaindex.bootstrap import Runtime
 from tests.apiclient import Api, error_code
 
 
@@ -36,7 +36,7 @@ def test_unknown_task_is_404(api: Api) -> None:
     assert resp.status_code == 404 and error_code(resp) == "asset_not_found"
 
 
-def test_cancel_stops_queued_work(api: Api, talking_clip: Path, services: Services) -> None:
+def test_cancel_stops_queued_work(api: Api, talking_clip: Path, runtime: Runtime) -> None:
     asset = _uploaded(api, talking_clip, default_features=["proxy", "preview"])
     task = api.ok("GET", "/v1/tasks", params={"asset_id": asset["id"]})["data"][0]
     cancelled = api.ok("POST", f"/v1/tasks/{task['id']}/cancel")
@@ -45,9 +45,8 @@ def test_cancel_stops_queued_work(api: Api, talking_clip: Path, services: Servic
     resp = api.call("POST", f"/v1/tasks/{task['id']}/cancel")
     assert resp.status_code == 409 and error_code(resp) == "task_not_active"
     assert api.ok("GET", "/v1/tasks/active")["data"] == []
-    pool = services.extras.get("worker_pool")
-    if pool is not None:
-        pool.run_until_idle()
+    if runtime.executor is not None:
+        runtime.executor.pool.run_until_idle()
         assert api.ok("GET", f"/v1/assets/{asset['id']}/derivatives")["data"] == []
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from mediaindex.api.app import create_app
-from mediaindex.runtime_aws import ensure_bootstrap_key
+from mediaindex.bootstrap.app import build_app
+from mediaindex.bootstrap.aws import ensure_bootstrap_key
 from mediaindex.services.keys import hash_key
 from tests.apiclient import Api
 from tests.aws_runtime import build_aws_test_services, shared_clients
@@ -19,31 +19,33 @@ RAW = "Zq8vN3xW5mK2pL9sT4yB7cD1fG6hJ0aE3rU8iO5pQ2wX7zV4"  # what CloudFormation 
 
 
 def test_the_bootstrap_secret_becomes_a_working_key_once(tmp_path: Path) -> None:
-    services = build_aws_test_services(tmp_path)
+    runtime = build_aws_test_services(tmp_path)
     try:
         secrets = shared_clients().get("secretsmanager")
         arn = secrets.create_secret(Name="mediaindex/bootstrap", SecretString=RAW)["ARN"]
-        ensure_bootstrap_key(services, secrets, arn)
-        ensure_bootstrap_key(services, secrets, arn)  # a second cold start changes nothing
-        key = services.metadata.get_api_key_by_hash(hash_key(RAW))
+        ensure_bootstrap_key(runtime.services.keys, runtime.settings, secrets, arn)
+        ensure_bootstrap_key(
+            runtime.services.keys, runtime.settings, secrets, arn
+        )  # a second cold start changes nothing
+        key = runtime.stores.keys.get_key_by_hash(hash_key(RAW))
         assert key is not None
-        with TestClient(create_app(services), base_url="http://127.0.0.1:8000") as client:
+        with TestClient(build_app(runtime), base_url="http://127.0.0.1:8000") as client:
             api = Api(client, RAW)
             api.index("first")
             assert [i["name"] for i in api.ok("GET", "/v1/indexes")["data"]] == ["first"]
             # (Checked inside the block: leaving it shuts the app, and with it the moto backends, down.)
-            tenant = services.metadata.get_tenant_by_name("default")
+            tenant = runtime.stores.keys.get_tenant_by_name("default")
             assert tenant is not None and key.tenant_id == tenant.id
     finally:
-        services.close()
+        runtime.close()
 
 
 def test_an_unreadable_secret_does_not_stop_the_api(tmp_path: Path) -> None:
     missing = "arn:aws:secretsmanager:us-east-1:123456789012:secret:mediaindex/none-AbCdEf"
-    services = build_aws_test_services(tmp_path, bootstrap_key_secret_arn=missing)
+    runtime = build_aws_test_services(tmp_path, bootstrap_key_secret_arn=missing)
     try:
-        with TestClient(create_app(services), base_url="http://127.0.0.1:8000") as client:
+        with TestClient(build_app(runtime), base_url="http://127.0.0.1:8000") as client:
             assert client.get("/v1/health").status_code == 200
-            assert services.metadata.get_tenant_by_name("default") is None
+            assert runtime.stores.keys.get_tenant_by_name("default") is None
     finally:
-        services.close()
+        runtime.close()

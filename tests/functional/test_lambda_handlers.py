@@ -16,7 +16,8 @@ import pytest
 from functions.api import handler as api_handler
 from functions.pipeline_events import handler as events_handler
 from functions.upload_event import handler as upload_handler
-from mediaindex.container import Services
+from mediaindex.bootstrap import Runtime
+from mediaindex.bootstrap.aws import build_aws_runner
 from tests.aws_runtime import build_aws_test_services, executions
 
 pytestmark = pytest.mark.aws
@@ -40,18 +41,18 @@ CTX = LambdaContext()
 
 
 @pytest.fixture
-def services(tmp_path: Path) -> Iterator[Services]:
-    svc = build_aws_test_services(tmp_path)
-    api_handler.configure(svc)
-    upload_handler.configure(svc.ingest, svc.settings.bucket_name)
-    events_handler.configure(svc.extras["runner"])
-    yield svc
-    svc.close()
+def runtime(tmp_path: Path) -> Iterator[Runtime]:
+    runtime = build_aws_test_services(tmp_path)
+    api_handler.configure(runtime)
+    upload_handler.configure(runtime.services.ingest, runtime.settings.bucket_name)
+    events_handler.configure(build_aws_runner(runtime.settings, clients=runtime.aws_clients))
+    yield runtime
+    runtime.close()
 
 
 @pytest.fixture
-def api_key(services: Services) -> str:
-    return services.keys.create_key("acme")[2]
+def api_key(runtime: Runtime) -> str:
+    return runtime.services.keys.create_key("acme")[2]
 
 
 def http(method: str, path: str, *, key: str | None = None, body: Any = None) -> dict[str, Any]:
@@ -75,7 +76,7 @@ def json_body(response: dict[str, Any]) -> Any:
     return json.loads(raw)
 
 
-def uploaded_asset(services: Services, key: str) -> dict[str, Any]:
+def uploaded_asset(runtime: Runtime, key: str) -> dict[str, Any]:
     """An asset created through the API whose original is in S3 (no event delivered yet)."""
     index = json_body(http("POST", "/v1/indexes", key=key, body={"name": "clips"}))
     created = json_body(
@@ -87,21 +88,25 @@ def uploaded_asset(services: Services, key: str) -> dict[str, Any]:
         )
     )
     asset = created["asset"]
-    original = services.metadata.get_asset(asset["id"])
+    original = runtime.stores.assets.get(tenant_of(runtime, key), asset["id"])
     assert original is not None and original.upload is not None
-    services.blobs.put_bytes(original.upload.key, b"0123456789", "video/mp4")
+    runtime.blobs.put_bytes(original.upload.key, b"0123456789", "video/mp4")
     return {**asset, "key": original.upload.key}
 
 
-def upload_event(services: Services, key: str) -> dict[str, Any]:
+def tenant_of(runtime: Runtime, api_key: str) -> str:
+    return runtime.services.keys.authenticate(api_key).tenant_id
+
+
+def upload_event(runtime: Runtime, key: str) -> dict[str, Any]:
     event = canned("eventbridge_s3_object_created.json")
-    event["detail"]["bucket"]["name"] = services.settings.bucket_name
+    event["detail"]["bucket"]["name"] = runtime.settings.bucket_name
     event["detail"]["object"]["key"] = key
     return event
 
 
 # ---- API -------------------------------------------------------------------------------------
-def test_health_through_the_api_lambda(services: Services) -> None:
+def test_health_through_the_api_lambda(runtime: Runtime) -> None:
     # Given the canned API Gateway v2 request for /v1/health
     # When the API Lambda handles it
     response = http("GET", "/v1/health")
@@ -112,7 +117,7 @@ def test_health_through_the_api_lambda(services: Services) -> None:
     assert response["headers"]["x-request-id"] == "JKJaXmPLvHcESHA="
 
 
-def test_create_index_through_the_api_lambda(services: Services, api_key: str) -> None:
+def test_create_index_through_the_api_lambda(runtime: Runtime, api_key: str) -> None:
     response = http("POST", "/v1/indexes", key=api_key, body={"name": "clips", "default_features": ["proxy"]})
     assert response["statusCode"] == 201
     index = json_body(response)
@@ -123,7 +128,7 @@ def test_create_index_through_the_api_lambda(services: Services, api_key: str) -
     assert [i["id"] for i in listed["data"]] == [index["id"]]
 
 
-def test_missing_index_answers_the_contract_error_body(services: Services, api_key: str) -> None:
+def test_missing_index_answers_the_contract_error_body(runtime: Runtime, api_key: str) -> None:
     response = http("GET", "/v1/indexes/idx_01jnmissing0000000000000000", key=api_key)
     assert response["statusCode"] == 404
     body = json_body(response)
@@ -133,25 +138,25 @@ def test_missing_index_answers_the_contract_error_body(services: Services, api_k
 
 
 # ---- upload events ---------------------------------------------------------------------------
-def test_an_upload_event_delivered_twice_starts_one_execution(services: Services, api_key: str) -> None:
+def test_an_upload_event_delivered_twice_starts_one_execution(runtime: Runtime, api_key: str) -> None:
     # Given an asset whose original has landed in S3
-    asset = uploaded_asset(services, api_key)
-    event = upload_event(services, asset["key"])
+    asset = uploaded_asset(runtime, api_key)
+    event = upload_event(runtime, asset["key"])
     # When EventBridge delivers its Object Created event twice
     first = upload_handler.handler(event, CTX)
     second = upload_handler.handler(event, CTX)
     # Then one ingest task started, as one Step Functions execution named after it
     assert first["status"] == "started"
     assert second["status"] == "duplicate"
-    runs = executions(services)
+    runs = executions(runtime)
     assert [r["name"] for r in runs] == [first["task_id"]]
-    stored = services.metadata.get_asset(asset["id"])
+    stored = runtime.stores.assets.get(tenant_of(runtime, api_key), asset["id"])
     assert stored is not None and stored.status == "processing" and stored.size_bytes == 10
 
 
-def test_an_url_encoded_key_is_decoded(services: Services, api_key: str) -> None:
-    asset = uploaded_asset(services, api_key)
-    event = upload_event(services, asset["key"].replace("/", "%2F"))
+def test_an_url_encoded_key_is_decoded(runtime: Runtime, api_key: str) -> None:
+    asset = uploaded_asset(runtime, api_key)
+    event = upload_event(runtime, asset["key"].replace("/", "%2F"))
     assert upload_handler.handler(event, CTX)["status"] == "started"
 
 
@@ -159,39 +164,39 @@ def test_an_url_encoded_key_is_decoded(services: Services, api_key: str) -> None
     "key", ["derived/ten_x/ast_y/proxy.mp4", "originals/only-two/parts", "tmp/upload.bin"]
 )
 def test_an_event_for_an_unknown_key_is_logged_and_dropped(
-    services: Services, key: str, caplog: pytest.LogCaptureFixture
+    runtime: Runtime, key: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    result = upload_handler.handler(upload_event(services, key), CTX)
+    result = upload_handler.handler(upload_event(runtime, key), CTX)
     assert result == {"status": "ignored", "reason": "key"}
-    assert executions(services) == []
+    assert executions(runtime) == []
     dropped = [r for r in caplog.records if "dropped" in r.getMessage()]
     assert [(r.levelname, getattr(r, "key", None)) for r in dropped] == [("WARNING", key)]
 
 
-def test_an_event_from_another_bucket_is_dropped(services: Services, api_key: str) -> None:
-    asset = uploaded_asset(services, api_key)
-    event = upload_event(services, asset["key"])
+def test_an_event_from_another_bucket_is_dropped(runtime: Runtime, api_key: str) -> None:
+    asset = uploaded_asset(runtime, api_key)
+    event = upload_event(runtime, asset["key"])
     event["detail"]["bucket"]["name"] = "someone-elses-bucket"
     assert upload_handler.handler(event, CTX)["status"] == "ignored"
-    assert executions(services) == []
+    assert executions(runtime) == []
 
 
 # ---- pipeline events -------------------------------------------------------------------------
-def started_task(services: Services, api_key: str) -> str:
-    asset = uploaded_asset(services, api_key)
-    result = upload_handler.handler(upload_event(services, asset["key"]), CTX)
+def started_task(runtime: Runtime, api_key: str) -> str:
+    asset = uploaded_asset(runtime, api_key)
+    result = upload_handler.handler(upload_event(runtime, asset["key"]), CTX)
     return str(result["task_id"])
 
 
-def test_feature_failed_marks_only_that_feature(services: Services, api_key: str) -> None:
+def test_feature_failed_marks_only_that_feature(runtime: Runtime, api_key: str) -> None:
     # Given a running ingest task
-    task_id = started_task(services, api_key)
+    task_id = started_task(runtime, api_key)
     # When the state machine's Catch reports the transcription job failed (canned Batch cause)
     event = canned("sfn_catch_feature_failed.json")
-    event["task_id"] = task_id
+    event["tenant_id"], event["task_id"] = tenant_of(runtime, api_key), task_id
     assert events_handler.handler(event, CTX)["status"] == "recorded"
     # Then transcription alone failed; the other features are still waiting for their jobs
-    task = services.metadata.get_task(task_id)
+    task = runtime.stores.tasks.get(tenant_of(runtime, api_key), task_id)
     assert task is not None
     states = {str(f): fs.state for f, fs in task.features.items()}
     assert states == {
@@ -203,12 +208,12 @@ def test_feature_failed_marks_only_that_feature(services: Services, api_key: str
     assert task.features["transcription"].error == "step_failed"  # type: ignore[index]
 
 
-def test_task_finished_settles_what_no_step_finished(services: Services, api_key: str) -> None:
-    task_id = started_task(services, api_key)
+def test_task_finished_settles_what_no_step_finished(runtime: Runtime, api_key: str) -> None:
+    task_id = started_task(runtime, api_key)
     event = canned("sfn_task_finished.json")
-    event["task_id"] = task_id
+    event["tenant_id"], event["task_id"] = tenant_of(runtime, api_key), task_id
     assert events_handler.handler(event, CTX) == {"status": "finished", "task_id": task_id}
-    task = services.metadata.get_task(task_id)
+    task = runtime.stores.tasks.get(tenant_of(runtime, api_key), task_id)
     assert task is not None
     assert {fs.state for fs in task.features.values()} == {"failed"}
 

@@ -9,25 +9,25 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from mediaindex.api.app import create_app
-from mediaindex.container import Services
+from mediaindex.bootstrap import Runtime
+from mediaindex.bootstrap.app import build_app
+from mediaindex.bootstrap.local import build_local
 from mediaindex.pipeline import steps as step_registry
-from mediaindex.runtime import build_local
 from tests import mediagen
 from tests.apiclient import Api
 from tests.functional.conftest import BASE_URL, make_settings
 
 
 @pytest.fixture
-def local(data_dir: Path) -> Iterator[tuple[Services, Api]]:
-    services = build_local(make_settings(data_dir))
-    with TestClient(create_app(services), base_url=BASE_URL) as client:
-        yield services, Api(client, services.keys.create_key("acme")[2])
-    services.close()
+def local(data_dir: Path) -> Iterator[tuple[Runtime, Api]]:
+    runtime = build_local(make_settings(data_dir))
+    with TestClient(build_app(runtime), base_url=BASE_URL) as client:
+        yield runtime, Api(client, runtime.services.keys.create_key("acme")[2])
+    runtime.close()
 
 
-def _run(services: Services) -> int:
-    return int(services.extras["worker_pool"].run_until_idle())
+def _run(runtime: Runtime) -> int:
+    return int(runtime.executor.pool.run_until_idle())
 
 
 @pytest.mark.parametrize(
@@ -40,9 +40,9 @@ def _run(services: Services) -> int:
     ids=["zero-byte", "text-named-mp4", "truncated"],
 )
 def test_bad_files_end_failed_with_their_code(
-    local: tuple[Services, Api], tmp_path: Path, talking_clip: Path, make: object, code: str
+    local: tuple[Runtime, Api], tmp_path: Path, talking_clip: Path, make: object, code: str
 ) -> None:
-    services, api = local
+    runtime, api = local
     (tmp_path / "empty.mp4").write_bytes(b"")
     (tmp_path / "notes.mp4").write_text("shopping list: eggs, milk\n" * 20)
     path: Path = make(tmp_path, talking_clip)  # type: ignore[operator]
@@ -50,21 +50,21 @@ def test_bad_files_end_failed_with_their_code(
     out = api.ok("POST", "/v1/assets", 201, json={"index_id": idx["id"], "name": path.name})
     resp = api.put(out["upload"]["url"], path.read_bytes(), out["upload"]["headers"])
     assert resp.status_code == 200
-    _run(services)
+    _run(runtime)
     asset = api.ok("GET", f"/v1/assets/{out['asset']['id']}")
     assert asset["status"] == "failed" and asset["error"]["code"] == code, asset
     assert {f["state"] for f in asset["features"].values()} == {"failed"}
     assert api.ok("GET", f"/v1/assets/{asset['id']}/derivatives")["data"] == []
-    tenant = services.metadata.get_asset(asset["id"]).tenant_id  # type: ignore[union-attr]
-    assert services.blobs.list_keys(f"derived/{tenant}/{asset['id']}/") == []
+    tenant = runtime.services.keys.authenticate(api.key).tenant_id
+    assert runtime.blobs.list_keys(f"derived/{tenant}/{asset['id']}/") == []
     task = api.ok("GET", "/v1/tasks", params={"asset_id": asset["id"]})["data"][0]
     assert task["state"] == "failed"
 
 
 def test_a_crashing_step_is_retried_then_fails_alone(
-    local: tuple[Services, Api], talking_clip: Path, monkeypatch: pytest.MonkeyPatch
+    local: tuple[Runtime, Api], talking_clip: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    services, api = local
+    runtime, api = local
     calls = {"preview": 0}
     real_get = step_registry.get_step
 
@@ -72,13 +72,13 @@ def test_a_crashing_step_is_retried_then_fails_alone(
         calls["preview"] += 1
         raise RuntimeError("simulated crash")
 
-    runner = services.extras["runner"]
+    runner = runtime.runner
     monkeypatch.setattr(runner, "_load", lambda name: crash if name == "preview" else real_get(name))
     idx = api.index(default_features=["proxy", "preview"])
     asset = api.upload(idx["id"], "talk.mp4", talking_clip.read_bytes())
-    _run(services)
+    _run(runtime)
     done = api.ok("GET", f"/v1/assets/{asset['id']}")
-    assert calls["preview"] == services.settings.job_max_attempts
+    assert calls["preview"] == runtime.settings.job_max_attempts
     assert done["features"]["preview"]["state"] == "failed"
     assert done["features"]["preview"]["error"] == "step_failed"
     assert done["features"]["proxy"]["state"] == "completed"
@@ -87,22 +87,22 @@ def test_a_crashing_step_is_retried_then_fails_alone(
 
 
 def test_a_restart_mid_job_loses_nothing(data_dir: Path, talking_clip: Path) -> None:
-    services = build_local(make_settings(data_dir))
-    with TestClient(create_app(services), base_url=BASE_URL) as client:
-        api = Api(client, services.keys.create_key("acme")[2])
+    runtime = build_local(make_settings(data_dir))
+    with TestClient(build_app(runtime), base_url=BASE_URL) as client:
+        api = Api(client, runtime.services.keys.create_key("acme")[2])
         key = api.key
         idx = api.index(default_features=["proxy"])
         asset = api.upload(idx["id"], "talk.mp4", talking_clip.read_bytes())
         # A worker claims the first step and the process dies before it finishes.
-        claimed = services.extras["queue"].claim()
+        claimed = runtime.executor.queue.claim()
         assert claimed is not None and claimed.step == "probe"
-    services.close()
+    runtime.close()
 
     restarted = build_local(make_settings(data_dir))
     try:
-        assert restarted.extras["queue"].recover_after_restart() == 1
+        assert restarted.executor.queue.recover_after_restart() == 1
         _run(restarted)
-        with TestClient(create_app(restarted), base_url=BASE_URL) as client:
+        with TestClient(build_app(restarted), base_url=BASE_URL) as client:
             api = Api(client, key)
             done = api.ok("GET", f"/v1/assets/{asset['id']}")
             assert done["status"] == "ready" and done["features"]["proxy"]["state"] == "completed"
@@ -112,43 +112,44 @@ def test_a_restart_mid_job_loses_nothing(data_dir: Path, talking_clip: Path) -> 
         restarted.close()
 
 
-def test_a_hung_step_is_reaped_and_retried(local: tuple[Services, Api], talking_clip: Path) -> None:
-    services, api = local
+def test_a_hung_step_is_reaped_and_retried(local: tuple[Runtime, Api], talking_clip: Path) -> None:
+    runtime, api = local
     idx = api.index(default_features=["proxy"])
     api.upload(idx["id"], "talk.mp4", talking_clip.read_bytes())
-    queue = services.extras["queue"]
+    queue = runtime.executor.queue
     job = queue.claim()
     assert job is not None
     # Its lease runs out (the worker hangs): the reaper puts it back with one attempt used.
-    db = services.extras["queue"]._db
+    db = runtime.executor.queue._db
     with db.transaction() as tx:
         tx.execute("UPDATE jobs SET lease_until = 0 WHERE id = ?", (job.id,))
-    assert services.extras["worker_pool"].reap() == 1
-    _run(services)
+    assert runtime.executor.pool.reap() == 1
+    _run(runtime)
     assert queue.counts() == {"done": 2}
     # The hung worker finally reports: its stale attempt changes nothing.
     assert queue.complete(job) is False
 
 
 def test_a_repeated_upload_event_restarts_a_stranded_ingest(
-    local: tuple[Services, Api], small_image: Path
+    local: tuple[Runtime, Api], small_image: Path
 ) -> None:
-    services, api = local
+    runtime, api = local
     idx = api.index(default_features=["proxy"])
     out = api.ok("POST", "/v1/assets", 201, json={"index_id": idx["id"], "name": "still.png"})
     asset_id = out["asset"]["id"]
-    key = services.metadata.get_asset(asset_id).upload.key  # type: ignore[union-attr]
-    info = services.blobs.put_file(key, small_image, "image/png")
+    tenant_id = runtime.services.keys.authenticate(api.key).tenant_id
+    key = runtime.stores.assets.get(tenant_id, asset_id).upload.key  # type: ignore[union-attr]
+    info = runtime.blobs.put_file(key, small_image, "image/png")
     # The orchestrator call fails after the task row is saved: the task is stranded in `queued`.
-    real_start = services.orchestrator.start
-    services.orchestrator.start = lambda task: (_ for _ in ()).throw(ConnectionError("down"))  # type: ignore[method-assign]
+    real_start = runtime.orchestrator.start
+    runtime.orchestrator.start = lambda task, asset: (_ for _ in ()).throw(ConnectionError("down"))  # type: ignore[method-assign]
     with pytest.raises(ConnectionError):
-        services.ingest.original_uploaded(asset_id, size=info.size, etag=info.etag)
-    services.orchestrator.start = real_start  # type: ignore[method-assign]
-    assert _run(services) == 0
+        runtime.services.ingest.original_uploaded(tenant_id, asset_id, size=info.size, etag=info.etag)
+    runtime.orchestrator.start = real_start  # type: ignore[method-assign]
+    assert _run(runtime) == 0
     # The event is delivered again (S3/EventBridge retry): the queued task starts, once.
-    services.ingest.original_uploaded(asset_id, size=info.size, etag=info.etag)
-    services.ingest.original_uploaded(asset_id, size=info.size, etag=info.etag)
-    _run(services)
+    runtime.services.ingest.original_uploaded(tenant_id, asset_id, size=info.size, etag=info.etag)
+    runtime.services.ingest.original_uploaded(tenant_id, asset_id, size=info.size, etag=info.etag)
+    _run(runtime)
     assert api.ok("GET", f"/v1/assets/{asset_id}")["status"] == "ready"
-    assert services.extras["queue"].counts() == {"done": 2}
+    assert runtime.executor.queue.counts() == {"done": 2}

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from mediaindex.api.app import create_app
-from mediaindex.runtime import build_local
+from mediaindex.bootstrap.app import build_app
+from mediaindex.bootstrap.local import build_local
 from tests import mediagen
 from tests.apiclient import Api
 from tests.functional.conftest import BASE_URL, make_settings
@@ -35,9 +35,9 @@ def processed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
     if not mediagen.have_tools():
         pytest.skip("ffmpeg and espeak-ng are needed")
     root = tmp_path_factory.mktemp("pipeline")
-    services = build_local(make_settings(root / "data"))
-    with TestClient(create_app(services), base_url=BASE_URL) as client:
-        api = Api(client, services.keys.create_key("acme")[2])
+    runtime = build_local(make_settings(root / "data"))
+    with TestClient(build_app(runtime), base_url=BASE_URL) as client:
+        api = Api(client, runtime.services.keys.create_key("acme")[2])
         idx = api.index("all")
         files = {
             "talk.mp4": mediagen.talking_video(
@@ -47,9 +47,9 @@ def processed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
             "card.png": mediagen.image(root / "card.png", size="2400x1200"),
         }
         ids = {name: api.upload(idx["id"], name, p.read_bytes())["id"] for name, p in files.items()}
-        services.extras["worker_pool"].run_until_idle()
-        yield {"api": api, "ids": ids, "root": root, "services": services}
-    services.close()
+        runtime.executor.pool.run_until_idle()
+        yield {"api": api, "ids": ids, "root": root, "services": runtime}
+    runtime.close()
 
 
 def _download(world: dict[str, Any], asset: str, kind: str) -> tuple[dict[str, Any], Path]:

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from mediaindex.api.app import create_app
-from mediaindex.container import Services
-from mediaindex.runtime import build_local
+from mediaindex.bootstrap import Runtime
+from mediaindex.bootstrap.app import build_app
+from mediaindex.bootstrap.local import build_local
 from tests import mediagen
 from tests.apiclient import Api, error_code
 from tests.functional.conftest import BASE_URL, make_settings
@@ -32,18 +32,18 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     if not mediagen.have_tools():
         pytest.skip("ffmpeg and espeak-ng are needed")
     root = tmp_path_factory.mktemp("search")
-    services: Services = build_local(make_settings(root / "data"))
-    with TestClient(create_app(services), base_url=BASE_URL) as client:
-        api = Api(client, services.keys.create_key("acme")[2])
-        other = Api(client, services.keys.create_key("globex")[2])
+    runtime: Runtime = build_local(make_settings(root / "data"))
+    with TestClient(build_app(runtime), base_url=BASE_URL) as client:
+        api = Api(client, runtime.services.keys.create_key("acme")[2])
+        other = Api(client, runtime.services.keys.create_key("globex")[2])
         idx = api.index("talks", default_features=["transcription", "embedding"])
         ids = {}
         for name, text, meta in CLIPS:
             path = mediagen.talking_video(root / name, text, size="320x240", lead_silence_s=LEAD_S)
             ids[name] = api.upload(idx["id"], name, path.read_bytes(), user_metadata=meta)["id"]
-        services.extras["worker_pool"].run_until_idle()
-        yield {"api": api, "other": other, "index": idx, "ids": ids, "services": services}
-    services.close()
+        runtime.executor.pool.run_until_idle()
+        yield {"api": api, "other": other, "index": idx, "ids": ids, "services": runtime}
+    runtime.close()
 
 
 def _search(api: Api, index_id: str, **body: Any) -> list[dict[str, Any]]:

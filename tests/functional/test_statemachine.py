@@ -30,8 +30,8 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
     StateTaskServiceBatch,
 )
 
+from mediaindex.adapters.aws.state_machine import definition
 from mediaindex.pipeline.spec import STEPS
-from mediaindex.pipeline.statemachine import definition
 
 pytestmark = pytest.mark.aws
 
@@ -182,21 +182,25 @@ def test_all_requested_features_run_on_their_queues_and_the_task_finishes(aws: d
     features = ["proxy", "preview", "transcription", "embedding"]
 
     # When the pipeline runs
-    described, history = _run(aws, {"task_id": "tsk_ok", "asset_id": "ast_1", "features": features})
+    described, history = _run(
+        aws, {"tenant_id": "ten_1", "task_id": "tsk_ok", "asset_id": "ast_1", "features": features}
+    )
 
     # Then it succeeds, ran probe and every feature step once, but not fetch
     assert described["status"] == "SUCCEEDED"
     commands = _batch_commands(history)
-    assert sorted(c[3] for c in commands) == ["embedding", "preview", "probe", "proxy", "transcription"]
-    assert all(c[:2] == ["--task-id", "tsk_ok"] for c in commands)
+    assert sorted(c[5] for c in commands) == ["embedding", "preview", "probe", "proxy", "transcription"]
+    assert all(c[:4] == ["--tenant-id", "ten_1", "--task-id", "tsk_ok"] for c in commands)
     # and embedding ran after transcription, in its branch
-    steps_in_order = [c[3] for c in commands]
+    steps_in_order = [c[5] for c in commands]
     assert steps_in_order.index("transcription") < steps_in_order.index("embedding")
     # and GPU steps went to the GPU queue
     jobs = aws["batch"].list_jobs(jobQueue=aws["queues"]["gpu"])["jobSummaryList"]
     assert {j["jobName"] for j in jobs} >= {"transcription-tsk_ok", "embedding-tsk_ok"}
     # and the events Lambda heard only task_finished
-    assert _lambda_payloads(history) == [{"action": "task_finished", "task_id": "tsk_ok"}]
+    assert _lambda_payloads(history) == [
+        {"action": "task_finished", "tenant_id": "ten_1", "task_id": "tsk_ok"}
+    ]
     output = json.loads(described["output"])
     assert output["task_id"] == "tsk_ok"
     statuses = {step: o["status"] for branch in output["branches"] for step, o in branch.items()}
@@ -208,12 +212,18 @@ def test_fetch_runs_only_with_a_source_url_and_unrequested_features_are_skipped(
     # When the pipeline runs
     described, history = _run(
         aws,
-        {"task_id": "tsk_url", "asset_id": "ast_2", "features": ["proxy"], "source_url": "https://x/y.mp4"},
+        {
+            "tenant_id": "ten_1",
+            "task_id": "tsk_url",
+            "asset_id": "ast_2",
+            "features": ["proxy"],
+            "source_url": "https://x/y.mp4",
+        },
     )
 
     # Then fetch, probe and proxy ran, nothing else
     assert described["status"] == "SUCCEEDED"
-    assert [c[3] for c in _batch_commands(history)] == ["fetch", "probe", "proxy"]
+    assert [c[5] for c in _batch_commands(history)] == ["fetch", "probe", "proxy"]
 
 
 def test_a_failed_feature_job_reports_that_feature_alone_and_the_others_complete(
@@ -226,6 +236,7 @@ def test_a_failed_feature_job_reports_that_feature_alone_and_the_others_complete
     described, history = _run(
         aws,
         {
+            "tenant_id": "ten_1",
             "task_id": "tsk_bad",
             "asset_id": "ast_3",
             "features": ["proxy", "preview", "transcription", "embedding"],
@@ -234,7 +245,7 @@ def test_a_failed_feature_job_reports_that_feature_alone_and_the_others_complete
 
     # Then the execution still succeeds and the task finishes
     assert described["status"] == "SUCCEEDED"
-    commands = [c[3] for c in _batch_commands(history)]
+    commands = [c[5] for c in _batch_commands(history)]
     # transcription was tried max_attempts times; embedding, which needs it, never started
     assert commands.count("transcription") == 3
     assert "embedding" not in commands
@@ -248,7 +259,7 @@ def test_a_failed_feature_job_reports_that_feature_alone_and_the_others_complete
         "Error": "UpstreamFailed",
         "Cause": "embedding needs transcription, which failed",
     }
-    assert payloads[-1] == {"action": "task_finished", "task_id": "tsk_bad"}
+    assert payloads[-1] == {"action": "task_finished", "tenant_id": "ten_1", "task_id": "tsk_bad"}
     output = json.loads(described["output"])
     statuses = {step: o["status"] for branch in output["branches"] for step, o in branch.items()}
     assert statuses == {
@@ -267,12 +278,13 @@ def test_a_failed_probe_marks_every_requested_feature_failed_and_finishes(
 
     # When the pipeline runs for two features
     described, history = _run(
-        aws, {"task_id": "tsk_probe", "asset_id": "ast_4", "features": ["proxy", "preview"]}
+        aws,
+        {"tenant_id": "ten_1", "task_id": "tsk_probe", "asset_id": "ast_4", "features": ["proxy", "preview"]},
     )
 
     # Then no feature step ran, both features were reported failed, the task finished, the execution failed
-    assert [c[3] for c in _batch_commands(history)] == ["probe", "probe"]
+    assert [c[5] for c in _batch_commands(history)] == ["probe", "probe"]
     payloads = _lambda_payloads(history)
     assert sorted(p["feature"] for p in payloads if p["action"] == "feature_failed") == ["preview", "proxy"]
-    assert payloads[-1] == {"action": "task_finished", "task_id": "tsk_probe"}
+    assert payloads[-1] == {"action": "task_finished", "tenant_id": "ten_1", "task_id": "tsk_probe"}
     assert described["status"] == "FAILED"

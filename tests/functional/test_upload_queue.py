@@ -21,10 +21,10 @@ from starlette.testclient import TestClient
 
 from mediaindex.adapters.aws.provision import UPLOAD_NOTIFICATION_ID, provision
 from mediaindex.adapters.aws.upload_queue import UploadQueueWatcher, object_created_records
-from mediaindex.api.app import create_app
+from mediaindex.bootstrap import Runtime
+from mediaindex.bootstrap.app import build_app
+from mediaindex.bootstrap.aws import build_aws
 from mediaindex.cli import main
-from mediaindex.container import Services
-from mediaindex.runtime_aws import build_aws
 from tests.apiclient import Api
 from tests.aws_runtime import aws_test_settings, shared_clients
 
@@ -42,7 +42,7 @@ def endpoint() -> Iterator[str]:
         server.stop()
 
 
-def serve(endpoint: str, tmp_path: Path, *, start_workers: bool) -> Services:
+def serve(endpoint: str, tmp_path: Path, *, start_workers: bool) -> Runtime:
     """What `aws init` then `serve --runtime aws` make, under names of this test's own (the server
     keeps its state across tests)."""
     clients = shared_clients(endpoint)
@@ -89,17 +89,17 @@ def test_an_upload_to_the_presigned_url_starts_its_ingest_once(
     endpoint: str, tmp_path: Path, small_image: Path
 ) -> None:
     # Given the aws runtime without a state machine, after `aws init`
-    services = serve(endpoint, tmp_path, start_workers=False)
+    runtime = serve(endpoint, tmp_path, start_workers=False)
     try:
-        watcher = services.extras["upload_queue"]
-        api = Api(TestClient(create_app(services)), services.keys.create_key("acme")[2])
+        watcher = runtime.upload_watcher
+        api = Api(TestClient(build_app(runtime)), runtime.services.keys.create_key("acme")[2])
         index = api.index(default_features=["proxy"])
         # When the original is PUT to its presigned URL and the watcher reads the queue
         asset, url = put_original(api, index["id"], small_image.read_bytes())
         started = poll_until(watcher, "started")
         # Then the upload Lambda's logic started the ingest, and the pipeline takes the asset to ready
         assert [o["asset_id"] for o in started if o["status"] == "started"] == [asset["id"]]
-        services.extras["worker_pool"].run_until_idle()
+        runtime.executor.pool.run_until_idle()
         done = api.ok("GET", f"/v1/assets/{asset['id']}")
         assert done["status"] == "ready"
         assert done["features"]["proxy"]["state"] == "completed"
@@ -113,15 +113,15 @@ def test_an_upload_to_the_presigned_url_starts_its_ingest_once(
         assert [t["kind"] for t in tasks] == ["ingest"]
         assert watcher.poll_once() == []
     finally:
-        services.close()
+        runtime.close()
 
 
 def test_the_watcher_thread_runs_while_serving_and_stops_promptly(
     endpoint: str, tmp_path: Path, small_image: Path
 ) -> None:
     # Given the runtime as `serve` builds it: workers and the watcher on their threads
-    services = serve(endpoint, tmp_path, start_workers=True)
-    api = Api(TestClient(create_app(services)), services.keys.create_key("acme")[2])
+    runtime = serve(endpoint, tmp_path, start_workers=True)
+    api = Api(TestClient(build_app(runtime)), runtime.services.keys.create_key("acme")[2])
     index = api.index(default_features=["proxy"])
     try:
         # When an original is PUT to its presigned URL
@@ -136,18 +136,18 @@ def test_the_watcher_thread_runs_while_serving_and_stops_promptly(
     finally:
         # And shutting down waits out at most the long poll in flight
         began = time.monotonic()
-        services.close()
+        runtime.close()
         assert time.monotonic() - began < 8
 
 
 def test_notifications_of_other_keys_and_foreign_messages_are_dropped(endpoint: str, tmp_path: Path) -> None:
-    services = serve(endpoint, tmp_path, start_workers=False)
+    runtime = serve(endpoint, tmp_path, start_workers=False)
     try:
-        watcher = services.extras["upload_queue"]
-        sqs = services.extras["clients"].get("sqs")
+        watcher = runtime.upload_watcher
+        sqs = runtime.aws_clients.get("sqs")
         # Given an object under originals/ that is no original's key, and a message that is no S3 event
-        s3 = services.extras["clients"].s3
-        s3.put_object(Bucket=services.settings.bucket_name, Key="originals/ten_x/notes.txt", Body=b"x")
+        s3 = runtime.aws_clients.s3
+        s3.put_object(Bucket=runtime.settings.bucket_name, Key="originals/ten_x/notes.txt", Body=b"x")
         sqs.send_message(QueueUrl=watcher.queue_url, MessageBody="not json")
         # When the watcher reads the queue
         outcomes = poll_until(watcher, "ignored")
@@ -160,7 +160,7 @@ def test_notifications_of_other_keys_and_foreign_messages_are_dropped(endpoint: 
         )["Attributes"]
         assert attrs == {"ApproximateNumberOfMessages": "0", "ApproximateNumberOfMessagesNotVisible": "0"}
     finally:
-        services.close()
+        runtime.close()
 
 
 def test_s3_test_events_and_other_event_kinds_carry_no_records() -> None:

@@ -22,6 +22,7 @@ class Synth:
     template: Any  # aws_cdk.assertions.Template
     doc: dict[str, Any]  # the template as JSON
     nag_report: Any  # aws_cdk.PolicyValidationPluginReport
+    outdir: Path  # the cloud assembly: staged assets under asset.<hash>/
 
 
 @pytest.fixture(scope="session")
@@ -34,10 +35,15 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synth]:
 
     context = json.loads((ROOT / "cdk.json").read_text())["context"]
     # No bundling in tests: the layer's pip install needs the network; assets are hashed only.
+    outdir = tmp_path_factory.mktemp("cdk.out")
+    # Asset metadata names each function's staged code folder (tests import the handlers from it).
     application = cdk.App(
-        context={**context, "aws:cdk:bundling-stacks": []}, outdir=str(tmp_path_factory.mktemp("cdk.out"))
+        context={**context, "aws:cdk:bundling-stacks": [], "aws:cdk:enable-asset-metadata": True},
+        outdir=str(outdir),
     )
     stack = cdk_app.build(application)
     template = Template.from_stack(stack)
     report = AwsSolutionsChecks(application).validate_scope(application)
-    yield Synth(stack=stack, template=template, doc=dict(template.to_json()), nag_report=report)
+    yield Synth(
+        stack=stack, template=template, doc=dict(template.to_json()), nag_report=report, outdir=outdir
+    )

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from mediaindex.adapters.aws import dynamo_schema as schema
-from mediaindex.pipeline import statemachine
+from mediaindex.adapters.aws import state_machine
+from mediaindex.adapters.aws.dynamo import schema
 from mediaindex.pipeline.spec import STEPS
 from tests.infra.conftest import Synth
 
@@ -178,7 +178,7 @@ def test_state_machine_in_the_template_is_the_generated_definition(synth: Synth)
         json.dumps(stack.resolve(token), sort_keys=True): f"@@{name}@@" for name, token in tokens.items()
     }
 
-    expected = statemachine.definition(
+    expected = state_machine.definition(
         STEPS,
         cpu_queue_arn="@@cpu@@",
         gpu_queue_arn="@@gpu@@",

@@ -22,28 +22,28 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from mediaindex.api.app import create_app
-from mediaindex.container import Services
-from mediaindex.errors import ValidationError
-from mediaindex.pipeline import url_guard
-from mediaindex.runtime import build_local
+from mediaindex.bootstrap import Runtime
+from mediaindex.bootstrap.app import build_app
+from mediaindex.bootstrap.local import build_local
+from mediaindex.domain.errors import ValidationError
+from mediaindex.net import url_guard
 from tests import mediagen
 from tests.apiclient import Api, error_code
 from tests.functional.conftest import BASE_URL, make_settings
 
 
 @pytest.fixture
-def local(data_dir: Path) -> Iterator[tuple[Services, Api, dict[str, Any]]]:
-    services = build_local(make_settings(data_dir))
-    with TestClient(create_app(services), base_url=BASE_URL, raise_server_exceptions=False) as client:
-        api = Api(client, services.keys.create_key("acme")[2])
+def local(data_dir: Path) -> Iterator[tuple[Runtime, Api, dict[str, Any]]]:
+    runtime = build_local(make_settings(data_dir))
+    with TestClient(build_app(runtime), base_url=BASE_URL, raise_server_exceptions=False) as client:
+        api = Api(client, runtime.services.keys.create_key("acme")[2])
         idx = api.index(default_features=["proxy", "preview"])
-        yield services, api, idx
-    services.close()
+        yield runtime, api, idx
+    runtime.close()
 
 
-def _stored(services: Services, api: Api) -> tuple[list[str], list[str]]:
-    blobs = services.settings.data_dir / "blobs"
+def _stored(runtime: Runtime, api: Api) -> tuple[list[str], list[str]]:
+    blobs = runtime.settings.data_dir / "blobs"
     files = sorted(p.relative_to(blobs).as_posix() for p in blobs.rglob("*") if p.is_file())
     assets = [a["id"] for a in api.ok("GET", "/v1/assets", params={"limit": 100})["data"]]
     return assets, files
@@ -66,10 +66,10 @@ NAME_CASES = [
 
 @pytest.mark.parametrize(("name", "code"), NAME_CASES, ids=lambda v: repr(v)[:24])
 def test_bad_names_are_refused_and_store_nothing(
-    local: tuple[Services, Api, dict[str, Any]], name: str, code: str
+    local: tuple[Runtime, Api, dict[str, Any]], name: str, code: str
 ) -> None:
-    services, api, idx = local
-    before = _stored(services, api)
+    runtime, api, idx = local
+    before = _stored(runtime, api)
     resp = api.call("POST", "/v1/assets", json={"index_id": idx["id"], "name": name})
     assert resp.status_code == 400 and error_code(resp) == code, resp.text
     assert resp.json()["error"]["field"] == "name"
@@ -78,7 +78,7 @@ def test_bad_names_are_refused_and_store_nothing(
         "POST", "/v1/assets", data={"index_id": idx["id"], "name": name}, files={"asset_file": ("x", b"abc")}
     )
     assert resp.status_code == 400 and error_code(resp) == code, resp.text
-    assert _stored(services, api) == before
+    assert _stored(runtime, api) == before
 
 
 BODY_CASES: list[tuple[dict[str, Any], int, str]] = [
@@ -110,19 +110,19 @@ BODY_CASES: list[tuple[dict[str, Any], int, str]] = [
     ("kw", "status", "code"), BODY_CASES, ids=[c[2] + str(i) for i, c in enumerate(BODY_CASES)]
 )
 def test_bad_bodies_are_refused_and_store_nothing(
-    local: tuple[Services, Api, dict[str, Any]], kw: dict[str, Any], status: int, code: str
+    local: tuple[Runtime, Api, dict[str, Any]], kw: dict[str, Any], status: int, code: str
 ) -> None:
-    services, api, idx = local
+    runtime, api, idx = local
     if "json" in kw:
         kw = {"json": {k: (idx["id"] if v == "IDX" else v) for k, v in kw["json"].items()}}
-    before = _stored(services, api)
+    before = _stored(runtime, api)
     resp = api.call("POST", "/v1/assets", **kw)
     assert resp.status_code == status and error_code(resp) == code, resp.text
-    assert _stored(services, api) == before
+    assert _stored(runtime, api) == before
 
 
 def test_patch_with_oversized_or_bad_metadata_changes_nothing(
-    local: tuple[Services, Api, dict[str, Any]],
+    local: tuple[Runtime, Api, dict[str, Any]],
 ) -> None:
     _, api, idx = local
     asset = api.ok("POST", "/v1/assets", 201, json={"index_id": idx["id"], "name": "a.mp4"})["asset"]
@@ -167,14 +167,14 @@ FORBIDDEN_URLS = [
 
 @pytest.mark.parametrize("url", FORBIDDEN_URLS)
 def test_asset_url_outside_the_public_internet_is_refused(
-    local: tuple[Services, Api, dict[str, Any]], url: str
+    local: tuple[Runtime, Api, dict[str, Any]], url: str
 ) -> None:
-    services, api, idx = local
-    before = _stored(services, api)
+    runtime, api, idx = local
+    before = _stored(runtime, api)
     resp = api.call("POST", "/v1/assets", json={"index_id": idx["id"], "name": "a.mp4", "asset_url": url})
     assert resp.status_code == 400, resp.text
     assert error_code(resp) in ("asset_url_forbidden", "asset_url_invalid"), resp.text
-    assert _stored(services, api) == before
+    assert _stored(runtime, api) == before
 
 
 class _Redirector(http.server.BaseHTTPRequestHandler):
@@ -292,11 +292,11 @@ def mp3_claiming(path: Path, seconds: float) -> bytes:
 
 @pytest.mark.parametrize("kind", ["png-16000x16000", "png-100000x100000", "mp3-10h"])
 def test_media_bombs_end_failed_and_nothing_is_processed(
-    local: tuple[Services, Api, dict[str, Any]], tmp_path: Path, kind: str
+    local: tuple[Runtime, Api, dict[str, Any]], tmp_path: Path, kind: str
 ) -> None:
     if not mediagen.have_tools():
         pytest.skip("ffmpeg is needed")
-    services, api, idx = local
+    runtime, api, idx = local
     # Given a tiny file that claims to be enormous
     if kind.startswith("png"):
         side = int(kind.split("x")[-1])
@@ -307,7 +307,7 @@ def test_media_bombs_end_failed_and_nothing_is_processed(
     # When it is uploaded and the pipeline runs
     asset = api.upload(idx["id"], name, data)
     t0 = time.monotonic()
-    services.extras["worker_pool"].run_until_idle()
+    runtime.executor.pool.run_until_idle()
     took = time.monotonic() - t0
     # Then it ends failed before anything decoded it, and no derivative exists
     done = api.ok("GET", f"/v1/assets/{asset['id']}")
@@ -316,7 +316,7 @@ def test_media_bombs_end_failed_and_nothing_is_processed(
     assert done["error"]["code"] == "media_too_large", done
     assert {f["state"] for f in done["features"].values()} == {"failed"}
     assert api.ok("GET", f"/v1/assets/{asset['id']}/derivatives")["data"] == []
-    tenant = services.metadata.get_asset(asset["id"]).tenant_id  # type: ignore[union-attr]
-    assert services.blobs.list_keys(f"derived/{tenant}/") == []
+    tenant = runtime.services.keys.authenticate(api.key).tenant_id
+    assert runtime.blobs.list_keys(f"derived/{tenant}/") == []
     assert took < 10, f"refusing a bomb took {took:.1f} s"
     print(f"bomb[{kind}]: {len(data)} bytes -> {done['error']['code']} in {took:.2f} s")

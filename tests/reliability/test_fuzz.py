@@ -23,9 +23,9 @@ from schemathesis.specs.openapi.checks import (  # noqa: E402
     status_code_conformance,
 )
 
-from mediaindex.api.app import create_app  # noqa: E402
-from mediaindex.container import Services  # noqa: E402
-from mediaindex.runtime import build_local  # noqa: E402
+from mediaindex.bootstrap import Runtime  # noqa: E402
+from mediaindex.bootstrap.app import build_app  # noqa: E402
+from mediaindex.bootstrap.local import build_local  # noqa: E402
 from tests.functional.conftest import make_settings  # noqa: E402
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -34,25 +34,25 @@ CHECKS = [not_a_server_error, response_schema_conformance, status_code_conforman
 
 
 @pytest.fixture
-def fuzz_target(data_dir: Path) -> Iterator[tuple[Services, Any, str, dict[str, str]]]:
-    services = build_local(make_settings(data_dir))
-    app = create_app(services)
-    _, _, key = services.keys.create_key("fuzz")
+def fuzz_target(data_dir: Path) -> Iterator[tuple[Runtime, Any, str, dict[str, str]]]:
+    runtime = build_local(make_settings(data_dir))
+    app = build_app(runtime)
+    _, _, key = runtime.services.keys.create_key("fuzz")
     # Real ids in the store, so some generated requests reach the code behind the 404s.
-    idx = services.indexes.create(
-        services.keys.authenticate(key).tenant_id,
+    idx = runtime.services.indexes.create(
+        runtime.services.keys.authenticate(key).tenant_id,
         name="seed",
         description=None,
         default_features=None,
         is_sample=False,
     )
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
-    yield services, schema, idx.id, {"Authorization": f"Bearer {key}"}
-    services.close()
+    yield runtime, schema, idx.id, {"Authorization": f"Bearer {key}"}
+    runtime.close()
 
 
 @pytest.mark.slow
-def test_fuzz_every_operation(fuzz_target: tuple[Services, Any, str, dict[str, str]]) -> None:
+def test_fuzz_every_operation(fuzz_target: tuple[Runtime, Any, str, dict[str, str]]) -> None:
     _, schema, index_id, auth = fuzz_target
     counts: Counter[str] = Counter()
     statuses: Counter[int] = Counter()

@@ -68,7 +68,11 @@ def test_kill9_mid_step_resumes_once(live_server: LiveServer, clip: Path, step: 
         # Then the asset ends ready, every feature completed
         assert done["status"] == "ready", done
         assert {f: s["state"] for f, s in done["features"].items()} == dict.fromkeys(FEATURES, "completed")
-        assert "fox" in api.get(f"/v1/assets/{asset['id']}/transcript", params={"format": "txt"}).text
+        # The spoken words, as far as tiny.en in int8 hears them: its output for this padded clip varies
+        # with the CPU's kernels ("brown fox" came out "round-fark" on one machine), "quick" and "lazy"
+        # do not.
+        text = api.get(f"/v1/assets/{asset['id']}/transcript", params={"format": "txt"}).text.lower()
+        assert {"quick", "lazy"} <= set(text.replace(".", " ").split()), text
 
     # With exactly one derivative per (kind, index): the primary key forbids two, so count kinds
     rows = live_server.db_rows("SELECT kind, idx, doc FROM derivatives WHERE asset_id = ?", asset["id"])

@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from mediaindex.api.app import RedactSignatures, create_app
-from mediaindex.container import Services
-from mediaindex.errors import UnauthorizedError
-from mediaindex.runtime import build_local, signing_secret
+from mediaindex.api.app import RedactSignatures
+from mediaindex.bootstrap import Runtime
+from mediaindex.bootstrap.app import build_app
+from mediaindex.bootstrap.local import build_local, signing_secret
+from mediaindex.domain.errors import UnauthorizedError
 from mediaindex.services import keys as keys_module
 from tests.apiclient import Api
 from tests.functional.conftest import BASE_URL, make_settings
@@ -29,11 +30,11 @@ CLIENT_LOGGERS = ("httpx", "httpcore")
 
 
 @pytest.fixture
-def local(data_dir: Path) -> Iterator[tuple[Services, TestClient]]:
-    services = build_local(make_settings(data_dir))
-    with TestClient(create_app(services), base_url=BASE_URL, raise_server_exceptions=False) as client:
-        yield services, client
-    services.close()
+def local(data_dir: Path) -> Iterator[tuple[Runtime, TestClient]]:
+    runtime = build_local(make_settings(data_dir))
+    with TestClient(build_app(runtime), base_url=BASE_URL, raise_server_exceptions=False) as client:
+        yield runtime, client
+    runtime.close()
 
 
 def _rendered(record: logging.LogRecord) -> str:
@@ -45,12 +46,12 @@ def _rendered(record: logging.LogRecord) -> str:
 
 
 def test_no_secret_reaches_any_log_line(
-    local: tuple[Services, TestClient], small_image: Path, caplog: pytest.LogCaptureFixture
+    local: tuple[Runtime, TestClient], small_image: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    services, client = local
+    runtime, client = local
     caplog.set_level(logging.DEBUG)
     # Given a full request cycle: a key is made, bad keys are tried, a file goes up and is processed
-    _, _, raw = services.keys.create_key("acme")
+    _, _, raw = runtime.services.keys.create_key("acme")
     api = Api(client, raw)
     bad = raw[:-4] + ("AAAA" if not raw.endswith("AAAA") else "BBBB")
     for headers in (
@@ -65,7 +66,7 @@ def test_no_secret_reaches_any_log_line(
     for _ in range(2):  # the second PUT is a repeated upload event: the server logs that it ignores it
         put = api.put(created["upload"]["url"], small_image.read_bytes(), created["upload"]["headers"])
         assert put.status_code == 200
-    services.extras["worker_pool"].run_until_idle()
+    runtime.executor.pool.run_until_idle()
     asset_id = created["asset"]["id"]
     download = api.ok("GET", f"/v1/assets/{asset_id}/download")["url"]
     derived = [d["url"] for d in api.ok("GET", f"/v1/assets/{asset_id}/derivatives")["data"]]
@@ -74,7 +75,7 @@ def test_no_secret_reaches_any_log_line(
     assert api.call("GET", "/v1/assets/" + "x" * 5000).status_code in (400, 404)
 
     # Then no server log line holds the key, a bad key, the URL secret or a URL signature
-    secret = signing_secret(services.settings).decode()
+    secret = signing_secret(runtime.settings).decode()
     sigs = [u.split("sig=")[1].split("&")[0] for u in [created["upload"]["url"], download, *derived]]
     server_records = [r for r in caplog.records if not r.name.startswith(CLIENT_LOGGERS)]
     assert server_records, "nothing was logged: the capture is not working"
@@ -107,10 +108,10 @@ def test_the_access_log_filter_masks_signatures() -> None:
 
 
 def test_key_checks_use_a_constant_time_comparison(
-    local: tuple[Services, TestClient], monkeypatch: pytest.MonkeyPatch
+    local: tuple[Runtime, TestClient], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    services, client = local
-    _, stored, raw = services.keys.create_key("acme")
+    runtime, client = local
+    _, stored, raw = runtime.services.keys.create_key("acme")
     calls: list[tuple[Any, Any]] = []
     real = hmac.compare_digest
 
@@ -132,7 +133,7 @@ def test_key_checks_use_a_constant_time_comparison(
     def cost(key: str) -> float:
         t0 = time.perf_counter_ns()
         with contextlib.suppress(UnauthorizedError):  # only the timing matters here
-            services.keys.authenticate(key)
+            runtime.services.keys.authenticate(key)
         return float(time.perf_counter_ns() - t0)
 
     for _ in range(50):  # warm up caches and the connection
@@ -147,7 +148,7 @@ def test_key_checks_use_a_constant_time_comparison(
     assert 0.67 < ratio < 1.5, ratio
 
 
-def test_playground_page_has_security_headers(local: tuple[Services, TestClient]) -> None:
+def test_playground_page_has_security_headers(local: tuple[Runtime, TestClient]) -> None:
     _, client = local
     for path in ("/", "/v1/health", "/no/such/route"):
         resp = client.get(path)

@@ -11,11 +11,13 @@ import numpy as np
 import pytest
 
 from mediaindex.adapters.local.embedded_search import EmbeddedSearchIndex
+from mediaindex.domain.errors import NotFoundError, ValidationError
 from mediaindex.domain.models import Asset, Index, MediaType, Page, Segment
-from mediaindex.errors import NotFoundError, ValidationError
+from mediaindex.domain.search import SearchRequest
 from mediaindex.ports.blobs import SignedRequest
 from mediaindex.ports.search import SearchDoc
-from mediaindex.services.search import SearchRequest, SearchService, rrf_fuse
+from mediaindex.services.search import SearchService
+from mediaindex.services.search_fusion import rrf_fuse
 
 CLIP = "clip:fake"
 MINILM = "minilm:fake"
@@ -46,22 +48,25 @@ class FakeEncoders:
 
 
 class FakeMetadata:
+    """The three repositories search reads, in memory (indexes.get, assets.get, outputs.list_segments)."""
+
     def __init__(self) -> None:
         self.indexes: dict[tuple[str, str], Index] = {}
         self.assets: dict[str, Asset] = {}
         self.segments: dict[str, list[Segment]] = {}
         self.asset_reads = 0
 
-    def get_index(self, tenant_id: str, index_id: str) -> Index | None:
-        return self.indexes.get((tenant_id, index_id))
-
-    def get_asset(self, asset_id: str, tenant_id: str | None = None) -> Asset | None:
+    def get(self, tenant_id: str, some_id: str) -> Any:
+        if some_id.startswith("idx_"):
+            return self.indexes.get((tenant_id, some_id))
         self.asset_reads += 1
-        a = self.assets.get(asset_id)
-        return a if a is not None and (tenant_id is None or a.tenant_id == tenant_id) else None
+        a = self.assets.get(some_id)
+        return a if a is not None and a.tenant_id == tenant_id else None
 
-    def list_segments(self, asset_id: str, *, limit: int, cursor: str | None) -> Page[Segment]:
-        return Page[Segment](data=self.segments.get(asset_id, []))
+    def list_segments(
+        self, tenant_id: str, asset_id: str, *, limit: int, cursor: str | None
+    ) -> Page[Segment]:
+        return Page[Segment](data=self.segments.get(asset_id, []) if self.get(tenant_id, asset_id) else [])
 
 
 class FakeBlobs:
@@ -73,8 +78,8 @@ class FakeBlobs:
             "GET", f"https://blobs.test/{key}?ttl={expires_s}", datetime(2030, 1, 1, tzinfo=UTC)
         )
 
-    def download_file(self, key: str, dest: Path) -> None:
-        dest.write_bytes(self.objects[key])
+    def get_bytes(self, key: str) -> bytes:
+        return self.objects[key]
 
 
 class World:
@@ -84,10 +89,12 @@ class World:
         self.index = EmbeddedSearchIndex(tmp_path)
         self.images: dict[str, bytes] = {}
         self.service = SearchService(
-            self.meta,  # type: ignore[arg-type]
-            self.index,
-            FakeEncoders(clip=clip),
-            self.blobs,  # type: ignore[arg-type]
+            indexes=self.meta,  # type: ignore[arg-type]
+            assets=self.meta,  # type: ignore[arg-type]
+            outputs=self.meta,  # type: ignore[arg-type]
+            index=self.index,
+            encoder=FakeEncoders(clip=clip),  # type: ignore[arg-type]
+            blobs=self.blobs,  # type: ignore[arg-type]
             image_loader=lambda url: self.images[url],
         )
         for tenant, idx in (("ten_a", "idx_1"), ("ten_a", "idx_2"), ("ten_b", "idx_b")):

@@ -10,7 +10,7 @@ import pytest
 
 from mediaindex.adapters.local.fs_blobs import LocalBlobStore
 from mediaindex.adapters.local.signing import UrlSigner
-from mediaindex.errors import SignatureError
+from mediaindex.domain.errors import SignatureError
 
 SECRET = b"unit-test-secret-0123456789abcdef"
 NOW = 1_700_000_000.0

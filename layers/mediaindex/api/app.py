@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
@@ -17,7 +17,7 @@ from mediaindex import __version__
 from mediaindex.api import errors
 from mediaindex.api.ratelimit import RateLimiter
 from mediaindex.api.routes import assets, indexes, meta, playground, search, tasks
-from mediaindex.container import Services
+from mediaindex.services.bundle import Services
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,15 @@ def _document_errors_as_400(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def create_app(services: Services) -> FastAPI:
+def create_app(
+    services: Services,
+    *,
+    routers: Sequence[APIRouter] = (),
+    on_shutdown: Callable[[], None] | None = None,
+) -> FastAPI:
+    """`routers`: a runtime's own routes (the local blob store's signed URLs), undocumented.
+    `on_shutdown`: what stops the runtime when the server stops (a Lambda never does)."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Installed at startup, after the server has configured its loggers.
@@ -89,7 +97,8 @@ def create_app(services: Services) -> FastAPI:
         if not any(isinstance(f, RedactSignatures) for f in access.filters):
             access.addFilter(RedactSignatures())
         yield
-        services.close()
+        if on_shutdown is not None:
+            on_shutdown()
 
     app = FastAPI(
         title="mediaindex",
@@ -129,8 +138,8 @@ def create_app(services: Services) -> FastAPI:
 
     for module in (meta, indexes, assets, tasks, search):
         app.include_router(module.router)
-    if "local_blob_router" in services.extras:
-        app.include_router(services.extras["local_blob_router"], include_in_schema=False)
+    for router in routers:
+        app.include_router(router, include_in_schema=False)
     if playground.STATIC_DIR.is_dir():
         app.include_router(playground.router)
         app.mount("/static", StaticFiles(directory=playground.STATIC_DIR), name="static")

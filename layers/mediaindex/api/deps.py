@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
-from mediaindex.container import Services
+from mediaindex.services.bundle import Services
 from mediaindex.services.idempotency import request_fingerprint
 
 
@@ -75,3 +77,26 @@ def respond(
     code, payload, replayed = services.idempotency.run(tenant_id, idem_key, fp, run)
     headers = {"Idempotent-Replayed": "true"} if replayed else None
     return JSONResponse(payload, status_code=code, headers=headers)
+
+
+@dataclass(frozen=True)
+class IdempotentPost:
+    """A POST that runs once per Idempotency-Key: its route calls `respond(status, execute)`."""
+
+    services: Services
+    request: Request
+    tenant_id: str
+    key: str | None
+    body: bytes
+
+    def respond(self, status: int, execute: Callable[[], Any]) -> JSONResponse:
+        return respond(self.services, self.request, self.tenant_id, self.key, self.body, status, execute)
+
+
+def idempotent_post(
+    request: Request, services: ServicesDep, tenant_id: TenantId, raw: RawBody, idem: IdempotencyKey = None
+) -> IdempotentPost:
+    return IdempotentPost(services, request, tenant_id, idem, raw)
+
+
+IdempotentPostDep = Annotated[IdempotentPost, Depends(idempotent_post)]

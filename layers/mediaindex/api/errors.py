@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from mediaindex.errors import (
+from mediaindex.domain.errors import (
     ConflictError,
     MediaindexError,
     NotFoundError,

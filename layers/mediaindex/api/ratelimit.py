@@ -6,7 +6,7 @@ import math
 import threading
 import time
 
-from mediaindex.errors import RateLimitedError
+from mediaindex.domain.errors import RateLimitedError
 
 
 class RateLimiter:

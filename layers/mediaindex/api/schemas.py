@@ -20,7 +20,12 @@ from mediaindex.domain.models import (
     TaskKind,
     TaskState,
 )
-from mediaindex.services.assets import DerivativeView, UploadPlan
+from mediaindex.domain.search import SearchRequest, SearchResponse
+from mediaindex.services.asset_outputs import DerivativeView
+from mediaindex.services.assets import UploadPlan
+
+# The search request and response are the search service's own values, served as they are.
+__all__ = ["SearchRequest", "SearchResponse"]
 
 
 class Strict(BaseModel):

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import mimetypes
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import PurePosixPath
 
+from mediaindex.domain.errors import ValidationError
 from mediaindex.domain.models import (
     ACTIVE_STATES,
     Asset,
@@ -18,7 +19,6 @@ from mediaindex.domain.models import (
     TaskState,
     utcnow,
 )
-from mediaindex.errors import ValidationError
 
 FEATURE_ALIASES = {"visual": Feature.EMBEDDING}
 RERUNNABLE = frozenset({Feature.TRANSCRIPTION, Feature.EMBEDDING})
@@ -142,11 +142,3 @@ def derive_task_state(task: Task) -> TaskState:
     if all(s in (FeatureStatus.FAILED, FeatureStatus.CANCELLED) for s in states):
         return TaskState.FAILED if any(s == FeatureStatus.FAILED for s in states) else TaskState.CANCELLED
     return TaskState.COMPLETED
-
-
-def set_feature(
-    states: Mapping[Feature, FeatureState], feature: Feature, new: FeatureState
-) -> dict[Feature, FeatureState]:
-    out = dict(states)
-    out[feature] = new
-    return out

@@ -1,5 +1,6 @@
-"""The pipeline as data. The local executor walks it; infra turns it into the Step Functions state
-machine and the Batch job definitions. Change a step here and both runtimes follow."""
+"""The pipeline as data, and the one registry of its steps. The local executor walks it; infra turns
+it into the Step Functions state machine and the Batch job definitions; `steps.get_step` imports the
+module a spec names. Add a step here (and its module under steps/) and both runtimes follow."""
 
 from __future__ import annotations
 
@@ -20,14 +21,59 @@ class StepSpec:
     # Which container image runs it on AWS (containers/<image>/).
     image: Literal["media", "ml"]
     description: str
+    module: str  # the module under mediaindex.pipeline.steps whose `run(ctx)` implements it
+    # Runs only for assets created from an asset_url (fetch); skipped for uploaded originals.
+    url_sources_only: bool = False
+    # Its failure is the media's fault (probe decides what a file is): the asset fails with it.
+    judges_media: bool = False
 
 
 STEPS: tuple[StepSpec, ...] = (
-    StepSpec("fetch", (), (), "cpu", 900, 3, "media", "download asset_url into storage (URL assets only)"),
-    StepSpec("probe", ("fetch",), (), "cpu", 300, 2, "media", "ffprobe facts, sha256, what applies"),
-    StepSpec("proxy", ("probe",), (Feature.PROXY,), "cpu", 3600, 3, "media", "H.264/AAC, AAC or WebP proxy"),
     StepSpec(
-        "preview", ("probe",), (Feature.PREVIEW,), "cpu", 1800, 3, "media", "poster, thumbnails, storyboard"
+        "fetch",
+        (),
+        (),
+        "cpu",
+        900,
+        3,
+        "media",
+        "download asset_url into storage",
+        "fetch",
+        url_sources_only=True,
+    ),
+    StepSpec(
+        "probe",
+        ("fetch",),
+        (),
+        "cpu",
+        300,
+        2,
+        "media",
+        "ffprobe facts, sha256, what applies",
+        "probe",
+        judges_media=True,
+    ),
+    StepSpec(
+        "proxy",
+        ("probe",),
+        (Feature.PROXY,),
+        "cpu",
+        3600,
+        3,
+        "media",
+        "H.264/AAC, AAC or WebP proxy",
+        "proxy",
+    ),
+    StepSpec(
+        "preview",
+        ("probe",),
+        (Feature.PREVIEW,),
+        "cpu",
+        1800,
+        3,
+        "media",
+        "poster, thumbnails, storyboard",
+        "preview",
     ),
     StepSpec(
         "transcription",
@@ -38,6 +84,7 @@ STEPS: tuple[StepSpec, ...] = (
         3,
         "ml",
         "faster-whisper transcript",
+        "transcription",
     ),
     StepSpec(
         "embedding",
@@ -48,12 +95,12 @@ STEPS: tuple[StepSpec, ...] = (
         3,
         "ml",
         "segments, keyframes, CLIP and text vectors, written to the search index",
+        "embedding",
     ),
 )
 
 STEP_BY_NAME = {s.name: s for s in STEPS}
 STEP_FOR_FEATURE = {f: s for s in STEPS for f in s.features}
-SHARED_STEPS = tuple(s for s in STEPS if not s.features)
 
 
 def steps_for(features: list[Feature], *, needs_fetch: bool) -> list[StepSpec]:
@@ -61,6 +108,6 @@ def steps_for(features: list[Feature], *, needs_fetch: bool) -> list[StepSpec]:
     part of this task simply runs on what an earlier task left (a re-run of embedding reuses the
     stored transcript)."""
     wanted = {STEP_FOR_FEATURE[f].name for f in features}
-    out = [s for s in STEPS if not s.features and (s.name != "fetch" or needs_fetch)]
+    out = [s for s in STEPS if not s.features and (needs_fetch or not s.url_sources_only)]
     out += [s for s in STEPS if s.name in wanted]
     return out

@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote
 
-from mediaindex.errors import ValidationError
+from mediaindex.domain.errors import ValidationError
 
 # S3's rules, kept by both adapters: every part but the last is at least 5 MiB; at most 10,000 parts.
 MIN_PART_BYTES = 5 * 1024 * 1024

@@ -1,4 +1,4 @@
-"""Assets: create (signed upload, form file, URL), read, change, delete, outputs."""
+"""Assets: create (signed upload, form file, URL), multipart upload control, read, change, delete."""
 
 from __future__ import annotations
 
@@ -11,17 +11,17 @@ from pathlib import Path
 from typing import Any
 
 from mediaindex.domain.blob_keys import original_key
+from mediaindex.domain.errors import ConflictError, NotFoundError, PayloadTooLargeError, ValidationError
+from mediaindex.domain.ids import new_id
 from mediaindex.domain.models import (
     Asset,
     AssetStatus,
-    Derivative,
     ErrorInfo,
     Feature,
     FeatureState,
     FeatureStatus,
     MediaType,
     Page,
-    Segment,
     Task,
     UploadInfo,
     utcnow,
@@ -34,17 +34,13 @@ from mediaindex.domain.rules import (
     merge_features,
     validate_asset_name,
 )
-from mediaindex.errors import ConflictError, NotFoundError, PayloadTooLargeError, ValidationError
-from mediaindex.ids import new_id
+from mediaindex.ports.assets import AssetRepository
 from mediaindex.ports.blobs import BlobStore, SignedRequest
-from mediaindex.ports.metadata import MetadataStore
 from mediaindex.services.cleanup import CleanupService
 from mediaindex.services.indexes import IndexService
 from mediaindex.services.ingest import IngestService
 from mediaindex.settings import Settings
 
-# Served derivative kinds; keyframes and the transcript have routes of their own.
-SERVED_KINDS = ("proxy", "poster", "thumbnail", "storyboard", "storyboard_vtt")
 UrlChecker = Callable[[str], None]
 
 
@@ -65,16 +61,10 @@ class UploadPlan:
     parts: tuple[PartUrl, ...] = ()
 
 
-@dataclass(frozen=True)
-class DerivativeView:
-    derivative: Derivative
-    url: str
-
-
 class AssetService:
     def __init__(
         self,
-        metadata: MetadataStore,
+        assets: AssetRepository,
         blobs: BlobStore,
         indexes: IndexService,
         ingest: IngestService,
@@ -82,7 +72,7 @@ class AssetService:
         settings: Settings,
         check_url: UrlChecker,
     ) -> None:
-        self._metadata = metadata
+        self._assets = assets
         self._blobs = blobs
         self._indexes = indexes
         self._ingest = ingest
@@ -162,11 +152,11 @@ class AssetService:
             upload_id = self._blobs.create_multipart(upload.key, ct)
             upload.multipart_upload_id = upload_id
             upload.part_size = part_size
-            asset = self._metadata.create_asset(asset)
+            asset = self._assets.create(asset)
             plan = self._part_plan(asset, range(1, math.ceil(size / part_size) + 1))
             return asset, plan
         key = upload.key
-        asset = self._metadata.create_asset(asset)
+        asset = self._assets.create(asset)
         signed = self._blobs.presign_put(key, ct, self._settings.upload_url_ttl_s)
         return asset, UploadPlan(expires_at=signed.expires_at, single=signed)
 
@@ -174,7 +164,7 @@ class AssetService:
         self._check_url(asset_url)
         asset = self._new_asset(tenant_id, **fields)
         asset.source_url = asset_url
-        asset = self._metadata.create_asset(asset)
+        asset = self._assets.create(asset)
         return asset, self._ingest.start_url_fetch(asset)
 
     def create_from_file(self, tenant_id: str, *, path: Path, **fields: Any) -> tuple[Asset, Task]:
@@ -190,15 +180,15 @@ class AssetService:
         asset = self._new_asset(tenant_id, size_bytes=None, **fields)
         assert asset.upload is not None
         key = asset.upload.key
-        asset = self._metadata.create_asset(asset)
+        asset = self._assets.create(asset)
         try:
             info = self._blobs.put_file(key, path, asset.content_type or "application/octet-stream")
-            task = self._ingest.original_uploaded(asset.id, size=info.size, etag=info.etag)
+            task = self._ingest.original_uploaded(tenant_id, asset.id, size=info.size, etag=info.etag)
         except Exception:
             self._cleanup.purge_asset(asset)  # nothing half-made stays behind
             raise
         assert task is not None
-        refreshed = self._metadata.get_asset(asset.id)
+        refreshed = self._assets.get(tenant_id, asset.id)
         return (refreshed or asset), task
 
     # ---- multipart upload control --------------------------------------------------------------
@@ -238,17 +228,17 @@ class AssetService:
         if not parts:
             raise ValidationError("parts must not be empty", field="parts")
         info = self._blobs.complete_multipart(up.key, upload_id, sorted(parts))
-        self._ingest.original_uploaded(asset.id, size=info.size, etag=info.etag)
+        self._ingest.original_uploaded(tenant_id, asset.id, size=info.size, etag=info.etag)
         return self.get(tenant_id, asset_id)
 
     def abort_upload(self, tenant_id: str, asset_id: str) -> None:
         asset, up, upload_id = self._multipart_asset(tenant_id, asset_id)
         self._blobs.abort_multipart(up.key, upload_id)
-        self._metadata.mutate_asset(asset.id, _mark_aborted)
+        self._assets.mutate(tenant_id, asset.id, _mark_aborted)
 
     # ---- read, change, delete ------------------------------------------------------------------
     def get(self, tenant_id: str, asset_id: str) -> Asset:
-        asset = self._metadata.get_asset(asset_id, tenant_id)
+        asset = self._assets.get(tenant_id, asset_id)
         if asset is None:
             raise NotFoundError(f"asset {asset_id} not found", code="asset_not_found")
         return asset
@@ -265,7 +255,7 @@ class AssetService:
     ) -> Page[Asset]:
         if index_id is not None:
             self._indexes.get(tenant_id, index_id)
-        return self._metadata.list_assets(
+        return self._assets.list(
             tenant_id, index_id=index_id, status=status, media_type=media_type, limit=limit, cursor=cursor
         )
 
@@ -273,7 +263,7 @@ class AssetService:
         found: list[Asset] = []
         missing: list[str] = []
         for asset_id in dict.fromkeys(ids):
-            asset = self._metadata.get_asset(asset_id, tenant_id)
+            asset = self._assets.get(tenant_id, asset_id)
             if asset is None:
                 missing.append(asset_id)
             else:
@@ -297,7 +287,7 @@ class AssetService:
             asset.updated_at = utcnow()
             return asset
 
-        updated = self._metadata.mutate_asset(asset_id, apply)
+        updated = self._assets.mutate(tenant_id, asset_id, apply)
         self.validate_user_metadata(updated.user_metadata)
         return updated
 
@@ -307,64 +297,13 @@ class AssetService:
     def batch_delete(self, tenant_id: str, ids: list[str]) -> tuple[int, list[str]]:
         deleted, missing = 0, list[str]()
         for asset_id in dict.fromkeys(ids):
-            asset = self._metadata.get_asset(asset_id, tenant_id)
+            asset = self._assets.get(tenant_id, asset_id)
             if asset is None:
                 missing.append(asset_id)
                 continue
             self._cleanup.purge_asset(asset)
             deleted += 1
         return deleted, missing
-
-    # ---- outputs -------------------------------------------------------------------------------
-    def download(self, tenant_id: str, asset_id: str) -> SignedRequest:
-        asset = self.get(tenant_id, asset_id)
-        if not asset.save_original:
-            raise ConflictError(
-                "the original of this asset was not kept (save_original=false)", code="original_not_saved"
-            )
-        if (
-            asset.upload is None
-            or asset.status == AssetStatus.AWAITING_UPLOAD
-            or self._blobs.head(asset.upload.key) is None
-        ):
-            raise ConflictError("the original has not been uploaded yet", code="original_not_available")
-        return self._blobs.presign_get(
-            asset.upload.key,
-            self._settings.download_url_ttl_s,
-            filename=asset.name,
-            content_type=asset.content_type,
-        )
-
-    def derivatives(self, tenant_id: str, asset_id: str) -> list[DerivativeView]:
-        self.get(tenant_id, asset_id)
-        ttl = self._settings.download_url_ttl_s
-        return [
-            DerivativeView(d, self._blobs.presign_get(d.key, ttl, content_type=d.content_type).url)
-            for d in sorted(self._metadata.list_derivatives(asset_id), key=lambda d: (d.kind, d.index))
-            if d.kind in SERVED_KINDS
-        ]
-
-    def transcript(self, tenant_id: str, asset_id: str) -> bytes:
-        """The stored transcript JSON."""
-        self.get(tenant_id, asset_id)
-        for d in self._metadata.list_derivatives(asset_id):
-            if d.kind == "transcript":
-                return self._blobs.get_bytes(d.key)
-        raise NotFoundError("this asset has no transcript", code="transcript_not_found")
-
-    def segments(
-        self, tenant_id: str, asset_id: str, *, limit: int, cursor: str | None
-    ) -> tuple[Page[Segment], dict[str, str]]:
-        """The segments page and a presigned keyframe URL per segment id."""
-        self.get(tenant_id, asset_id)
-        page = self._metadata.list_segments(asset_id, limit=limit, cursor=cursor)
-        ttl = self._settings.download_url_ttl_s
-        urls = {
-            s.id: self._blobs.presign_get(s.keyframe_key, ttl, content_type="image/jpeg").url
-            for s in page.data
-            if s.keyframe_key
-        }
-        return page, urls
 
 
 def _mark_aborted(asset: Asset) -> Asset:

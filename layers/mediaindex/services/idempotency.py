@@ -8,9 +8,9 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from mediaindex.domain.errors import ConflictError, ValidationError
 from mediaindex.domain.models import IdempotencyRecord, utcnow
-from mediaindex.errors import ConflictError, ValidationError
-from mediaindex.ports.metadata import MetadataStore
+from mediaindex.ports.idempotency import IdempotencyRepository
 
 MAX_KEY_LEN = 255
 
@@ -23,8 +23,8 @@ def request_fingerprint(method: str, path: str, body: bytes) -> str:
 
 
 class IdempotencyService:
-    def __init__(self, metadata: MetadataStore, ttl_s: int) -> None:
-        self._metadata = metadata
+    def __init__(self, records: IdempotencyRepository, ttl_s: int) -> None:
+        self._records = records
         self._ttl = timedelta(seconds=ttl_s)
 
     def run(
@@ -37,7 +37,7 @@ class IdempotencyService:
                 f"Idempotency-Key must be 1 to {MAX_KEY_LEN} characters", field="Idempotency-Key"
             )
         scoped = f"{tenant_id}:{key}"
-        existing = self._metadata.get_idempotency(tenant_id, scoped)
+        existing = self._records.get(tenant_id, scoped)
         if existing is not None:
             return self._replay(existing, fingerprint)
         status, body = execute()
@@ -51,10 +51,10 @@ class IdempotencyService:
                 expires_at=utcnow() + self._ttl,
             )
             try:
-                self._metadata.put_idempotency(record)
+                self._records.put(record)
             except ConflictError:
                 # A concurrent twin stored first: answer as it did.
-                winner = self._metadata.get_idempotency(tenant_id, scoped)
+                winner = self._records.get(tenant_id, scoped)
                 if winner is not None:
                     return self._replay(winner, fingerprint)
         return status, body, False

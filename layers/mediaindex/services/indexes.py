@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from mediaindex.domain.errors import NotFoundError
+from mediaindex.domain.ids import new_id
 from mediaindex.domain.models import Feature, Index, Page, utcnow
-from mediaindex.errors import NotFoundError
-from mediaindex.ids import new_id
-from mediaindex.ports.metadata import MetadataStore
+from mediaindex.ports.indexes import IndexRepository
 from mediaindex.services.cleanup import CleanupService
 
 Background = Callable[[Callable[[], None]], None]
 
 
 class IndexService:
-    def __init__(self, metadata: MetadataStore, cleanup: CleanupService, background: Background) -> None:
-        self._metadata = metadata
+    def __init__(self, indexes: IndexRepository, cleanup: CleanupService, background: Background) -> None:
+        self._indexes = indexes
         self._cleanup = cleanup
         self._background = background
 
@@ -33,16 +33,16 @@ class IndexService:
         )
         if default_features is not None:
             index.default_features = default_features
-        return self._metadata.create_index(index)
+        return self._indexes.create(index)
 
     def get(self, tenant_id: str, index_id: str) -> Index:
-        index = self._metadata.get_index(tenant_id, index_id)
+        index = self._indexes.get(tenant_id, index_id)
         if index is None or index.deleting:
             raise NotFoundError(f"index {index_id} not found", code="index_not_found")
         return index
 
     def list_indexes(self, tenant_id: str, *, limit: int, cursor: str | None) -> Page[Index]:
-        page = self._metadata.list_indexes(tenant_id, limit=limit, cursor=cursor)
+        page = self._indexes.list(tenant_id, limit=limit, cursor=cursor)
         page.data = [i for i in page.data if not i.deleting]
         return page
 
@@ -64,12 +64,12 @@ class IndexService:
         if "default_features" in fields_set and default_features is not None:
             index.default_features = default_features
         index.updated_at = utcnow()
-        return self._metadata.update_index(index)
+        return self._indexes.update(index)
 
     def delete(self, tenant_id: str, index_id: str) -> None:
         """Hides the index at once; its assets, files, segments and vectors go in the background."""
         index = self.get(tenant_id, index_id)
         index.deleting = True
         index.updated_at = utcnow()
-        self._metadata.update_index(index)
+        self._indexes.update(index)
         self._background(lambda: self._cleanup.purge_index(tenant_id, index_id))

@@ -4,27 +4,31 @@ from __future__ import annotations
 
 import logging
 
+from mediaindex.domain.errors import ConflictError, NotFoundError
+from mediaindex.domain.ids import new_id
 from mediaindex.domain.models import Asset, AssetStatus, Task, TaskKind, TaskState
 from mediaindex.domain.rules import initial_feature_states
-from mediaindex.errors import ConflictError, NotFoundError
-from mediaindex.ids import new_id
-from mediaindex.ports.metadata import MetadataStore
+from mediaindex.ports.assets import AssetRepository
 from mediaindex.ports.orchestrator import Orchestrator
+from mediaindex.ports.tasks import TaskRepository
 from mediaindex.services import progress
 
 log = logging.getLogger(__name__)
 
 
 class IngestService:
-    def __init__(self, metadata: MetadataStore, orchestrator: Orchestrator) -> None:
-        self._metadata = metadata
+    def __init__(self, assets: AssetRepository, tasks: TaskRepository, orchestrator: Orchestrator) -> None:
+        self._assets = assets
+        self._tasks = tasks
         self._orchestrator = orchestrator
 
-    def original_uploaded(self, asset_id: str, *, size: int | None, etag: str | None) -> Task | None:
+    def original_uploaded(
+        self, tenant_id: str, asset_id: str, *, size: int | None, etag: str | None
+    ) -> Task | None:
         """The original has landed (single PUT, completed multipart, form upload, S3 event).
         Starts the ingest task exactly once: a duplicate or late event finds the asset no longer
         `awaiting_upload` (or loses the versioned write) and starts nothing."""
-        asset = self._metadata.get_asset(asset_id)
+        asset = self._assets.get(tenant_id, asset_id)
         if asset is None:
             log.warning("upload for unknown asset dropped", extra={"asset_id": asset_id})
             return None
@@ -41,13 +45,11 @@ class IngestService:
         """A repeated event for an asset whose ingest task never left `queued` (the orchestrator
         call failed after the task was saved) starts it again; a start of the same task twice
         runs it once, so this is safe when the first start did land."""
-        page = self._metadata.list_tasks(
-            asset.tenant_id, asset_id=asset.id, active_only=True, limit=10, cursor=None
-        )
+        page = self._tasks.list(asset.tenant_id, asset_id=asset.id, active_only=True, limit=10, cursor=None)
         for task in page.data:
             if task.kind == TaskKind.INGEST and task.state == TaskState.QUEUED:
                 log.info("restarting a queued ingest task", extra={"task_id": task.id})
-                self._orchestrator.start(task)
+                self._orchestrator.start(task, asset)
                 return
         log.info("duplicate upload event ignored", extra={"asset_id": asset.id})
 
@@ -68,9 +70,9 @@ class IngestService:
         )
         task, asset = progress.queue_features(task, asset)
         try:
-            task, asset = self._metadata.save_task_and_asset(task, asset)
+            task, asset = self._tasks.create_with_asset(task, asset)
         except (ConflictError, NotFoundError):
             log.info("ingest already started", extra={"asset_id": asset.id})
             return None
-        self._orchestrator.start(task)
+        self._orchestrator.start(task, asset)
         return task

@@ -8,13 +8,13 @@ step replaces its outputs rather than adding to them."""
 from __future__ import annotations
 
 import logging
-import re
 import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mediaindex.domain.failures import is_media_error_code
 from mediaindex.domain.models import (
     ACTIVE_STATES,
     Asset,
@@ -25,12 +25,14 @@ from mediaindex.domain.models import (
     TaskKind,
     TaskState,
 )
-from mediaindex.errors import MediaError
 from mediaindex.pipeline.context import StepContext, StepResult
 from mediaindex.pipeline.spec import STEP_BY_NAME, StepSpec
+from mediaindex.ports.assets import AssetRepository
 from mediaindex.ports.blobs import BlobStore
-from mediaindex.ports.metadata import MetadataStore, TaskAssetFn
+from mediaindex.ports.outputs import OutputRepository
 from mediaindex.ports.search import SearchIndex
+from mediaindex.ports.step_runner import StepRunner
+from mediaindex.ports.tasks import TaskAssetFn, TaskRepository
 from mediaindex.services import progress
 from mediaindex.settings import Settings
 
@@ -42,38 +44,43 @@ StepFn = Callable[[StepContext], StepResult]
 _ASSET_FIELDS = set(Asset.model_fields)
 
 
-class PipelineRunner:
+class PipelineRunner(StepRunner):
     def __init__(
         self,
-        metadata: MetadataStore,
+        *,
+        assets: AssetRepository,
+        tasks: TaskRepository,
+        outputs: OutputRepository,
         blobs: BlobStore,
         search: SearchIndex,
         models: ModelRegistry,
         settings: Settings,
         step_loader: Callable[[str], StepFn],
     ) -> None:
-        self._metadata = metadata
+        self._assets = assets
+        self._tasks = tasks
+        self._outputs = outputs
         self._blobs = blobs
         self._search = search
         self.models = models
         self._settings = settings
         self._load = step_loader
 
-    def run_step(self, task_id: str, step_name: str) -> bool:
+    def run_step(self, tenant_id: str, task_id: str, step_name: str) -> bool:
         """Runs the step unless there is nothing left for it to do. Returns whether it ran.
         Raises MediaError for bad media (never worth retrying) and anything else for a retry."""
         spec = STEP_BY_NAME[step_name]
-        task = self._metadata.get_task(task_id)
-        asset = self._metadata.get_asset(task.asset_id) if task else None
-        if task is None or asset is None or task.state == TaskState.CANCELLED:
+        loaded = self._load_task(tenant_id, task_id)
+        if loaded is None or loaded[0].state == TaskState.CANCELLED:
             return False
+        task, asset = loaded
         served = self._active_features(task, spec)
         if spec.features and not served:
             return False
-        if step_name == "fetch" and asset.source_url is None:
+        if spec.url_sources_only and asset.source_url is None:
             return False
         for f in served:
-            self._metadata.mutate_task_and_asset(task_id, _setter(f, FeatureStatus.PROCESSING))
+            self._tasks.mutate_with_asset(tenant_id, task_id, _setter(f, FeatureStatus.PROCESSING))
         workdir = Path(tempfile.mkdtemp(prefix=f"mi-{step_name}-"))
         try:
             ctx = StepContext(
@@ -86,57 +93,66 @@ class PipelineRunner:
             result = self._load(step_name)(ctx)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
-        self._record(task_id, spec, result)
+        self._record(tenant_id, task_id, spec, result)
         return True
 
-    def fail_step(self, task_id: str, step_name: str, error: ErrorInfo) -> None:
+    def fail_step(self, tenant_id: str, task_id: str, step_name: str, error: ErrorInfo) -> None:
         """The step failed for good: its features fail; a shared step (fetch, probe) fails them all."""
         spec = STEP_BY_NAME[step_name]
-        if self._metadata.get_task(task_id) is None:
+        if self._tasks.get(tenant_id, task_id) is None:
             return
         if not spec.features:
-            media_error = step_name == "probe" or error.code.startswith(("asset_", "media_", "unsupported"))
-            self._metadata.mutate_task_and_asset(
-                task_id, lambda t, a: progress.fail_all(t, a, error, asset_error=media_error)
+            media_error = spec.judges_media or is_media_error_code(error.code)
+            self._tasks.mutate_with_asset(
+                tenant_id, task_id, lambda t, a: progress.fail_all(t, a, error, asset_error=media_error)
             )
             return
         for f in spec.features:
-            self._metadata.mutate_task_and_asset(task_id, _setter(f, FeatureStatus.FAILED, error=error.code))
+            self._tasks.mutate_with_asset(
+                tenant_id, task_id, _setter(f, FeatureStatus.FAILED, error=error.code)
+            )
 
-    def finish_task(self, task_id: str) -> None:
+    def finish_task(self, tenant_id: str, task_id: str) -> None:
         """Every step has ended. Drops the original of an ingest that was asked not to keep it
         (re-runs read the proxy instead), and settles any feature left active by a crash."""
-        task = self._metadata.get_task(task_id)
-        asset = self._metadata.get_asset(task.asset_id) if task else None
-        if task is None or asset is None:
+        loaded = self._load_task(tenant_id, task_id)
+        if loaded is None:
             return
+        task, asset = loaded
         if any(fs.state in ACTIVE_STATES for fs in task.features.values()):
             err = ErrorInfo(code="step_failed", message="the pipeline ended before this feature finished")
-            self._metadata.mutate_task_and_asset(
-                task_id, lambda t, a: progress.fail_all(t, a, err, asset_error=False)
+            self._tasks.mutate_with_asset(
+                tenant_id, task_id, lambda t, a: progress.fail_all(t, a, err, asset_error=False)
             )
         if (
             task.kind == TaskKind.INGEST
             and not asset.save_original
             and asset.upload
-            and self._proxy_key(asset.id)
+            and self._proxy_key(asset)
         ):
             self._blobs.delete(asset.upload.key)
 
     # ---- internals -----------------------------------------------------------------------------
+    def _load_task(self, tenant_id: str, task_id: str) -> tuple[Task, Asset] | None:
+        """The task and its asset, or None when either is gone (deleted while queued)."""
+        task = self._tasks.get(tenant_id, task_id)
+        asset = self._assets.get(tenant_id, task.asset_id) if task else None
+        return (task, asset) if task and asset else None
+
     @staticmethod
     def _active_features(task: Task, spec: StepSpec) -> list[Feature]:
         return [f for f in spec.features if f in task.features and task.features[f].state in ACTIVE_STATES]
 
-    def _proxy_key(self, asset_id: str) -> str | None:
-        return next((d.key for d in self._metadata.list_derivatives(asset_id) if d.kind == "proxy"), None)
+    def _proxy_key(self, asset: Asset) -> str | None:
+        derivatives = self._outputs.list_derivatives(asset.tenant_id, asset.id)
+        return next((d.key for d in derivatives if d.kind == "proxy"), None)
 
     def _source_view(self, asset: Asset) -> Asset:
         """The asset as steps see it: when the original is gone (save_original=false), the proxy
         stands in for it."""
         if asset.upload is None or asset.save_original or self._blobs.head(asset.upload.key) is not None:
             return asset
-        proxy = self._proxy_key(asset.id)
+        proxy = self._proxy_key(asset)
         if proxy is None:
             return asset
         view = asset.model_copy(deep=True)
@@ -144,16 +160,16 @@ class PipelineRunner:
         view.upload.key = proxy
         return view
 
-    def _record(self, task_id: str, spec: StepSpec, result: StepResult) -> None:
-        task = self._metadata.get_task(task_id)
+    def _record(self, tenant_id: str, task_id: str, spec: StepSpec, result: StepResult) -> None:
+        task = self._tasks.get(tenant_id, task_id)
         if task is None or task.state == TaskState.CANCELLED:
             return  # cancelled or deleted while running: keep nothing of it
         asset_id = task.asset_id
         if result.derivatives or result.replaced_kinds:
             kinds = sorted(set(result.replaced_kinds) | {d.kind for d in result.derivatives})
-            self._metadata.replace_derivatives(asset_id, kinds, result.derivatives)
+            self._outputs.replace_derivatives(tenant_id, asset_id, kinds, result.derivatives)
         if result.segments is not None:
-            self._metadata.replace_segments(asset_id, result.segments)
+            self._outputs.replace_segments(tenant_id, asset_id, result.segments)
         if result.search_docs is not None:
             self._search.delete_asset(task.tenant_id, asset_id)
             if result.search_docs:
@@ -170,7 +186,7 @@ class PipelineRunner:
                 t, a = progress.set_feature(t, a, f, FeatureStatus.COMPLETED)
             return t, a
 
-        self._metadata.mutate_task_and_asset(task_id, settle)
+        self._tasks.mutate_with_asset(tenant_id, task_id, settle)
 
 
 def _setter(feature: Feature, state: FeatureStatus, *, error: str | None = None) -> TaskAssetFn:
@@ -178,20 +194,3 @@ def _setter(feature: Feature, state: FeatureStatus, *, error: str | None = None)
         return progress.set_feature(t, a, feature, state, error=error)
 
     return apply
-
-
-_PATHS = re.compile(r"(/[\w.+-]+)+/?")
-_POINTERS = re.compile(r"\s*@\s*0x[0-9a-f]+", re.IGNORECASE)
-
-
-def public_message(message: str) -> str:
-    """Error text for clients: no server paths or memory addresses from tool output."""
-    return _PATHS.sub("<file>", _POINTERS.sub("", message))[:500]
-
-
-def error_info(exc: BaseException) -> ErrorInfo:
-    if isinstance(exc, MediaError):
-        return ErrorInfo(code=exc.code, message=public_message(exc.message))
-    return ErrorInfo(
-        code="step_failed", message=f"the step failed ({type(exc).__name__}); it is logged on the server"
-    )

@@ -19,206 +19,51 @@ eventually consistent backend (OpenSearch Serverless) still returns it."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
-import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from mediaindex.domain.models import Asset, MediaType, Segment
-from mediaindex.errors import NotFoundError, ValidationError
+from mediaindex.domain.errors import NotFoundError, ValidationError
+from mediaindex.domain.models import Asset, Segment
+from mediaindex.domain.search import (
+    TRANSCRIPTION,
+    VISUAL,
+    Modality,
+    ModalityScores,
+    SearchRequest,
+    SearchResponse,
+    SearchResult,
+    SearchResultSegment,
+)
+from mediaindex.ports.assets import AssetRepository
 from mediaindex.ports.blobs import BlobStore
-from mediaindex.ports.metadata import MetadataStore
+from mediaindex.ports.indexes import IndexRepository
+from mediaindex.ports.outputs import OutputRepository
+from mediaindex.ports.query_encoder import ImageInput, QueryEncoder
 from mediaindex.ports.search import SearchFilter, SearchHit, SearchIndex
+from mediaindex.services.search_fusion import MAX_CANDIDATES, Fused, decode_cursor, encode_cursor, rrf_fuse
 
-RRF_K = 60
-MAX_CANDIDATES = 1000
 MAX_GROUP_SEGMENTS = 10
-VISUAL = "visual"
-TRANSCRIPTION = "transcription"
-
-Modality = Literal["visual", "transcription"]
-Vec = tuple[str, list[float]]
-ImageInput = bytes | Path
 ImageLoader = Callable[[str], ImageInput]
-
-
-# Contract models (POST /v1/search)
-
-
-def _both() -> list[Modality]:
-    return ["visual", "transcription"]
-
-
-class SearchRequestFilter(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    media_type: MediaType | None = None
-    user_metadata: dict[str, Any] = Field(default_factory=dict)
-
-
-class SearchRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    index_id: str
-    query_text: str | None = None
-    query_asset_id: str | None = None
-    query_start: float | None = Field(None, ge=0)
-    query_image_url: str | None = None
-    search_options: list[Modality] = Field(default_factory=lambda: _both(), min_length=1)
-    operator: Literal["or", "and"] = "or"
-    threshold: float | None = Field(None, ge=0, le=1)
-    group_by: Literal["segment", "asset"] = "segment"
-    filter: SearchRequestFilter | None = None
-    limit: int = Field(20, ge=1, le=100)
-    cursor: str | None = None
-
-
-class ModalityScores(BaseModel):
-    visual: float | None = None
-    transcription: float | None = None
-
-
-class SearchResultSegment(BaseModel):
-    segment_id: str
-    start: float
-    end: float
-    score: float
-    scores: ModalityScores
-    text: str | None = None
-    thumbnail_url: str | None = None
-
-
-class SearchResult(SearchResultSegment):
-    asset_id: str
-    # group_by=asset only: the asset's best segments, best first (the first is the hit itself).
-    segments: list[SearchResultSegment] | None = None
-
-
-class SearchResponse(BaseModel):
-    data: list[SearchResult]
-    next_cursor: str | None = None
-
-
-# Query encoders
-
-
-class QueryEncoders(Protocol):
-    """Query -> (model_id, L2-normalised vector), or None when that model is not available."""
-
-    def visual_text(self, text: str) -> Vec | None: ...
-
-    def transcript_text(self, text: str) -> Vec | None: ...
-
-    def visual_image(self, image: ImageInput) -> Vec | None: ...
-
-
-class RegistryQueryEncoders:
-    """QueryEncoders over the ML model registry (duck-typed: `clip()` -> encoder or None, with
-    `encode_text(list[str])`, `encode_images(list[Path])` and `model_id`; `text_encoder()` with
-    `encode(list[str])` and `model_id`)."""
-
-    def __init__(self, registry: Any) -> None:
-        self._registry = registry
-
-    def visual_text(self, text: str) -> Vec | None:
-        clip = self._registry.clip()
-        if clip is None:
-            return None
-        return str(clip.model_id), [float(x) for x in clip.encode_text([text])[0]]
-
-    def transcript_text(self, text: str) -> Vec | None:
-        enc = self._registry.text_encoder()
-        if enc is None:
-            return None
-        return str(enc.model_id), [float(x) for x in enc.encode([text])[0]]
-
-    def visual_image(self, image: ImageInput) -> Vec | None:
-        clip = self._registry.clip()
-        if clip is None:
-            return None
-        if isinstance(image, Path):
-            return str(clip.model_id), [float(x) for x in clip.encode_images([image])[0]]
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "query-image"
-            path.write_bytes(image)
-            return str(clip.model_id), [float(x) for x in clip.encode_images([path])[0]]
-
-
-# Fusion
-
-
-@dataclass
-class _Fused:
-    hit: SearchHit
-    per_list: dict[str, float] = field(default_factory=dict)  # list name -> normalised rrf
-    scores: dict[str, float] = field(default_factory=dict)
-    score: float = 0.0
-
-
-def rrf_fuse(lists: dict[str, dict[str, list[SearchHit]]], *, operator: str = "or") -> list[_Fused]:
-    """`lists`: modality -> list name -> ranked hits. Returns hits by fused score (ties by segment id,
-    so pages are stable), with per-modality scores, as the module docstring defines."""
-    top = 1.0 / (RRF_K + 1)
-    fused: dict[str, _Fused] = {}
-    for modality, named in lists.items():
-        for name, hits in named.items():
-            for rank, h in enumerate(hits, start=1):
-                f = fused.setdefault(h.segment_id, _Fused(h))
-                if f.hit.text is None and h.text is not None:
-                    f.hit = h
-                f.per_list[f"{modality}/{name}"] = (1.0 / (RRF_K + rank)) / top
-    out = []
-    for f in fused.values():
-        for modality, named in lists.items():
-            contributions = [f.per_list.get(f"{modality}/{n}", 0.0) for n in named]
-            if any(f"{modality}/{n}" in f.per_list for n in named):
-                f.scores[modality] = sum(contributions) / len(named)
-        if operator == "and" and len(f.scores) < len(lists):
-            continue
-        f.score = sum(f.scores.values()) / len(lists)
-        out.append(f)
-    out.sort(key=lambda f: (-f.score, f.hit.segment_id))
-    return out
-
-
-def _encode_cursor(offset: int, fingerprint: str) -> str:
-    raw = json.dumps({"o": offset, "f": fingerprint}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str, fingerprint: str) -> int:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        data = json.loads(raw)
-        offset = int(data["o"])
-        ok = data["f"] == fingerprint and 0 <= offset <= MAX_CANDIDATES
-    except (ValueError, KeyError, TypeError) as e:
-        raise ValidationError("cursor is not valid", code="cursor_invalid", field="cursor") from e
-    if not ok:
-        raise ValidationError("cursor belongs to another search", code="cursor_invalid", field="cursor")
-    return offset
 
 
 class SearchService:
     def __init__(
         self,
-        metadata: MetadataStore,
-        index: SearchIndex,
-        encoders: QueryEncoders,
-        blobs: BlobStore,
         *,
+        indexes: IndexRepository,
+        assets: AssetRepository,
+        outputs: OutputRepository,
+        index: SearchIndex,
+        encoder: QueryEncoder,
+        blobs: BlobStore,
         image_loader: ImageLoader | None = None,
         url_ttl_s: int = 3600,
     ) -> None:
-        self._metadata = metadata
+        self._indexes = indexes
+        self._assets = assets
+        self._outputs = outputs
         self._index = index
-        self._encoders = encoders
+        self._encoder = encoder
         self._blobs = blobs
         # Fetching query_image_url (and its SSRF guard) is the API's job; this only gets the bytes.
         self._image_loader = image_loader
@@ -244,14 +89,14 @@ class SearchService:
             )
         if request.query_start is not None and request.query_asset_id is None:
             raise ValidationError("query_start goes with query_asset_id", field="query_start")
-        index = self._metadata.get_index(tenant_id, request.index_id)
+        index = self._indexes.get(tenant_id, request.index_id)
         if index is None or index.deleting:
             raise NotFoundError(f"index {request.index_id} not found", code="index_not_found")
 
         fingerprint = hashlib.sha256(
             request.model_dump_json(exclude={"cursor", "limit"}).encode() + tenant_id.encode()
         ).hexdigest()[:16]
-        offset = _decode_cursor(request.cursor, fingerprint) if request.cursor else 0
+        offset = decode_cursor(request.cursor, fingerprint) if request.cursor else 0
         depth = min(MAX_CANDIDATES, max(100, 3 * (offset + request.limit)))
         if request.group_by == "asset":
             depth = MAX_CANDIDATES
@@ -290,7 +135,7 @@ class SearchService:
             page = [self._result(f) for f in live[offset:end]]
             total = len(live)
         more = total > end and end < MAX_CANDIDATES
-        return SearchResponse(data=page, next_cursor=_encode_cursor(end, fingerprint) if more else None)
+        return SearchResponse(data=page, next_cursor=encode_cursor(end, fingerprint) if more else None)
 
     # Lists per query kind
 
@@ -298,11 +143,11 @@ class SearchService:
         self, flt: SearchFilter, text: str, options: list[Modality], k: int
     ) -> dict[str, dict[str, list[SearchHit]]]:
         lists: dict[str, dict[str, list[SearchHit]]] = {}
-        if VISUAL in options and (v := self._encoders.visual_text(text)) is not None:
+        if VISUAL in options and (v := self._encoder.visual_text(text)) is not None:
             lists[VISUAL] = {"vector": self._index.knn(flt, modality=VISUAL, model_id=v[0], vector=v[1], k=k)}
         if TRANSCRIPTION in options:
             named = {"text": self._index.text(flt, query=text, k=k)}
-            if (t := self._encoders.transcript_text(text)) is not None:
+            if (t := self._encoder.transcript_text(text)) is not None:
                 named["vector"] = self._index.knn(
                     flt, modality=TRANSCRIPTION, model_id=t[0], vector=t[1], k=k
                 )
@@ -320,7 +165,7 @@ class SearchService:
             )
         if self._image_loader is None:
             raise ValidationError("image queries are not enabled here", field="query_image_url")
-        v = self._encoders.visual_image(self._image_loader(url))
+        v = self._encoder.visual_image(self._image_loader(url))
         lists: dict[str, dict[str, list[SearchHit]]] = {}
         if v is not None:
             lists[VISUAL] = {"vector": self._index.knn(flt, modality=VISUAL, model_id=v[0], vector=v[1], k=k)}
@@ -337,7 +182,7 @@ class SearchService:
     ) -> tuple[dict[str, dict[str, list[SearchHit]]], str]:
         """More like this: the segment at `start` (else the first) is re-encoded from its keyframe
         and its text, so both backends serve it the same way without reading vectors back."""
-        asset = self._metadata.get_asset(asset_id, tenant_id)
+        asset = self._assets.get(tenant_id, asset_id)
         if asset is None:
             raise NotFoundError(f"asset {asset_id} not found", code="asset_not_found")
         seg = self._segment_at(asset, start)
@@ -349,17 +194,14 @@ class SearchService:
             )
         lists: dict[str, dict[str, list[SearchHit]]] = {}
         if VISUAL in options and seg.keyframe_key:
-            with tempfile.TemporaryDirectory() as tmp:
-                path = Path(tmp) / "keyframe"
-                self._blobs.download_file(seg.keyframe_key, path)
-                v = self._encoders.visual_image(path)
+            v = self._encoder.visual_image(self._blobs.get_bytes(seg.keyframe_key))
             if v is not None:
                 lists[VISUAL] = {
                     "vector": self._index.knn(flt, modality=VISUAL, model_id=v[0], vector=v[1], k=k + 1)
                 }
         if TRANSCRIPTION in options and seg.text and seg.text.strip():
             named = {"text": self._index.text(flt, query=seg.text, k=k + 1)}
-            if (t := self._encoders.transcript_text(seg.text)) is not None:
+            if (t := self._encoder.transcript_text(seg.text)) is not None:
                 named["vector"] = self._index.knn(
                     flt, modality=TRANSCRIPTION, model_id=t[0], vector=t[1], k=k + 1
                 )
@@ -370,7 +212,7 @@ class SearchService:
         best: Segment | None = None
         cursor: str | None = None
         while True:
-            page = self._metadata.list_segments(asset.id, limit=100, cursor=cursor)
+            page = self._outputs.list_segments(asset.tenant_id, asset.id, limit=100, cursor=cursor)
             for s in page.data:
                 if start is None:
                     if best is None or s.start < best.start:
@@ -396,13 +238,13 @@ class SearchService:
     # Results
 
     def _live(
-        self, tenant_id: str, index_id: str, fused: list[_Fused], *, want: int, by_asset: bool
-    ) -> list[_Fused]:
+        self, tenant_id: str, index_id: str, fused: list[Fused], *, want: int, by_asset: bool
+    ) -> list[Fused]:
         """Drops hits of assets that are gone (or not in this index), one lookup per asset, and stops
         once `want` hits (or assets, by_asset) are live: later ones are never served on this page.
         With by_asset it goes on through the candidates so each kept asset has all its segments."""
         alive: dict[str, bool] = {}
-        out: list[_Fused] = []
+        out: list[Fused] = []
         live_assets = 0
         for f in fused:
             aid = f.hit.asset_id
@@ -411,7 +253,7 @@ class SearchService:
                     if not by_asset:
                         break
                     continue  # an asset past the page: its segments are not needed
-                asset = self._metadata.get_asset(aid, tenant_id)
+                asset = self._assets.get(tenant_id, aid)
                 alive[aid] = asset is not None and asset.index_id == index_id
                 live_assets += alive[aid]
             if alive[aid]:
@@ -421,7 +263,7 @@ class SearchService:
     def _thumb(self, key: str | None) -> str | None:
         return self._blobs.presign_get(key, self._url_ttl_s).url if key else None
 
-    def _result(self, f: _Fused) -> SearchResult:
+    def _result(self, f: Fused) -> SearchResult:
         h = f.hit
         return SearchResult(
             asset_id=h.asset_id,
@@ -435,13 +277,13 @@ class SearchService:
         )
 
     @staticmethod
-    def _groups(live: list[_Fused]) -> list[list[_Fused]]:
-        groups: dict[str, list[_Fused]] = {}
+    def _groups(live: list[Fused]) -> list[list[Fused]]:
+        groups: dict[str, list[Fused]] = {}
         for f in live:  # already best first, so each group's first is its best segment
             groups.setdefault(f.hit.asset_id, []).append(f)
         return list(groups.values())
 
-    def _grouped_result(self, members: list[_Fused]) -> SearchResult:
+    def _grouped_result(self, members: list[Fused]) -> SearchResult:
         first = self._result(members[0])
         first.segments = [
             SearchResultSegment(**self._result(m).model_dump(exclude={"asset_id", "segments"}))

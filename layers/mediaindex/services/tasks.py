@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from mediaindex.domain.errors import ConflictError, NotFoundError, ValidationError
+from mediaindex.domain.ids import new_id
 from mediaindex.domain.models import (
     ACTIVE_STATES,
     AssetStatus,
@@ -12,16 +14,16 @@ from mediaindex.domain.models import (
     TaskState,
 )
 from mediaindex.domain.rules import RERUNNABLE, initial_feature_states
-from mediaindex.errors import ConflictError, NotFoundError, ValidationError
-from mediaindex.ids import new_id
-from mediaindex.ports.metadata import MetadataStore
+from mediaindex.ports.assets import AssetRepository
 from mediaindex.ports.orchestrator import Orchestrator
+from mediaindex.ports.tasks import TaskRepository
 from mediaindex.services import progress
 
 
 class TaskService:
-    def __init__(self, metadata: MetadataStore, orchestrator: Orchestrator) -> None:
-        self._metadata = metadata
+    def __init__(self, assets: AssetRepository, tasks: TaskRepository, orchestrator: Orchestrator) -> None:
+        self._assets = assets
+        self._tasks = tasks
         self._orchestrator = orchestrator
 
     def rerun(self, tenant_id: str, asset_id: str, features: list[Feature]) -> Task:
@@ -34,7 +36,7 @@ class TaskService:
                 code="feature_not_rerunnable",
                 field="feature_types",
             )
-        asset = self._metadata.get_asset(asset_id, tenant_id)
+        asset = self._assets.get(tenant_id, asset_id)
         if asset is None:
             raise NotFoundError(f"asset {asset_id} not found", code="asset_not_found")
         if asset.status == AssetStatus.AWAITING_UPLOAD:
@@ -56,12 +58,12 @@ class TaskService:
         )
         asset.features = {**asset.features, **task.features}
         asset.status = AssetStatus.PROCESSING
-        task, asset = self._metadata.save_task_and_asset(task, asset)
-        self._orchestrator.start(task)
+        task, asset = self._tasks.create_with_asset(task, asset)
+        self._orchestrator.start(task, asset)
         return task
 
     def get(self, tenant_id: str, task_id: str) -> Task:
-        task = self._metadata.get_task(task_id, tenant_id)
+        task = self._tasks.get(tenant_id, task_id)
         if task is None:
             raise NotFoundError(f"task {task_id} not found", code="task_not_found")
         return task
@@ -69,7 +71,7 @@ class TaskService:
     def list_tasks(
         self, tenant_id: str, *, asset_id: str | None, active_only: bool, limit: int, cursor: str | None
     ) -> Page[Task]:
-        return self._metadata.list_tasks(
+        return self._tasks.list(
             tenant_id, asset_id=asset_id, active_only=active_only, limit=limit, cursor=cursor
         )
 
@@ -77,6 +79,6 @@ class TaskService:
         task = self.get(tenant_id, task_id)
         if task.state not in (TaskState.QUEUED, TaskState.PROCESSING):
             raise ConflictError(f"the task is already {task.state}", code="task_not_active")
-        task, _ = self._metadata.mutate_task_and_asset(task_id, progress.cancel)
+        task, _ = self._tasks.mutate_with_asset(tenant_id, task_id, progress.cancel)
         self._orchestrator.cancel(task)
         return task

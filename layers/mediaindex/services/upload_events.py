@@ -41,8 +41,9 @@ def object_created(
     if parsed is None:
         log.warning("event for a key that is no original dropped", extra={"key": key})
         return {"status": "ignored", "reason": "key"}
-    _, asset_id = parsed
+    tenant_id, asset_id = parsed
     task = ingest.original_uploaded(
+        tenant_id,
         asset_id,
         size=int(size) if size is not None else None,
         etag=etag.strip('"') if etag else None,  # S3 quotes ETags in some places, not in events

@@ -6,12 +6,14 @@ from collections import Counter
 from typing import Any
 
 from mediaindex.domain.models import FeatureStatus
-from mediaindex.ports.metadata import MetadataStore
+from mediaindex.ports.assets import AssetRepository
+from mediaindex.ports.outputs import OutputRepository
 
 
 class UsageService:
-    def __init__(self, metadata: MetadataStore) -> None:
-        self._metadata = metadata
+    def __init__(self, assets: AssetRepository, outputs: OutputRepository) -> None:
+        self._assets = assets
+        self._outputs = outputs
 
     def usage(self, tenant_id: str) -> dict[str, Any]:
         assets: Counter[str] = Counter()
@@ -20,12 +22,12 @@ class UsageService:
         derivative_bytes = 0
         cursor = None
         while True:
-            page = self._metadata.list_assets(tenant_id, limit=100, cursor=cursor)
+            page = self._assets.list(tenant_id, limit=100, cursor=cursor)
             for a in page.data:
                 kind = a.media_type.value if a.media_type else "unknown"
                 assets[kind] += 1
                 asset_bytes[kind] += a.size_bytes or 0
-                derivative_bytes += sum(d.size_bytes for d in self._metadata.list_derivatives(a.id))
+                derivative_bytes += sum(d.size_bytes for d in self._outputs.list_derivatives(tenant_id, a.id))
                 for f, fs in a.features.items():
                     runs[f"{f.value}.{fs.state.value}"] += 1 if fs.state != FeatureStatus.QUEUED else 0
             if not page.next_cursor:

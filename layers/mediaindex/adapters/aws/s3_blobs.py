@@ -10,7 +10,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from mediaindex.errors import NotFoundError, UnavailableError, ValidationError
+from mediaindex.domain.errors import NotFoundError, UnavailableError, ValidationError
 from mediaindex.ports.blobs import (
     MAX_PART_NUMBER,
     BlobInfo,

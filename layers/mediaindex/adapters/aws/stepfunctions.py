@@ -3,20 +3,19 @@
 The execution is named after the task id. Step Functions keeps execution names unique per state
 machine (90 days for standard workflows), so a second start of the same task - a duplicate S3 event,
 a retried Lambda - is refused with ExecutionAlreadyExists and the task runs exactly once.
-Input, as pipeline.statemachine expects: {"task_id", "asset_id", "features", "source_url"?}."""
+Input, as adapters.aws.state_machine expects: {"tenant_id", "task_id", "asset_id", "features",
+"source_url"?}."""
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from mediaindex.domain.models import ALL_FEATURES, Task, TaskKind
-from mediaindex.errors import UnavailableError
-from mediaindex.ports.metadata import MetadataStore
+from mediaindex.domain.errors import UnavailableError
+from mediaindex.domain.models import ALL_FEATURES, Asset, Task, TaskKind
 from mediaindex.ports.orchestrator import Orchestrator
 
 log = logging.getLogger(__name__)
@@ -38,41 +37,31 @@ def execution_arn(state_machine_arn: str, name: str) -> str:
 
 
 class StepFunctionsOrchestrator(Orchestrator):
-    def __init__(
-        self,
-        state_machine_arn: str,
-        client: Any,
-        *,
-        metadata: MetadataStore | None = None,
-        source_url_of: Callable[[Task], str | None] | None = None,
-    ) -> None:
-        """`metadata` (or `source_url_of`) finds an ingest's `asset_url`, which the state machine
-        fetches before probing; without either, executions carry no `source_url`."""
+    def __init__(self, state_machine_arn: str, client: Any) -> None:
         execution_arn(state_machine_arn, "check")  # fail fast on a malformed ARN
         self._arn = state_machine_arn
         self._sfn = client
-        self._metadata = metadata
-        self._source_url_of = source_url_of
 
     def __repr__(self) -> str:
         return f"StepFunctionsOrchestrator({self._arn!r})"
 
-    def execution_input(self, task: Task) -> dict[str, Any]:
+    def execution_input(self, task: Task, asset: Asset) -> dict[str, Any]:
         order = {f: i for i, f in enumerate(ALL_FEATURES)}
         body: dict[str, Any] = {
+            "tenant_id": task.tenant_id,
             "task_id": task.id,
             "asset_id": task.asset_id,
             "features": [str(f) for f in sorted(task.features, key=lambda f: order.get(f, len(order)))],
         }
-        source_url = self._source_url(task)
-        if source_url:
-            body["source_url"] = source_url
+        # A re-run reads what the ingest stored; only an ingest of an asset_url fetches.
+        if task.kind == TaskKind.INGEST and asset.source_url:
+            body["source_url"] = asset.source_url
         return body
 
-    def start(self, task: Task) -> None:
+    def start(self, task: Task, asset: Asset) -> None:
         try:
             resp = self._sfn.start_execution(
-                stateMachineArn=self._arn, name=task.id, input=json.dumps(self.execution_input(task))
+                stateMachineArn=self._arn, name=task.id, input=json.dumps(self.execution_input(task, asset))
             )
         except ClientError as e:
             if _code(e) == "ExecutionAlreadyExists":
@@ -97,13 +86,3 @@ class StepFunctionsOrchestrator(Orchestrator):
             raise UnavailableError(f"could not stop the pipeline: {_code(e) or 'error'}") from e
         except BotoCoreError as e:
             raise UnavailableError(f"could not stop the pipeline: {type(e).__name__}") from e
-
-    def _source_url(self, task: Task) -> str | None:
-        if task.kind != TaskKind.INGEST:
-            return None  # a re-run reads what the ingest stored
-        if self._source_url_of is not None:
-            return self._source_url_of(task)
-        if self._metadata is not None:
-            asset = self._metadata.get_asset(task.asset_id)
-            return asset.source_url if asset else None
-        return None

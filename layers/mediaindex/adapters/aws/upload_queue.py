@@ -1,7 +1,8 @@
 """How `serve --runtime aws` learns that an original landed when no state machine is deployed (moto,
 LocalStack, a dev account without the stack): EventBridge delivers nothing there, so `mediaindex aws
 init` points the bucket's S3 notifications at an SQS queue and this watcher long-polls it, handing
-each "ObjectCreated" record to the same code the upload-event Lambda runs (services.upload_events).
+each "ObjectCreated" record to the handler it is given: the composition root passes the same code the
+upload-event Lambda runs (services.upload_events).
 
 A message is deleted once all its records are handled (a dropped key counts as handled). One that
 fails on the way to the stores stays in the queue and comes back after its visibility timeout; the
@@ -12,17 +13,23 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from typing import Any
+from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from mediaindex.errors import UnavailableError
-from mediaindex.services.ingest import IngestService
-from mediaindex.services.upload_events import object_created
+from mediaindex.domain.errors import UnavailableError
 
 log = logging.getLogger(__name__)
 
 _MISSING = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
+
+
+class ObjectCreatedHandler(Protocol):
+    """Handles one S3 object-created record; returns its outcome (see services.upload_events)."""
+
+    def __call__(
+        self, *, bucket: str | None, key: str, size: int | str | None, etag: str | None
+    ) -> dict[str, Any]: ...
 
 
 def find_upload_queue(sqs: Any, queue_name: str) -> str | None:
@@ -68,16 +75,14 @@ class UploadQueueWatcher:
         self,
         sqs: Any,
         queue_url: str,
-        ingest: IngestService,
+        handler: ObjectCreatedHandler,
         *,
-        bucket: str,
         wait_s: int = 2,
         retry_s: float = 5.0,
     ) -> None:
         self.queue_url = queue_url
         self._sqs = sqs
-        self._ingest = ingest
-        self._bucket = bucket
+        self._handler = handler
         self._wait_s = wait_s
         self._retry_s = retry_s
         self._stop = threading.Event()
@@ -130,13 +135,11 @@ class UploadQueueWatcher:
             s3 = record.get("s3") or {}
             obj = s3.get("object") or {}
             outcomes.append(
-                object_created(
-                    self._ingest,
+                self._handler(
                     bucket=(s3.get("bucket") or {}).get("name"),
                     key=str(obj.get("key", "")),
                     size=obj.get("size"),
                     etag=obj.get("eTag"),
-                    expected_bucket=self._bucket,
                 )
             )
         return outcomes

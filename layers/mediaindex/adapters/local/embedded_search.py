@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from mediaindex.errors import ValidationError
+from mediaindex.domain.errors import ValidationError
 from mediaindex.ports.search import SearchDoc, SearchFilter, SearchHit, SearchIndex
 
 _SCHEMA = """

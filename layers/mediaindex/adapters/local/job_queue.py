@@ -10,18 +10,36 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from mediaindex.adapters.local.sqlite_db import Database
-from mediaindex.ids import new_id
+from mediaindex.adapters.local.sqlite.database import Database
+from mediaindex.domain.ids import new_id
 from mediaindex.pipeline.spec import STEP_BY_NAME, StepSpec
 
 TERMINAL = ("done", "failed", "cancelled")
+# A job with its task's tenant (kept on the plan), as Job's fields are ordered.
+_SELECT_JOBS = (
+    "SELECT jobs.id, task_plans.tenant_id, jobs.task_id, jobs.step, jobs.attempts, jobs.max_attempts,"
+    " jobs.timeout_s FROM jobs JOIN task_plans ON task_plans.task_id = jobs.task_id"
+)
+
+
+def _job(row: tuple[object, ...]) -> Job:
+    return Job(
+        id=str(row[0]),
+        tenant_id=str(row[1] or ""),
+        task_id=str(row[2]),
+        step=str(row[3]),
+        attempts=int(str(row[4])),
+        max_attempts=int(str(row[5])),
+        timeout_s=float(str(row[6])),
+    )
 
 
 @dataclass(frozen=True)
 class Job:
     id: str
+    tenant_id: str
     task_id: str
     step: str
     attempts: int
@@ -34,13 +52,16 @@ class JobQueue:
         self._db = db
         self._now = time.time
 
-    def enqueue_plan(self, task_id: str, steps: list[StepSpec], *, max_attempts: int | None = None) -> None:
+    def enqueue_plan(
+        self, tenant_id: str, task_id: str, steps: list[StepSpec], *, max_attempts: int | None = None
+    ) -> None:
         names = [s.name for s in steps]
         now = self._now()
         with self._db.transaction() as tx:
             cur = tx.execute(
-                "INSERT OR IGNORE INTO task_plans (task_id, steps, created_at) VALUES (?, ?, ?)",
-                (task_id, json.dumps(names), now),
+                "INSERT OR IGNORE INTO task_plans (tenant_id, task_id, steps, created_at)"
+                " VALUES (?, ?, ?, ?)",
+                (tenant_id, task_id, json.dumps(names), now),
             )
             if cur.rowcount == 0:
                 return  # already started: starting twice runs once
@@ -89,19 +110,19 @@ class JobQueue:
             return None
         with self._db.transaction() as tx:
             row = tx.execute(
-                "SELECT id, task_id, step, attempts, max_attempts, timeout_s FROM jobs"
-                " WHERE state = 'queued' AND run_after <= ? ORDER BY run_after, id LIMIT 1",
+                _SELECT_JOBS + " WHERE state = 'queued' AND run_after <= ? ORDER BY run_after, id LIMIT 1",
                 (now,),
             ).fetchone()
             if row is None:
                 return None
-            attempts = int(row[3]) + 1
+            job = _job(row)
+            attempts = job.attempts + 1
             tx.execute(
                 "UPDATE jobs SET state = 'running', attempts = ?, lease_until = ?, updated_at = ?"
                 " WHERE id = ?",
-                (attempts, now + float(row[5]), now, row[0]),
+                (attempts, now + job.timeout_s, now, job.id),
             )
-            return Job(row[0], row[1], row[2], attempts, int(row[4]), float(row[5]))
+            return replace(job, attempts=attempts)
 
     def _end(self, job: Job, state: str, error: str | None, *, stop_plan: bool) -> bool:
         """Ends the job and queues what its end unblocks. Returns True when the whole plan ended."""
@@ -176,14 +197,10 @@ class JobQueue:
         """Running jobs past their lease: their worker hung or died."""
         rows = (
             self._db.connection()
-            .execute(
-                "SELECT id, task_id, step, attempts, max_attempts, timeout_s FROM jobs"
-                " WHERE state = 'running' AND lease_until < ?",
-                (self._now(),),
-            )
+            .execute(_SELECT_JOBS + " WHERE state = 'running' AND lease_until < ?", (self._now(),))
             .fetchall()
         )
-        return [Job(r[0], r[1], r[2], int(r[3]), int(r[4]), float(r[5])) for r in rows]
+        return [_job(r) for r in rows]
 
     def recover_after_restart(self) -> int:
         """At start no worker runs: every `running` row belongs to a dead process. Requeue them now

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from mediaindex.errors import SignatureError
+from mediaindex.domain.errors import SignatureError
 
 # Query parameter names; short like S3's, and the only ones the signature covers.
 EXP = "exp"

@@ -8,28 +8,29 @@ import logging
 import threading
 
 from mediaindex.adapters.local.job_queue import Job, JobQueue
-from mediaindex.domain.models import ErrorInfo, Task, TaskKind
-from mediaindex.errors import MediaError
+from mediaindex.domain.errors import MediaError
+from mediaindex.domain.failures import error_info
+from mediaindex.domain.models import Asset, ErrorInfo, Task, TaskKind
 from mediaindex.pipeline.spec import STEP_BY_NAME, steps_for
-from mediaindex.ports.metadata import MetadataStore
 from mediaindex.ports.orchestrator import Orchestrator
-from mediaindex.services.pipeline import PipelineRunner, error_info
+from mediaindex.ports.step_runner import StepRunner
 
 log = logging.getLogger(__name__)
 
 
 class LocalOrchestrator(Orchestrator):
-    def __init__(self, queue: JobQueue, metadata: MetadataStore, *, max_attempts: int | None = None) -> None:
+    def __init__(self, queue: JobQueue, *, max_attempts: int | None = None) -> None:
         self._queue = queue
-        self._metadata = metadata
         self._max_attempts = max_attempts
         self.wakeup = threading.Event()
 
-    def start(self, task: Task) -> None:
-        asset = self._metadata.get_asset(task.asset_id)
-        needs_fetch = bool(asset and asset.source_url and task.kind == TaskKind.INGEST)
+    def start(self, task: Task, asset: Asset) -> None:
+        needs_fetch = bool(asset.source_url and task.kind == TaskKind.INGEST)
         self._queue.enqueue_plan(
-            task.id, steps_for(list(task.features), needs_fetch=needs_fetch), max_attempts=self._max_attempts
+            task.tenant_id,
+            task.id,
+            steps_for(list(task.features), needs_fetch=needs_fetch),
+            max_attempts=self._max_attempts,
         )
         self.wakeup.set()
 
@@ -41,7 +42,7 @@ class WorkerPool:
     def __init__(
         self,
         queue: JobQueue,
-        runner: PipelineRunner,
+        runner: StepRunner,
         wakeup: threading.Event,
         *,
         workers: int,
@@ -105,7 +106,7 @@ class WorkerPool:
             )
             return
         try:
-            self._runner.run_step(job.task_id, job.step)
+            self._runner.run_step(job.tenant_id, job.task_id, job.step)
         except MediaError as e:
             self._give_up(job, error_info(e))
             return
@@ -122,14 +123,14 @@ class WorkerPool:
                 self._give_up(job, error_info(e))
             return
         if self._queue.complete(job):
-            self._runner.finish_task(job.task_id)
+            self._runner.finish_task(job.tenant_id, job.task_id)
         self._wakeup.set()
 
     def _give_up(self, job: Job, error: ErrorInfo) -> None:
         shared = not STEP_BY_NAME[job.step].features
-        self._runner.fail_step(job.task_id, job.step, error)
+        self._runner.fail_step(job.tenant_id, job.task_id, job.step, error)
         if self._queue.fail(job, f"{error.code}: {error.message}", stop_plan=shared):
-            self._runner.finish_task(job.task_id)
+            self._runner.finish_task(job.tenant_id, job.task_id)
         self._wakeup.set()
 
     def _reap_loop(self) -> None:

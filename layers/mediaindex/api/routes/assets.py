@@ -12,7 +12,15 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError as PydanticValidationError
 from starlette.datastructures import UploadFile
 
-from mediaindex.api.deps import Cursor, IdempotencyKey, Limit, RawBody, ServicesDep, TenantId, respond
+from mediaindex.api.deps import (
+    Cursor,
+    IdempotencyKey,
+    IdempotentPostDep,
+    Limit,
+    ServicesDep,
+    TenantId,
+    respond,
+)
 from mediaindex.api.errors import from_pydantic
 from mediaindex.api.schemas import (
     AssetCreate,
@@ -36,11 +44,11 @@ from mediaindex.api.schemas import (
     TaskOut,
     UploadOut,
 )
-from mediaindex.container import Services
+from mediaindex.domain.errors import PayloadTooLargeError, ValidationError
 from mediaindex.domain.models import AssetStatus, MediaType
 from mediaindex.domain.rules import parse_features
-from mediaindex.errors import PayloadTooLargeError, ValidationError
-from mediaindex.pipeline.transcript_formats import render as render_transcript
+from mediaindex.domain.transcript_formats import render as render_transcript
+from mediaindex.services.bundle import Services
 
 router = APIRouter(prefix="/v1/assets", tags=["assets"], responses={404: {"model": ErrorBody}})
 
@@ -225,19 +233,12 @@ def batch_get(body: IdList, services: ServicesDep, tenant_id: TenantId) -> Batch
 
 
 @router.post("/batch-delete", response_model=BatchDeleteOut)
-def batch_delete(
-    body: IdList,
-    request: Request,
-    services: ServicesDep,
-    tenant_id: TenantId,
-    raw: RawBody,
-    idem: IdempotencyKey = None,
-) -> JSONResponse:
+def batch_delete(body: IdList, post: IdempotentPostDep, services: ServicesDep) -> JSONResponse:
     def execute() -> BatchDeleteOut:
-        deleted, missing = services.assets.batch_delete(tenant_id, body.ids)
+        deleted, missing = services.assets.batch_delete(post.tenant_id, body.ids)
         return BatchDeleteOut(requested_count=len(body.ids), deleted_count=deleted, not_found_ids=missing)
 
-    return respond(services, request, tenant_id, idem, raw, 200, execute)
+    return post.respond(200, execute)
 
 
 @router.get("/{asset_id}", response_model=AssetOut)
@@ -272,23 +273,11 @@ def sign_parts(asset_id: str, body: PartNumbers, services: ServicesDep, tenant_i
 
 @router.post("/{asset_id}/upload/complete", response_model=AssetOut, responses={409: {"model": ErrorBody}})
 def complete_upload(
-    asset_id: str,
-    body: CompleteUpload,
-    request: Request,
-    services: ServicesDep,
-    tenant_id: TenantId,
-    raw: RawBody,
-    idem: IdempotencyKey = None,
+    asset_id: str, body: CompleteUpload, post: IdempotentPostDep, services: ServicesDep
 ) -> JSONResponse:
     parts = [(p.part_number, p.etag) for p in body.parts]
-    return respond(
-        services,
-        request,
-        tenant_id,
-        idem,
-        raw,
-        200,
-        lambda: AssetOut.of(services.assets.complete_upload(tenant_id, asset_id, parts)),
+    return post.respond(
+        200, lambda: AssetOut.of(services.assets.complete_upload(post.tenant_id, asset_id, parts))
     )
 
 
@@ -302,14 +291,14 @@ def abort_upload(asset_id: str, services: ServicesDep, tenant_id: TenantId) -> R
 
 @router.get("/{asset_id}/download", response_model=SignedUrlOut, responses={409: {"model": ErrorBody}})
 def download(asset_id: str, services: ServicesDep, tenant_id: TenantId) -> SignedUrlOut:
-    signed = services.assets.download(tenant_id, asset_id)
+    signed = services.outputs.download(tenant_id, asset_id)
     return SignedUrlOut(url=signed.url, expires_at=signed.expires_at)
 
 
 @router.get("/{asset_id}/derivatives", response_model=DerivativeList)
 def derivatives(asset_id: str, services: ServicesDep, tenant_id: TenantId) -> DerivativeList:
     return DerivativeList(
-        data=[DerivativeOut.of(v) for v in services.assets.derivatives(tenant_id, asset_id)]
+        data=[DerivativeOut.of(v) for v in services.outputs.derivatives(tenant_id, asset_id)]
     )
 
 
@@ -327,7 +316,7 @@ def transcript(
     tenant_id: TenantId,
     format: Literal["json", "vtt", "srt", "txt"] = "json",
 ) -> Response:
-    body, content_type = render_transcript(services.assets.transcript(tenant_id, asset_id), format)
+    body, content_type = render_transcript(services.outputs.transcript(tenant_id, asset_id), format)
     return Response(body, media_type=content_type)
 
 
@@ -335,7 +324,7 @@ def transcript(
 def segments(
     asset_id: str, services: ServicesDep, tenant_id: TenantId, limit: Limit = 20, cursor: Cursor = None
 ) -> SegmentList:
-    page, urls = services.assets.segments(tenant_id, asset_id, limit=limit, cursor=cursor)
+    page, urls = services.outputs.segments(tenant_id, asset_id, limit=limit, cursor=cursor)
     return SegmentList(
         data=[
             SegmentOut(

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
-from mediaindex.api.deps import Cursor, IdempotencyKey, Limit, RawBody, ServicesDep, TenantId, respond
+from mediaindex.api.deps import Cursor, IdempotentPostDep, Limit, ServicesDep, TenantId
 from mediaindex.api.schemas import ErrorBody, IndexCreate, IndexList, IndexOut, IndexPatch
 from mediaindex.domain.rules import parse_features
 
@@ -11,14 +11,7 @@ router = APIRouter(prefix="/v1/indexes", tags=["indexes"], responses={404: {"mod
 
 
 @router.post("", status_code=201, response_model=IndexOut, responses={409: {"model": ErrorBody}})
-def create_index(
-    body: IndexCreate,
-    request: Request,
-    services: ServicesDep,
-    tenant_id: TenantId,
-    raw: RawBody,
-    idem: IdempotencyKey = None,
-) -> JSONResponse:
+def create_index(body: IndexCreate, post: IdempotentPostDep, services: ServicesDep) -> JSONResponse:
     features = (
         parse_features(body.default_features, field="default_features")
         if body.default_features is not None
@@ -28,7 +21,7 @@ def create_index(
     def execute() -> IndexOut:
         return IndexOut.of(
             services.indexes.create(
-                tenant_id,
+                post.tenant_id,
                 name=body.name,
                 description=body.description,
                 default_features=features,
@@ -36,7 +29,7 @@ def create_index(
             )
         )
 
-    return respond(services, request, tenant_id, idem, raw, 201, execute)
+    return post.respond(201, execute)
 
 
 @router.get("", response_model=IndexList)

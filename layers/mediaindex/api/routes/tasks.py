@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from mediaindex.api.deps import Cursor, IdempotencyKey, Limit, RawBody, ServicesDep, TenantId, respond
+from mediaindex.api.deps import Cursor, IdempotentPostDep, Limit, ServicesDep, TenantId
 from mediaindex.api.schemas import ErrorBody, TaskCreate, TaskList, TaskOut
 from mediaindex.domain.rules import parse_features
 
@@ -16,23 +16,10 @@ router = APIRouter(prefix="/v1/tasks", tags=["tasks"], responses={404: {"model":
     response_model=TaskOut,
     responses={400: {"model": ErrorBody}, 409: {"model": ErrorBody}},
 )
-def create_task(
-    body: TaskCreate,
-    request: Request,
-    services: ServicesDep,
-    tenant_id: TenantId,
-    raw: RawBody,
-    idem: IdempotencyKey = None,
-) -> JSONResponse:
+def create_task(body: TaskCreate, post: IdempotentPostDep, services: ServicesDep) -> JSONResponse:
     features = parse_features(body.feature_types, field="feature_types")
-    return respond(
-        services,
-        request,
-        tenant_id,
-        idem,
-        raw,
-        201,
-        lambda: TaskOut.of(services.tasks.rerun(tenant_id, body.asset_id, features)),
+    return post.respond(
+        201, lambda: TaskOut.of(services.tasks.rerun(post.tenant_id, body.asset_id, features))
     )
 
 
@@ -64,20 +51,5 @@ def get_task(task_id: str, services: ServicesDep, tenant_id: TenantId) -> TaskOu
 
 
 @router.post("/{task_id}/cancel", response_model=TaskOut, responses={409: {"model": ErrorBody}})
-def cancel_task(
-    task_id: str,
-    request: Request,
-    services: ServicesDep,
-    tenant_id: TenantId,
-    raw: RawBody,
-    idem: IdempotencyKey = None,
-) -> JSONResponse:
-    return respond(
-        services,
-        request,
-        tenant_id,
-        idem,
-        raw,
-        200,
-        lambda: TaskOut.of(services.tasks.cancel(tenant_id, task_id)),
-    )
+def cancel_task(task_id: str, post: IdempotentPostDep, services: ServicesDep) -> JSONResponse:
+    return post.respond(200, lambda: TaskOut.of(services.tasks.cancel(post.tenant_id, task_id)))

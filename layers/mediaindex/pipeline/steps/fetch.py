@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import httpx
 
+from mediaindex.domain.errors import MediaError, MediaindexError
 from mediaindex.domain.models import UploadInfo
-from mediaindex.errors import MediaError, MediaindexError
-from mediaindex.pipeline import url_guard
+from mediaindex.net import url_guard
 from mediaindex.pipeline.context import StepContext, StepResult
 
 

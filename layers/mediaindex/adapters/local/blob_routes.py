@@ -1,8 +1,8 @@
 """`/_blobs/{key}`: the local runtime's stand-in for S3's presigned URLs.
 
-Only the local app mounts this router; it talks to the local blob adapter directly (there is no
-service between a signed URL and its bytes). Refusals are raised as domain errors and rendered by
-the app's one error handler (mediaindex.api.errors)."""
+Part of the local blob adapter: the composition root hands this router to the app when blobs live
+in a folder (there is no service between a signed URL and its bytes). Refusals are raised as domain
+errors and rendered by the app's one error handler (mediaindex.api.errors)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from mediaindex.adapters.local.fs_blobs import CHUNK, LocalBlobStore
+from mediaindex.adapters.local.fs_blobs import LocalBlobStore
+from mediaindex.adapters.local.fs_writes import CHUNK
 from mediaindex.domain.blob_keys import ORIGINALS_PREFIX
-from mediaindex.errors import (
+from mediaindex.domain.errors import (
     PayloadTooLargeError,
     SignatureError,
 )

@@ -15,7 +15,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from mediaindex.errors import MediaError, PayloadTooLargeError, ValidationError
+from mediaindex.domain.errors import MediaError, PayloadTooLargeError, ValidationError
 
 Resolver = Callable[[str, int], list[str]]
 _METADATA_HOSTS = {"metadata.google.internal", "metadata", "instance-data"}

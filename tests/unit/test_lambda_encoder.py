@@ -1,4 +1,5 @@
-"""The API's query encoders on AWS talk to the encoder Lambda; both ends share one event shape."""
+"""The API's query encoder on AWS talks to the encoder Lambda (functions/query_encoder); both ends
+share one wire format (adapters.aws.encoder_wire)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ from typing import Any
 
 import pytest
 
-from mediaindex.adapters.aws.lambda_encoders import LambdaQueryEncoders
-from mediaindex.errors import UnavailableError
-from mediaindex.ml.lambda_encoder import answer
+from functions.query_encoder import handler as encoder_function
+from mediaindex.adapters.aws.encoder_wire import answer
+from mediaindex.adapters.aws.lambda_encoder import LambdaQueryEncoder
+from mediaindex.domain.errors import UnavailableError
+from mediaindex.ports.query_encoder import ImageInput, QueryEncoder
 
 
-class FixedEncoders:
-    """Deterministic stand-in for the model registry's encoders."""
+class FixedEncoders(QueryEncoder):
+    """Deterministic stand-in for the models' encoder."""
 
     def visual_text(self, text: str) -> tuple[str, list[float]] | None:
         return None  # no CLIP configured
@@ -22,12 +25,13 @@ class FixedEncoders:
     def transcript_text(self, text: str) -> tuple[str, list[float]] | None:
         return "minilm", [float(len(text)), 0.0]
 
-    def visual_image(self, image: bytes) -> tuple[str, list[float]] | None:
+    def visual_image(self, image: ImageInput) -> tuple[str, list[float]] | None:
+        assert isinstance(image, bytes)
         return "clip", [float(len(image))]
 
 
 class InProcessLambda:
-    """A Lambda client whose function is `answer` over FixedEncoders, run in-process."""
+    """A Lambda client whose function is the encoder Lambda's handler over FixedEncoders, in-process."""
 
     def __init__(self, fail: bool = False) -> None:
         self.calls: list[dict[str, Any]] = []
@@ -38,12 +42,13 @@ class InProcessLambda:
         self.calls.append({"function": FunctionName, **event})
         if self.fail:
             return {"FunctionError": "Unhandled", "Payload": io.BytesIO(b'{"errorMessage": "boom"}')}
-        return {"Payload": io.BytesIO(json.dumps(answer(event, FixedEncoders())).encode())}
+        encoder_function.configure(FixedEncoders())
+        return {"Payload": io.BytesIO(json.dumps(encoder_function.handler(event, None)).encode())}
 
 
 def test_text_and_image_queries_round_trip() -> None:
     client = InProcessLambda()
-    enc = LambdaQueryEncoders("encoder-fn", client)
+    enc = LambdaQueryEncoder("encoder-fn", client)
     assert enc.transcript_text("ferry") == ("minilm", [5.0, 0.0])
     assert enc.visual_text("ferry") is None
     assert enc.visual_image(b"\x89PNG....") == ("clip", [8.0])
@@ -53,7 +58,7 @@ def test_text_and_image_queries_round_trip() -> None:
 
 def test_an_encoder_failure_is_503_not_a_crash() -> None:
     with pytest.raises(UnavailableError) as e:
-        LambdaQueryEncoders("encoder-fn", InProcessLambda(fail=True)).transcript_text("x")
+        LambdaQueryEncoder("encoder-fn", InProcessLambda(fail=True)).transcript_text("x")
     assert e.value.code == "encoder_unavailable"
 
 

@@ -1,7 +1,7 @@
-"""Batch job entrypoint: `python -m mediaindex.pipeline.entrypoint --task-id X --step Y`.
+"""Batch job entrypoint: `python -m functions.batch_step.main --tenant-id T --task-id X --step Y`.
 
-Builds the services of `MEDIAINDEX_RUNTIME` (aws in the containers; local runs one step against the
-local data dir) and runs one pipeline step through the PipelineRunner.
+Builds the runner of `MEDIAINDEX_RUNTIME` (aws in the containers; local runs one step against the
+local data dir) and runs one pipeline step through it.
 
 Exit status, and why:
 - 0: the step ran, had nothing to do (task cancelled, feature not requested), or the media is bad.
@@ -21,53 +21,49 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
-from mediaindex.errors import MediaError
+from mediaindex.domain.errors import MediaError
+from mediaindex.domain.failures import error_info
 from mediaindex.pipeline.spec import STEP_BY_NAME
+from mediaindex.ports.step_runner import StepRunner
 from mediaindex.settings import Settings
 
-if TYPE_CHECKING:
-    from mediaindex.container import Services
-    from mediaindex.services.pipeline import PipelineRunner
-
-log = logging.getLogger("mediaindex.pipeline.entrypoint")
+log = logging.getLogger("mediaindex.batch_step")
 
 EXIT_OK = 0
 EXIT_RETRY = 1
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mediaindex.pipeline.entrypoint", description="run one pipeline step")
+    p = argparse.ArgumentParser(prog="functions.batch_step.main", description="run one pipeline step")
+    p.add_argument("--tenant-id", required=True)
     p.add_argument("--task-id", required=True)
     p.add_argument("--step", required=True, choices=sorted(STEP_BY_NAME))
     return p
 
 
-def build_runner(settings: Settings) -> tuple[PipelineRunner, Callable[[], None]]:
+def build_runner(settings: Settings) -> tuple[StepRunner, Callable[[], None]]:
     """(runner, close) of the configured runtime. On AWS only the runner is built (a job runs inside
     an execution and has no state machine ARN); locally the whole runtime, workers stopped."""
     if settings.runtime == "aws":
-        from mediaindex.runtime_aws import build_aws_runner
+        from mediaindex.bootstrap.aws import build_aws_runner
 
         return build_aws_runner(settings), lambda: None
-    from mediaindex.runtime import build_local
+    from mediaindex.bootstrap.local import build_local
 
-    services: Services = build_local(settings, start_workers=False)
-    runner: PipelineRunner = services.extras["runner"]
-    return runner, services.close
+    runtime = build_local(settings, start_workers=False)
+    assert runtime.runner is not None
+    return runtime.runner, runtime.close
 
 
-def run(task_id: str, step: str, settings: Settings | None = None) -> int:
-    from mediaindex.services.pipeline import error_info
-
+def run(tenant_id: str, task_id: str, step: str, settings: Settings | None = None) -> int:
     settings = settings or Settings()
     runner, close = build_runner(settings)
-    ctx = {"task_id": task_id, "step": step, "runtime": settings.runtime}
+    ctx = {"tenant_id": tenant_id, "task_id": task_id, "step": step, "runtime": settings.runtime}
     try:
-        ran = runner.run_step(task_id, step)
+        ran = runner.run_step(tenant_id, task_id, step)
     except MediaError as e:
-        runner.fail_step(task_id, step, error_info(e))
+        runner.fail_step(tenant_id, task_id, step, error_info(e))
         log.warning("bad media, step failed for good: %s (%s)", e.message, e.code, extra=ctx)
         return EXIT_OK
     except Exception:
@@ -84,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
-    return run(args.task_id, args.step)
+    return run(args.tenant_id, args.task_id, args.step)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ other branches go on. A failed shared step (fetch, probe) reports every requeste
 Every path ends in `task_finished`. `feature_failed` carries `error` as Step Functions' error
 object, {"Error": name, "Cause": text} (for a Batch job, Cause is the job description as JSON).
 
-Execution input: {"task_id", "asset_id", "features": [...], "source_url"?}.
+Execution input: {"tenant_id", "task_id", "asset_id", "features": [...], "source_url"?}.
 The execution succeeds when the feature branches ran (each feature's state is in the metadata
 store); it fails only when a shared step failed, so the failed-executions alarm means "an asset got
 nothing at all".
@@ -55,7 +55,8 @@ def _batch_task(
             "JobQueue": queue_arn,
             "JobDefinition": job_definition_arn,
             "ContainerOverrides": {
-                "Command.$": f"States.Array('--task-id', $.task_id, '--step', '{step.name}')",
+                "Command.$": "States.Array('--tenant-id', $.tenant_id, '--task-id', $.task_id, "
+                f"'--step', '{step.name}')",
             },
             "Timeout": {"AttemptDurationSeconds": step.timeout_s},
         },
@@ -172,6 +173,7 @@ def _branch(
             events_function_arn,
             {
                 "action": "feature_failed",
+                "tenant_id.$": "$.tenant_id",
                 "task_id.$": "$.task_id",
                 "feature": feature,
                 "error.$": "$.error",
@@ -207,7 +209,9 @@ def definition(
 
     def finished(next_state: str | None) -> State:
         return _lambda_task(
-            events_function_arn, {"action": "task_finished", "task_id.$": "$.task_id"}, next_state=next_state
+            events_function_arn,
+            {"action": "task_finished", "tenant_id.$": "$.tenant_id", "task_id.$": "$.task_id"},
+            next_state=next_state,
         )
 
     states: dict[str, State] = {}
@@ -235,6 +239,7 @@ def definition(
         # Which features this task asked for, as booleans the branch Choices can test.
         "Type": "Pass",
         "Parameters": {
+            "tenant_id.$": "$.tenant_id",
             "task_id.$": "$.task_id",
             "asset_id.$": "$.asset_id",
             "features.$": "$.features",
@@ -261,13 +266,14 @@ def definition(
     states["task finished"] = finished("done")
     states["done"] = {
         "Type": "Pass",
-        "Parameters": {"task_id.$": "$.task_id", "branches.$": "$.branches"},
+        "Parameters": {"tenant_id.$": "$.tenant_id", "task_id.$": "$.task_id", "branches.$": "$.branches"},
         "End": True,
     }
     states["mark all failed"] = {
         "Type": "Map",
         "ItemsPath": "$.features",
         "ItemSelector": {
+            "tenant_id.$": "$.tenant_id",
             "task_id.$": "$.task_id",
             "feature.$": "$$.Map.Item.Value",
             "error.$": "$.error",
@@ -281,6 +287,7 @@ def definition(
                     events_function_arn,
                     {
                         "action": "feature_failed",
+                        "tenant_id.$": "$.tenant_id",
                         "task_id.$": "$.task_id",
                         "feature.$": "$.feature",
                         "error.$": "$.error",

@@ -1,0 +1,47 @@
+"""The encoder Lambda's request and answer, written once for both ends: the API side
+(LambdaQueryEncoder) builds requests and reads answers; the function (functions/query_encoder)
+answers requests with an in-process QueryEncoder."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+from mediaindex.ports.query_encoder import ImageInput, QueryEncoder, Vec
+
+VISUAL_TEXT = "visual_text"
+TRANSCRIPT_TEXT = "transcript_text"
+VISUAL_IMAGE = "visual_image"
+
+
+def text_request(kind: str, text: str) -> dict[str, Any]:
+    return {"kind": kind, "text": text}
+
+
+def image_request(image: ImageInput) -> dict[str, Any]:
+    data = image.read_bytes() if isinstance(image, Path) else image
+    return {"kind": VISUAL_IMAGE, "image_b64": base64.b64encode(data).decode()}
+
+
+def answer(request: dict[str, Any], encoder: QueryEncoder) -> dict[str, Any]:
+    """What the function returns for `request`. ValueError for an unknown kind."""
+    kind = request.get("kind")
+    if kind == VISUAL_TEXT:
+        vec = encoder.visual_text(str(request["text"]))
+    elif kind == TRANSCRIPT_TEXT:
+        vec = encoder.transcript_text(str(request["text"]))
+    elif kind == VISUAL_IMAGE:
+        vec = encoder.visual_image(base64.b64decode(request["image_b64"]))
+    else:
+        raise ValueError(f"unknown encoder request kind {kind!r}")
+    return {"model_id": vec[0], "vector": vec[1]} if vec else {"model_id": None}
+
+
+def read_answer(body: Any) -> Vec | None:
+    """The vector of an answer, None when the model is not available. ValueError when malformed."""
+    if not isinstance(body, dict):
+        raise ValueError("the encoder answered something other than an object")
+    if body.get("model_id") is None:
+        return None
+    return str(body["model_id"]), [float(x) for x in body["vector"]]

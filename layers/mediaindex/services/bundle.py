@@ -1,0 +1,30 @@
+"""The use cases of one runtime, as the API and the CLI see them. Built by mediaindex.bootstrap."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mediaindex.services.asset_outputs import AssetOutputService
+from mediaindex.services.assets import AssetService
+from mediaindex.services.idempotency import IdempotencyService
+from mediaindex.services.indexes import IndexService
+from mediaindex.services.ingest import IngestService
+from mediaindex.services.keys import KeyService
+from mediaindex.services.search import SearchService
+from mediaindex.services.tasks import TaskService
+from mediaindex.services.usage import UsageService
+from mediaindex.settings import Settings
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    keys: KeyService
+    indexes: IndexService
+    assets: AssetService
+    outputs: AssetOutputService
+    tasks: TaskService
+    ingest: IngestService
+    usage: UsageService
+    idempotency: IdempotencyService
+    search: SearchService
