@@ -42,7 +42,10 @@ def image_asset_options(image: str) -> dict[str, object]:
             "node_modules",
             "bench",
             "docs",
-            "functions",
+            # functions/ stays: the images copy their entrypoints (batch_step, query_encoder) from it.
+            "functions/api",
+            "functions/upload_event",
+            "functions/pipeline_events",
             "infra",
             "tests",
             "shared",

@@ -6,6 +6,7 @@ and never the repository, so a handler that reaches for a module outside its fol
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import re
@@ -66,9 +67,14 @@ def test_every_zip_lambda_handler_imports_from_its_staged_folder(synth: Synth, t
     assert len(checked) >= 3, f"only {checked} of {sorted(zipped)} were checked"
 
 
+def image_copies(dockerfile: Path) -> list[tuple[str, str]]:
+    """(source, destination under /app) of each entrypoint file the Dockerfile copies."""
+    return re.findall(r"^COPY\s+(functions/\S*)\s+/app/(\S+)$", dockerfile.read_text(), re.M)
+
+
 def image_files(dockerfile: Path, app_dir: Path) -> None:
     """Copies into app_dir what the Dockerfile COPYs under /app/functions (the entrypoints)."""
-    for src, dest in re.findall(r"^COPY\s+(functions/\S*)\s+/app/(\S+)$", dockerfile.read_text(), re.M):
+    for src, dest in image_copies(dockerfile):
         target = app_dir / dest
         target.parent.mkdir(parents=True, exist_ok=True)
         source = ROOT / src
@@ -91,6 +97,20 @@ def test_every_image_entrypoint_starts_from_what_the_image_copies(image: str, tm
     out = run_isolated("", path=[app_dir, ROOT / "layers"], cwd=tmp_path, args=[*entrypoint[1:], "--help"])
     # Then it starts and describes the step it runs
     assert "--tenant-id" in out and "--task-id" in out and "--step" in out
+
+
+@pytest.mark.parametrize("image", sorted(p.name for p in CONTAINERS.iterdir() if (p / "Dockerfile").exists()))
+def test_the_cdk_build_context_holds_what_each_dockerfile_copies(image: str) -> None:
+    # Given the build context CDK hands Docker for the image (the repo minus its excludes)
+    from infra.compute import image_asset_options
+
+    excludes = [str(e) for e in image_asset_options(image)["exclude"]]  # type: ignore[attr-defined]
+    # Then no source the Dockerfile copies is excluded from it (Docker would fail to build)
+    for src, _ in image_copies(CONTAINERS / image / "Dockerfile"):
+        parts = Path(src).parts
+        prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+        hit = [e for e in excludes for p in prefixes if fnmatch.fnmatch(p, e)]
+        assert not hit, f"{src} is copied by containers/{image}/Dockerfile but excluded by {hit}"
 
 
 def test_the_encoder_lambda_command_imports_from_the_ml_image(synth: Synth, tmp_path: Path) -> None:
