@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import mimetypes
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -93,14 +94,14 @@ class Client:
             return dict(asset)
         mp = up["multipart"]
         part_size = int(mp["part_size"])
+        signer = _PartSigner(self, asset["id"], mp)
 
-        def put_part(part: dict[str, Any]) -> dict[str, Any]:
-            n = int(part["part_number"])
+        def put_part(n: int) -> dict[str, Any]:
             start = (n - 1) * part_size
             length = min(part_size, size - start)
             with path.open("rb") as f:
                 resp = self._blob_http.put(
-                    part["url"],
+                    signer.url(n),
                     content=_chunks(f, start, length, advance),
                     headers={"Content-Length": str(length)},
                 )
@@ -109,7 +110,7 @@ class Client:
             return {"part_number": n, "etag": resp.headers["etag"]}
 
         with cf.ThreadPoolExecutor(max_workers=parallel_parts) as pool:
-            parts = list(pool.map(put_part, mp["parts"]))
+            parts = list(pool.map(put_part, range(1, int(mp["part_count"]) + 1)))
         return dict(self.request("POST", f"/v1/assets/{asset['id']}/upload/complete", json={"parts": parts}))
 
     def wait_settled(self, asset_id: str, *, timeout_s: float = 600.0, poll_s: float = 0.5) -> dict[str, Any]:
@@ -119,6 +120,30 @@ class Client:
             if asset["status"] in ("ready", "failed") or time.monotonic() > deadline:
                 return dict(asset)
             time.sleep(poll_s)
+
+
+class _PartSigner:
+    """Part URLs as the API hands them out: the first ones come with the asset, the rest are signed
+    on demand, up to 100 a call, just before their parts are sent (so none expires waiting)."""
+
+    BATCH = 100
+
+    def __init__(self, client: Client, asset_id: str, multipart: dict[str, Any]) -> None:
+        self._client = client
+        self._asset_id = asset_id
+        self._count = int(multipart["part_count"])
+        self._urls = {int(p["part_number"]): str(p["url"]) for p in multipart["parts"]}
+        self._lock = threading.Lock()
+
+    def url(self, n: int) -> str:
+        with self._lock:
+            if n not in self._urls:
+                wanted = list(range(n, min(n + self.BATCH, self._count + 1)))
+                signed = self._client.request(
+                    "POST", f"/v1/assets/{self._asset_id}/upload/parts", json={"part_numbers": wanted}
+                )
+                self._urls.update({int(p["part_number"]): str(p["url"]) for p in signed["parts"]})
+            return self._urls.pop(n)
 
 
 def _chunks(f: Any, start: int, length: int, advance: Callable[[int], None], size: int = 1024 * 1024) -> Any:

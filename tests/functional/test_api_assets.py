@@ -92,6 +92,29 @@ def test_large_files_get_multipart_uploads(api: Api, runtime: Runtime) -> None:
     assert [p["part_number"] for p in fresh["parts"]] == [2] and fresh["upload_id"] == mp["upload_id"]
 
 
+def test_part_urls_of_a_huge_upload_are_signed_on_demand(api: Api) -> None:
+    # Given a 40 GiB upload: 2,560 parts of 16 MiB
+    idx = api.index(default_features=["proxy"])
+    size = 40 * 1024 * MiB
+    out = api.ok(
+        "POST", "/v1/assets", 201, json={"index_id": idx["id"], "name": "huge.mov", "size_bytes": size}
+    )
+    mp, asset_id = out["upload"]["multipart"], out["asset"]["id"]
+    count = -(-size // mp["part_size"])
+    # Then the answer stays small: the count, and URLs for the first 100 parts only
+    assert mp["part_count"] == count > 100
+    assert [p["part_number"] for p in mp["parts"]] == list(range(1, 101))
+    # And the rest are signed on demand, 100 at a time, up to the last part and no further
+    last = api.ok("POST", f"/v1/assets/{asset_id}/upload/parts", json={"part_numbers": [count - 1, count]})
+    assert [p["part_number"] for p in last["parts"]] == [count - 1, count] and last["part_count"] == count
+    beyond = api.call("POST", f"/v1/assets/{asset_id}/upload/parts", json={"part_numbers": [count + 1]})
+    too_many = api.call(
+        "POST", f"/v1/assets/{asset_id}/upload/parts", json={"part_numbers": list(range(101, 202))}
+    )
+    for resp in (beyond, too_many):
+        assert resp.status_code == 400 and error_code(resp) == "parameter_invalid", resp.text
+
+
 def test_multipart_upload_completes_with_the_right_bytes(
     api: Api, runtime: Runtime, talking_clip: Path, run_pipeline: Callable[[], int]
 ) -> None:

@@ -180,7 +180,21 @@ class PartOut(BaseModel):
 class MultipartOut(BaseModel):
     upload_id: str
     part_size: int
+    part_count: int = Field(
+        description="How many parts the file takes. `parts` holds signed URLs for the first ones (at most "
+        "100); sign the others, and re-sign expired ones, with POST /v1/assets/{id}/upload/parts."
+    )
     parts: list[PartOut]
+
+    @classmethod
+    def of(cls, plan: UploadPlan) -> MultipartOut:
+        assert plan.upload_id is not None and plan.part_size is not None
+        return cls(
+            upload_id=plan.upload_id,
+            part_size=plan.part_size,
+            part_count=plan.part_count or len(plan.parts),
+            parts=[PartOut(part_number=p.part_number, url=p.url) for p in plan.parts],
+        )
 
 
 class UploadOut(OneOf):
@@ -196,15 +210,7 @@ class UploadOut(OneOf):
             return cls(
                 method="PUT", url=plan.single.url, headers=plan.single.headers, expires_at=plan.expires_at
             )
-        assert plan.upload_id is not None and plan.part_size is not None
-        return cls(
-            multipart=MultipartOut(
-                upload_id=plan.upload_id,
-                part_size=plan.part_size,
-                parts=[PartOut(part_number=p.part_number, url=p.url) for p in plan.parts],
-            ),
-            expires_at=plan.expires_at,
-        )
+        return cls(multipart=MultipartOut.of(plan), expires_at=plan.expires_at)
 
 
 class AssetCreated(OneOf):

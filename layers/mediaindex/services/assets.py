@@ -42,6 +42,10 @@ from mediaindex.services.ingest import IngestService
 from mediaindex.settings import Settings
 
 UrlChecker = Callable[[str], None]
+# Part URLs are signed on demand (POST .../upload/parts), a batch at a time: presigning all of a
+# 50 GiB upload's parts up front made a ~5.5 MB answer (API Gateway's cap is 6 MB) of URLs that
+# expire before the last parts are sent.
+SIGNED_PARTS_PER_CALL = 100
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,7 @@ class UploadPlan:
     single: SignedRequest | None = None
     upload_id: str | None = None
     part_size: int | None = None
+    part_count: int | None = None
     parts: tuple[PartUrl, ...] = ()
 
 
@@ -153,8 +158,8 @@ class AssetService:
             upload.multipart_upload_id = upload_id
             upload.part_size = part_size
             asset = self._assets.create(asset)
-            plan = self._part_plan(asset, range(1, math.ceil(size / part_size) + 1))
-            return asset, plan
+            first = min(math.ceil(size / part_size), SIGNED_PARTS_PER_CALL)
+            return asset, self._part_plan(asset, range(1, first + 1))
         key = upload.key
         asset = self._assets.create(asset)
         signed = self._blobs.presign_put(key, ct, self._settings.upload_url_ttl_s)
@@ -214,14 +219,21 @@ class AssetService:
             expires_at=utcnow() + timedelta(seconds=ttl),
             upload_id=asset.upload.multipart_upload_id,
             part_size=asset.upload.part_size,
+            part_count=_part_count(asset.upload),
             parts=parts,
         )
 
     def sign_parts(self, tenant_id: str, asset_id: str, part_numbers: list[int]) -> UploadPlan:
-        asset, _, _ = self._multipart_asset(tenant_id, asset_id)
-        if not part_numbers or any(n < 1 or n > 10_000 for n in part_numbers):
-            raise ValidationError("part_numbers must be between 1 and 10000", field="part_numbers")
-        return self._part_plan(asset, sorted(set(part_numbers)))
+        asset, up, _ = self._multipart_asset(tenant_id, asset_id)
+        wanted = sorted(set(part_numbers))
+        last = _part_count(up) or 10_000
+        if not wanted or wanted[0] < 1 or wanted[-1] > last:
+            raise ValidationError(f"part_numbers must be between 1 and {last}", field="part_numbers")
+        if len(wanted) > SIGNED_PARTS_PER_CALL:
+            raise ValidationError(
+                f"sign at most {SIGNED_PARTS_PER_CALL} parts per call", field="part_numbers"
+            )
+        return self._part_plan(asset, wanted)
 
     def complete_upload(self, tenant_id: str, asset_id: str, parts: list[tuple[int, str]]) -> Asset:
         asset, up, upload_id = self._multipart_asset(tenant_id, asset_id)
@@ -304,6 +316,12 @@ class AssetService:
             self._cleanup.purge_asset(asset)
             deleted += 1
         return deleted, missing
+
+
+def _part_count(upload: UploadInfo) -> int | None:
+    if upload.expected_size is None or not upload.part_size:
+        return None
+    return math.ceil(upload.expected_size / upload.part_size)
 
 
 def _mark_aborted(asset: Asset) -> Asset:

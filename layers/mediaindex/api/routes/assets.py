@@ -37,7 +37,6 @@ from mediaindex.api.schemas import (
     IdList,
     MultipartOut,
     PartNumbers,
-    PartOut,
     SegmentList,
     SegmentOut,
     SignedUrlOut,
@@ -262,13 +261,7 @@ def delete_asset(asset_id: str, services: ServicesDep, tenant_id: TenantId) -> R
 
 @router.post("/{asset_id}/upload/parts", response_model=MultipartOut, responses={409: {"model": ErrorBody}})
 def sign_parts(asset_id: str, body: PartNumbers, services: ServicesDep, tenant_id: TenantId) -> MultipartOut:
-    plan = services.assets.sign_parts(tenant_id, asset_id, body.part_numbers)
-    assert plan.upload_id is not None and plan.part_size is not None
-    return MultipartOut(
-        upload_id=plan.upload_id,
-        part_size=plan.part_size,
-        parts=[PartOut(part_number=p.part_number, url=p.url) for p in plan.parts],
-    )
+    return MultipartOut.of(services.assets.sign_parts(tenant_id, asset_id, body.part_numbers))
 
 
 @router.post("/{asset_id}/upload/complete", response_model=AssetOut, responses={409: {"model": ErrorBody}})

@@ -137,16 +137,40 @@
     });
   }
 
+  // The first part URLs come with the asset; the rest are signed on demand, 100 a call, just
+  // before their parts are sent (a large file's URLs would otherwise expire while it uploads).
+  function partSigner(assetId, mp) {
+    const urls = new Map(mp.parts.map((p) => [p.part_number, p.url]));
+    let pending = null;
+    return async (n) => {
+      while (!urls.has(n)) {
+        if (!pending) {
+          const wanted = [];
+          for (let i = n; i <= mp.part_count && wanted.length < 100; i++) if (!urls.has(i)) wanted.push(i);
+          pending = api("POST", `/v1/assets/${assetId}/upload/parts`, { part_numbers: wanted })
+            .then((signed) => { for (const p of signed.parts) urls.set(p.part_number, p.url); })
+            .finally(() => { pending = null; });
+        }
+        await pending;
+      }
+      const url = urls.get(n);
+      urls.delete(n);
+      return url;
+    };
+  }
+
   async function putMultipart(assetId, file, mp, onProgress) {
     const loaded = new Map();
     const done = [];
-    const queue = [...mp.parts];
+    const queue = Array.from({ length: mp.part_count }, (_, i) => i + 1);
+    const signedUrl = partSigner(assetId, mp);
     const report = () => onProgress([...loaded.values()].reduce((a, b) => a + b, 0));
     const worker = async () => {
       while (queue.length) {
-        const p = queue.shift();
+        const n = queue.shift();
+        const p = { part_number: n, url: await signedUrl(n) };
         const blob = file.slice((p.part_number - 1) * mp.part_size, p.part_number * mp.part_size);
-        const xhr = await xhrPut("PUT", p.url, {}, blob, (n) => { loaded.set(p.part_number, n); report(); });
+        const xhr = await xhrPut("PUT", p.url, {}, blob, (b) => { loaded.set(p.part_number, b); report(); });
         const etag = xhr.getResponseHeader("ETag");
         if (!etag) throw new Error("Storage hid the ETag header of a part (CORS ExposeHeaders).");
         done.push({ part_number: p.part_number, etag });
