@@ -5,10 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MiB = 1024 * 1024
+# A Lambda behind API Gateway takes at most 6 MB of request, and the HTTP API passes binary bodies
+# base64-encoded (4/3 larger): a form upload there must stay under about 4.4 MiB of file.
+AWS_MAX_FORM_UPLOAD_BYTES = 4 * MiB
 
 
 class Settings(BaseSettings):
@@ -27,6 +30,7 @@ class Settings(BaseSettings):
     multipart_threshold_bytes: int = Field(64 * MiB, ge=5 * MiB)
     part_size_bytes: int = Field(16 * MiB, ge=5 * MiB)
     max_asset_bytes: int = Field(50 * 1024 * MiB, ge=1)
+    # multipart/form-data uploads through the API itself; 4 MiB on the aws runtime unless set.
     max_form_upload_bytes: int = Field(32 * MiB, ge=1)
     upload_url_ttl_s: int = Field(3600, ge=60, le=7 * 24 * 3600)
     download_url_ttl_s: int = Field(3600, ge=60, le=7 * 24 * 3600)
@@ -76,6 +80,12 @@ class Settings(BaseSettings):
     # from S3 notifications on this SQS queue (made by `mediaindex aws init`); the URL wins over the name.
     upload_queue_name: str = "mediaindex-uploads"
     upload_queue_url: str | None = None
+
+    @model_validator(mode="after")
+    def _aws_form_limit(self) -> Settings:
+        if self.runtime == "aws" and "max_form_upload_bytes" not in self.model_fields_set:
+            self.max_form_upload_bytes = AWS_MAX_FORM_UPLOAD_BYTES
+        return self
 
     @field_validator("public_url")
     @classmethod
