@@ -153,6 +153,21 @@ def cmd_aws_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_aws_smoke(args: argparse.Namespace) -> int:
+    """Checks a deployment end to end through its public API (docs/deploy.md, "Smoke test")."""
+    from mediaindex.client import Client
+    from mediaindex.smoke import run_smoke
+
+    key = args.key or os.environ.get("MEDIAINDEX_API_KEY")
+    if not key:
+        sys.exit("an API key is needed: --key or MEDIAINDEX_API_KEY (the stack's first key: docs/deploy.md)")
+    client = Client(args.api, key)
+    try:
+        return run_smoke(client, out=print, timeout_s=args.timeout, keep=args.keep)
+    finally:
+        client.close()
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from mediaindex.api.background import serve_in_background
     from mediaindex.bootstrap import build_runtime
@@ -215,6 +230,15 @@ def build_parser() -> argparse.ArgumentParser:
     ai.add_argument("--bucket", default=None, help="bucket name (MEDIAINDEX_BUCKET_NAME)")
     ai.add_argument("--queue", default=None, help="upload queue name (MEDIAINDEX_UPLOAD_QUEUE_NAME)")
     ai.set_defaults(fn=cmd_aws_init)
+    sm = a.add_parser(
+        "smoke",
+        help="after a deploy: upload a generated clip through the API, wait for ready, search it",
+    )
+    sm.add_argument("--api", required=True, help="the API's base URL (the stack's Api URL output)")
+    sm.add_argument("--key", default=None, help="an API key (or MEDIAINDEX_API_KEY)")
+    sm.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for the pipeline")
+    sm.add_argument("--keep", action="store_true", help="keep the smoke asset and index afterwards")
+    sm.set_defaults(fn=cmd_aws_smoke)
 
     from mediaindex import backup
 
