@@ -1,5 +1,6 @@
-"""The core package as a Lambda layer, bundled without Docker: pip installs the API dependencies
-(pyproject [project.dependencies]) for Lambda's platform into python/, then copies the package."""
+"""The core package as a Lambda layer, bundled without Docker: pip installs the layer's hashed lock
+(requirements/layer.txt, resolved from the pyproject extra `layer`) for Lambda's platform into
+python/, then copies the package. tests/artifacts runs the same bundler for the host's platform."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import hashlib
 import shutil
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -20,50 +20,65 @@ from infra import names
 
 ARCHITECTURE = lambda_.Architecture.ARM_64
 RUNTIME = lambda_.Runtime.PYTHON_3_11
-_PIP_PLATFORM = "manylinux2014_aarch64"
+# What pip installs for: Lambda's arm64 Python 3.11 (the layer's compatible architecture and runtime).
+LAMBDA_PLATFORM = "manylinux2014_aarch64"
+PYTHON_VERSION = "3.11"
+LOCK = names.ROOT / "requirements" / "layer.txt"
 
 
-def api_dependencies() -> list[str]:
-    with names.PYPROJECT.open("rb") as f:
-        return list(tomllib.load(f)["project"]["dependencies"])
+def pip_install_command(target: Path, *, platform: str = LAMBDA_PLATFORM, lock: Path = LOCK) -> list[str]:
+    """The pip command that fills `target` with the lock's packages, as wheels for `platform`.
+    Every file is checked against the lock's hashes; nothing outside the lock is resolved."""
+    return [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--require-hashes",
+        "--no-deps",
+        "--target",
+        str(target),
+        "--platform",
+        platform,
+        "--implementation",
+        "cp",
+        "--python-version",
+        PYTHON_VERSION,
+        "--only-binary=:all:",
+        "-r",
+        str(lock),
+    ]
+
+
+def bundle(output_dir: Path, *, platform: str = LAMBDA_PLATFORM, lock: Path = LOCK) -> Path:
+    """Lays the layer out in `output_dir` (python/: the locked packages and mediaindex); returns python/."""
+    target = output_dir / "python"
+    subprocess.run(pip_install_command(target, platform=platform, lock=lock), check=True)  # fixed argv
+    shutil.copytree(
+        names.LAYER_SOURCE, target / "mediaindex", ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+    )
+    return target
 
 
 @jsii.implements(ILocalBundling)
 class PipLayerBundler:
-    """Runs on the deploying machine; needs only pip and network access to the package index."""
+    """Runs on the deploying machine; needs only pip and network access to the package index.
+    CDK uses the defaults (Lambda's platform); tests pass the host's platform to import the result."""
+
+    def __init__(self, platform: str = LAMBDA_PLATFORM, lock: Path = LOCK) -> None:
+        self.platform = platform
+        self.lock = lock
 
     def try_bundle(self, output_dir: str, options: Any = None) -> bool:
-        target = Path(output_dir) / "python"
-        # A fixed argv, no shell.
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--target",
-                str(target),
-                "--platform",
-                _PIP_PLATFORM,
-                "--implementation",
-                "cp",
-                "--python-version",
-                "3.11",
-                "--only-binary=:all:",
-                *api_dependencies(),
-            ],
-            check=True,
-        )
-        shutil.copytree(
-            names.LAYER_SOURCE, target / "mediaindex", ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
-        )
+        bundle(Path(output_dir), platform=self.platform, lock=self.lock)
         return True
 
 
-def source_hash() -> str:
-    """Changes when the package or the dependency list changes (the bundle depends on both)."""
-    digest = hashlib.sha256("\n".join(api_dependencies()).encode())
+def source_hash(lock: Path = LOCK) -> str:
+    """Changes when the package or the lock changes (the bundle depends on both)."""
+    digest = hashlib.sha256(LAMBDA_PLATFORM.encode() + b"\n" + lock.read_bytes())
     for path in sorted(names.LAYER_SOURCE.rglob("*")):
         if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
             digest.update(str(path.relative_to(names.LAYER_SOURCE)).encode())

@@ -23,8 +23,10 @@ UPLOAD_EVENT_FUNCTION = "upload_event"
 PIPELINE_EVENTS_FUNCTION = "pipeline_events"
 HANDLER = "handler.handler"
 # Query-text encoder: a container-image Lambda built from containers/ml with another command.
-ENCODER_IMAGE = "ml"
+ENCODER_IMAGE = "encoder"  # containers/encoder: CPU torch, MiniLM and CLIP weights, awslambdaric
 ENCODER_CMD = ["functions.query_encoder.handler.handler"]
+# Where the ml and encoder images bake their model weights (containers/*/Dockerfile: text/, clip/, ...).
+MODELS_DIR = "/models"
 
 # Batch images: folder under containers/ -> the step compute they serve.
 IMAGES = {"media": "cpu", "ml": "gpu"}

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from infra import names
 from tests.infra.conftest import ROOT, Synth
 
 pytestmark = pytest.mark.infra
@@ -92,6 +93,21 @@ def test_every_image_entrypoint_starts_from_what_the_image_copies(image: str, tm
     image_files(dockerfile, app_dir)
     assert "ENV PYTHONPATH=/app" in dockerfile.read_text()
     entrypoint = json.loads(re.findall(r"^ENTRYPOINT\s+(\[.*\])$", dockerfile.read_text(), re.M)[-1])
+    if image == names.ENCODER_IMAGE:
+        # The encoder Lambda's image: the runtime client runs the handler its CMD names, the command
+        # infra gives the function too (tests/artifacts runs it under a Lambda Runtime API)
+        assert entrypoint == ["python", "-m", "awslambdaric"], entrypoint
+        cmd = json.loads(re.findall(r"^CMD\s+(\[.*\])$", dockerfile.read_text(), re.M)[-1])
+        assert cmd == names.ENCODER_CMD
+        module, _, attr = cmd[0].rpartition(".")
+        out = run_isolated(
+            f"import importlib; assert callable(importlib.import_module({module!r}).{attr}); print('ok')",
+            path=[app_dir, ROOT / "layers"],
+            cwd=tmp_path,
+        )
+        assert out.strip() == "ok"
+        return
+    assert image in names.IMAGES, f"containers/{image} is neither a Batch image nor the encoder's"
     assert entrypoint[:2] == ["python", "-m"], entrypoint
     # When its entrypoint module runs with --help (argument parsing, imports done)
     out = run_isolated("", path=[app_dir, ROOT / "layers"], cwd=tmp_path, args=[*entrypoint[1:], "--help"])
@@ -113,12 +129,12 @@ def test_the_cdk_build_context_holds_what_each_dockerfile_copies(image: str) -> 
         assert not hit, f"{src} is copied by containers/{image}/Dockerfile but excluded by {hit}"
 
 
-def test_the_encoder_lambda_command_imports_from_the_ml_image(synth: Synth, tmp_path: Path) -> None:
-    # Given the container-image function of the template and the ml image's files
+def test_the_encoder_lambda_command_imports_from_the_encoder_image(synth: Synth, tmp_path: Path) -> None:
+    # Given the container-image function of the template and its image's files
     images = [r for r in lambda_functions(synth).values() if r["Properties"].get("PackageType") == "Image"]
     assert images, "no container-image Lambda in the template"
     app_dir = tmp_path / "app"
-    image_files(CONTAINERS / "ml" / "Dockerfile", app_dir)
+    image_files(CONTAINERS / names.ENCODER_IMAGE / "Dockerfile", app_dir)
     for resource in images:
         (command,) = resource["Properties"]["ImageConfig"]["Command"]
         module, _, attr = command.rpartition(".")
