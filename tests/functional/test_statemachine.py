@@ -10,6 +10,9 @@ Two test-only patches, both to moto, none to the definition under test:
   feature's job fails while the others succeed.
 The events Lambda is moto's Docker-free one (it answers without running code), so what it was asked
 is read from the execution history: the Payload each of its Task states was scheduled with.
+
+moto's interpreter is lenient (a Choice on a missing path passes, for one): the strict run of the
+same definition, against the real entrypoints, is tests/infra/test_state_machine_faithful.py.
 """
 
 from __future__ import annotations
@@ -224,6 +227,15 @@ def test_fetch_runs_only_with_a_source_url_and_unrequested_features_are_skipped(
     # Then fetch, probe and proxy ran, nothing else
     assert described["status"] == "SUCCEEDED"
     assert [c[5] for c in _batch_commands(history)] == ["fetch", "probe", "proxy"]
+    # and every other step's outcome says it was skipped
+    output = json.loads(described["output"])
+    statuses = {step: o["status"] for branch in output["branches"] for step, o in branch.items()}
+    assert statuses == {
+        "proxy": "completed",
+        "preview": "skipped",
+        "transcription": "skipped",
+        "embedding": "skipped",
+    }
 
 
 def test_a_failed_feature_job_reports_that_feature_alone_and_the_others_complete(
@@ -288,3 +300,5 @@ def test_a_failed_probe_marks_every_requested_feature_failed_and_finishes(
     assert sorted(p["feature"] for p in payloads if p["action"] == "feature_failed") == ["preview", "proxy"]
     assert payloads[-1] == {"action": "task_finished", "tenant_id": "ten_1", "task_id": "tsk_probe"}
     assert described["status"] == "FAILED"
+    assert described["error"] == "SharedStepFailed"
+    assert described["cause"] == "task tsk_probe failed: States.TaskFailed"

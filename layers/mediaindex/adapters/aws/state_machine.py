@@ -6,13 +6,30 @@ branch, after it). Each step is an AWS Batch job (`submitJob.sync`) on the CPU o
 whose features were not requested is skipped. A failed feature step reports `feature_failed` for its
 feature alone, marks the steps chained after it failed too (they need its output), and lets the
 other branches go on. A failed shared step (fetch, probe) reports every requested feature failed.
-Every path ends in `task_finished`. `feature_failed` carries `error` as Step Functions' error
-object, {"Error": name, "Cause": text} (for a Batch job, Cause is the job description as JSON).
+`feature_failed` carries `error` as Step Functions' error object, {"Error": name, "Cause": text}
+(for a Batch job, Cause is the job description as JSON).
+
+Every path ends in `task_finished`, whatever fails:
+- Every path a state reads exists for every input: a branch starts by writing a `skipped` outcome
+  for each of its steps, so a Choice on an upstream step's outcome never reads a missing value
+  (Step Functions fails an execution on such a read with States.Runtime, which no Catch catches:
+  the task would stay `processing`). tests/infra/test_state_machine_faithful.py runs the
+  definition in a strict interpreter for every feature subset to keep it so.
+- Every Task (but task_finished's own), the Map and the Parallel state has a Catch of States.ALL:
+  a job failure or timeout is reported for its feature; a failed report does not stop the branch
+  (task_finished settles what is left active); anything else unexpected in the Parallel state
+  still runs task_finished, then fails the execution (the alarm). Only what no Catch can catch
+  (States.Runtime, States.DataLimitExceeded) ends an execution without task_finished: hence the
+  first point, and small state (job descriptions are cut down by ResultSelector).
+- Each Batch state has a state-level TimeoutSeconds: the job's own timeout (which Batch enforces
+  only once the job is RUNNING) plus `queue_wait_s`, so a job stuck RUNNABLE cannot hang the
+  execution; it fails with States.Timeout (not retried: it would queue again), reported as
+  `feature_failed` (the events Lambda maps it to `step_timeout`).
 
 Execution input: {"tenant_id", "task_id", "asset_id", "features": [...], "source_url"?}.
 The execution succeeds when the feature branches ran (each feature's state is in the metadata
-store); it fails only when a shared step failed, so the failed-executions alarm means "an asset got
-nothing at all".
+store); it fails when a shared step failed, so the failed-executions alarm means "an asset got
+nothing at all", or when something unexpected failed around the feature branches.
 """
 
 from __future__ import annotations
@@ -33,8 +50,17 @@ _LAMBDA_TRANSIENT = [
     "Lambda.TooManyRequestsException",
 ]
 _MAX_BACKOFF_S = 600
+# How long a Batch job may wait in its queue (RUNNABLE: no capacity yet, a GPU instance scaling from
+# zero, an image pull) on top of its own run time before its state times out.
+DEFAULT_QUEUE_WAIT_S = 1800
+# The status a branch writes for each of its steps before any runs (a step not requested stays so).
+SKIPPED = "skipped"
 
 State = dict[str, Any]
+
+
+def _catch_all(next_state: str, result_path: str = "$.error") -> list[State]:
+    return [{"ErrorEquals": ["States.ALL"], "ResultPath": result_path, "Next": next_state}]
 
 
 def _batch_task(
@@ -43,10 +69,11 @@ def _batch_task(
     queue_arn: str,
     job_definition_arn: str,
     retry_interval_s: int,
+    queue_wait_s: int,
     next_state: str,
     catch_state: str,
 ) -> State:
-    return {
+    state: State = {
         "Type": "Task",
         "Resource": BATCH_SUBMIT_SYNC,
         "Parameters": {
@@ -58,32 +85,38 @@ def _batch_task(
                 "Command.$": "States.Array('--tenant-id', $.tenant_id, '--task-id', $.task_id, "
                 f"'--step', '{step.name}')",
             },
+            # Batch enforces this from RUNNING on; the state's own timeout also bounds the queueing.
             "Timeout": {"AttemptDurationSeconds": step.timeout_s},
         },
+        "TimeoutSeconds": step.timeout_s + queue_wait_s,
         # Keep the state small: the job description Batch returns is large.
         "ResultSelector": {"status": "completed", "job_id.$": "$.JobId"},
         "ResultPath": f"$.outcome.{step.name}",
-        "Retry": (
-            [
-                {
-                    "ErrorEquals": ["States.ALL"],
-                    "IntervalSeconds": retry_interval_s,
-                    # The spec counts attempts; ASL counts retries after the first attempt.
-                    "MaxAttempts": step.max_attempts - 1,
-                    "BackoffRate": 2.0,
-                    "MaxDelaySeconds": _MAX_BACKOFF_S,
-                    "JitterStrategy": "FULL",
-                }
-            ]
-            if step.max_attempts > 1
-            else []
-        ),
-        "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": catch_state}],
+        "Catch": _catch_all(catch_state),
         "Next": next_state,
     }
+    if step.max_attempts > 1:
+        state["Retry"] = [
+            # A job that never left the queue in time would queue again: no retry.
+            {"ErrorEquals": ["States.Timeout"], "MaxAttempts": 0},
+            {
+                "ErrorEquals": ["States.ALL"],
+                "IntervalSeconds": retry_interval_s,
+                # The spec counts attempts; ASL counts retries after the first attempt.
+                "MaxAttempts": step.max_attempts - 1,
+                "BackoffRate": 2.0,
+                "MaxDelaySeconds": _MAX_BACKOFF_S,
+                "JitterStrategy": "FULL",
+            },
+        ]
+    return state
 
 
-def _lambda_task(function_arn: str, payload: Mapping[str, Any], *, next_state: str | None) -> State:
+def _lambda_task(
+    function_arn: str, payload: Mapping[str, Any], *, next_state: str | None, catch_state: str | None = None
+) -> State:
+    """An invoke of the events Lambda. Its handler is idempotent (a settled feature stays settled),
+    so any error is retried a few times, Lambda's own transient ones more."""
     state: State = {
         "Type": "Task",
         "Resource": LAMBDA_INVOKE,
@@ -96,9 +129,19 @@ def _lambda_task(function_arn: str, payload: Mapping[str, Any], *, next_state: s
                 "MaxAttempts": 6,
                 "BackoffRate": 2.0,
                 "JitterStrategy": "FULL",
-            }
+            },
+            {
+                "ErrorEquals": ["States.ALL"],
+                "IntervalSeconds": 5,
+                "MaxAttempts": 3,
+                "BackoffRate": 2.0,
+                "JitterStrategy": "FULL",
+            },
         ],
     }
+    if catch_state is not None:
+        # Where the report itself failed for good: recorded beside the state, never over `error`.
+        state["Catch"] = _catch_all(catch_state, "$.report_error")
     if next_state is None:
         state["End"] = True
     else:
@@ -135,9 +178,18 @@ def _branch(
     job_definitions: Mapping[str, str],
     events_function_arn: str,
     retry_interval_s: int,
+    queue_wait_s: int,
 ) -> State:
     states: dict[str, State] = {}
+    start = f"{chain[0].name} branch"
     done = f"{chain[0].name} branch done"
+    # Every outcome this branch's Choices read exists from here on, whatever was requested.
+    states[start] = {
+        "Type": "Pass",
+        "Result": {step.name: {"status": SKIPPED} for step in chain},
+        "ResultPath": "$.outcome",
+        "Next": f"{chain[0].name} requested?",
+    }
     for i, step in enumerate(chain):
         feature = str(step.features[0])
         after = f"{chain[i + 1].name} requested?" if i + 1 < len(chain) else done
@@ -146,6 +198,7 @@ def _branch(
         choices: list[State] = []
         if upstream is not None:
             # The step needs its upstream's output: if that failed in this task, this fails too.
+            # (Not requested, the upstream stays `skipped`: this step reads what an earlier task left.)
             choices.append(
                 {
                     "And": [wanted, {"Variable": f"$.outcome.{upstream}.status", "StringEquals": "failed"}],
@@ -166,6 +219,7 @@ def _branch(
             queue_arn=queues[step.compute],
             job_definition_arn=job_definitions[step.image],
             retry_interval_s=retry_interval_s,
+            queue_wait_s=queue_wait_s,
             next_state=after,
             catch_state=f"{step.name} failed",
         )
@@ -179,6 +233,8 @@ def _branch(
                 "error.$": "$.error",
             },
             next_state=f"{step.name} marked failed",
+            # Unreported, the feature is still active at the end: task_finished fails it then.
+            catch_state=f"{step.name} marked failed",
         )
         states[f"{step.name} marked failed"] = {
             "Type": "Pass",
@@ -187,7 +243,7 @@ def _branch(
             "Next": after,
         }
     states[done] = {"Type": "Pass", "OutputPath": "$.outcome", "End": True}
-    return {"StartAt": f"{chain[0].name} requested?", "States": states}
+    return {"StartAt": start, "States": states}
 
 
 def definition(
@@ -198,21 +254,37 @@ def definition(
     job_definitions: Mapping[Literal["media", "ml"] | str, str],
     events_function_arn: str,
     retry_interval_s: int = 30,
+    queue_wait_s: int = DEFAULT_QUEUE_WAIT_S,
 ) -> dict[str, Any]:
     """The ASL document for `spec`. `job_definitions` maps a step's image ("media", "ml") to its
-    Batch job definition ARN. `retry_interval_s` is the first retry delay (doubling after)."""
+    Batch job definition ARN. `retry_interval_s` is the first retry delay (doubling after).
+    `queue_wait_s` is how long a job may wait in its queue on top of its run time (`timeout_s`)."""
     by_name = {s.name: s for s in spec}
     if "probe" not in by_name:
         raise ValueError("the pipeline spec needs a probe step")
     queues = {"cpu": cpu_queue_arn, "gpu": gpu_queue_arn}
     feature_names = [str(s.features[0]) for s in spec if s.features]
 
-    def finished(next_state: str | None) -> State:
+    def finished(next_state: str) -> State:
         return _lambda_task(
             events_function_arn,
             {"action": "task_finished", "tenant_id.$": "$.tenant_id", "task_id.$": "$.task_id"},
             next_state=next_state,
         )
+
+    def fail(name: str, error: str) -> dict[str, State]:
+        # A short cause from what a Catch always writes (its Cause may be absent, or a job
+        # description of kilobytes): the failed state's own event in the history has the rest.
+        return {
+            f"describe {name}": {
+                "Type": "Pass",
+                "Parameters": {
+                    "cause.$": "States.Format('task {} failed: {}', $.task_id, $.error.Error)",
+                },
+                "Next": f"{name} failed",
+            },
+            f"{name} failed": {"Type": "Fail", "Error": error, "CausePath": "$.cause"},
+        }
 
     states: dict[str, State] = {}
     first = "probe"
@@ -226,15 +298,15 @@ def definition(
     for name in ("fetch", "probe"):
         if name not in by_name:
             continue
-        task = _batch_task(
+        states[name] = _batch_task(
             by_name[name],
             queue_arn=queues[by_name[name].compute],
             job_definition_arn=job_definitions[by_name[name].image],
             retry_interval_s=retry_interval_s,
+            queue_wait_s=queue_wait_s,
             next_state="probe" if name == "fetch" else "prepare",
             catch_state="mark all failed",
         )
-        states[name] = task
     states["prepare"] = {
         # Which features this task asked for, as booleans the branch Choices can test.
         "Type": "Pass",
@@ -244,7 +316,6 @@ def definition(
             "asset_id.$": "$.asset_id",
             "features.$": "$.features",
             "wants": {f"{f}.$": f"States.ArrayContains($.features, '{f}')" for f in feature_names},
-            "outcome": {},
         },
         "Next": "features",
     }
@@ -257,10 +328,14 @@ def definition(
                 job_definitions=job_definitions,
                 events_function_arn=events_function_arn,
                 retry_interval_s=retry_interval_s,
+                queue_wait_s=queue_wait_s,
             )
             for chain in _feature_chains(spec)
         ],
         "ResultPath": "$.branches",
+        # Nothing in a branch should fail it (each failure is caught there); should anything,
+        # the task still finishes (settling what is left), and the execution fails.
+        "Catch": _catch_all("task finished after error"),
         "Next": "task finished",
     }
     states["task finished"] = finished("done")
@@ -269,6 +344,8 @@ def definition(
         "Parameters": {"tenant_id.$": "$.tenant_id", "task_id.$": "$.task_id", "branches.$": "$.branches"},
         "End": True,
     }
+    states["task finished after error"] = finished("describe pipeline")
+    states.update(fail("pipeline", "PipelineFailed"))
     states["mark all failed"] = {
         "Type": "Map",
         "ItemsPath": "$.features",
@@ -293,18 +370,18 @@ def definition(
                         "error.$": "$.error",
                     },
                     next_state=None,
-                )
+                    # One lost report must not stop the others; task_finished settles that feature.
+                    catch_state="report lost",
+                ),
+                "report lost": {"Type": "Pass", "End": True},
             },
         },
         "ResultPath": None,
+        "Catch": _catch_all("task finished after failure", "$.report_error"),
         "Next": "task finished after failure",
     }
-    states["task finished after failure"] = finished("shared step failed")
-    states["shared step failed"] = {
-        "Type": "Fail",
-        "Error": "SharedStepFailed",
-        "CausePath": "$.error.Cause",
-    }
+    states["task finished after failure"] = finished("describe shared step")
+    states.update(fail("shared step", "SharedStepFailed"))
     return {
         "Comment": "mediaindex pipeline, generated from mediaindex.pipeline.spec",
         "StartAt": first,
