@@ -73,9 +73,22 @@ class Api(Construct):
             memory_mb=1024,
         )
         role = self.handler.role
-        policies.table_read_write(role, table)
-        # The API signs upload URLs (originals/), download URLs (derived/ and originals/) and deletes assets.
-        policies.objects(role, bucket, [names.ORIGINALS, names.DERIVED], read=True, write=True, delete=True)
+        policies.table(
+            role,
+            table,
+            [*policies.TABLE_READ, *policies.TABLE_PUT, *policies.TABLE_BATCH_WRITE, *policies.TABLE_CHANGE],
+            index_queries=True,
+        )
+        # The API signs upload URLs and runs multipart uploads (originals/), signs download URLs and
+        # reads transcripts (derived/, originals/), and deletes assets (both).
+        policies.objects(
+            role,
+            bucket,
+            [names.ORIGINALS],
+            [*policies.OBJECT_READ, *policies.OBJECT_WRITE, *policies.OBJECT_DELETE],
+        )
+        policies.objects(role, bucket, [names.DERIVED], [*policies.OBJECT_READ, *policies.OBJECT_DELETE])
+        policies.listing(role, bucket, [names.ORIGINALS, names.DERIVED])
         policies.start_executions(role, state_machine_arn)
         policies.stop_executions(role, executions_arn)
 

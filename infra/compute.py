@@ -1,6 +1,13 @@
 """VPC and AWS Batch: a CPU Fargate queue for the media image, a GPU EC2 queue (g5/g6 Spot first,
 On-Demand as fallback) for the ml image, and one job definition per containers/ image.
 
+GPU instances: the AL2023 NVIDIA ECS image (AL2 is past its end of support), launched from a template
+whose root volume (gp3, encrypted) holds the ml image and an original of the largest size accepted.
+Fall-through: both GPU environments sit in one queue, Spot first; Batch places a job on the next
+environment when the first cannot provide capacity, so Spot shortages run On-Demand instead of
+waiting. A job that no environment can place is cancelled after a while (`jobStateTimeLimitActions`)
+rather than blocking the queue, and its Step Functions task fails like any failed job.
+
 Networking without NAT charges: the VPC has public subnets only and no NAT gateway. Jobs get public
 IPs (Fargate `assign_public_ip`, EC2 instances in public subnets) with a security group that allows
 no inbound traffic; S3 and DynamoDB traffic goes through free gateway endpoints. The one paid extra
@@ -9,6 +16,8 @@ $7/month each per AZ) is avoided; see docs/deploy.md.
 """
 
 from __future__ import annotations
+
+import math
 
 from aws_cdk import Duration, IgnoreMode, Size
 from aws_cdk import aws_batch as batch
@@ -21,9 +30,55 @@ from constructs import Construct
 
 from infra import names
 from mediaindex.pipeline.spec import STEPS
+from mediaindex.settings import Settings
 
 # (vCPU, memory) per image; the GPU jobs take one GPU each.
 _RESOURCES = {"media": (2, Size.gibibytes(4)), "ml": (4, Size.gibibytes(15))}
+
+# GPU root volume: the OS and the unpacked ml image (CUDA runtime, cuDNN, onnxruntime-gpu, weights:
+# about 12 GiB) with room for the next image version pulled beside it, plus one original of the
+# largest size the API accepts (a job downloads it), plus scratch (extracted audio, keyframes).
+_GPU_SYSTEM_AND_IMAGE_GIB = 30
+_GPU_SCRATCH_GIB = 10
+# A RUNNABLE job no environment can place is cancelled after this long, and Batch says why.
+_RUNNABLE_LIMITS = {
+    "cpu": {reason: Duration.minutes(10) for reason in batch.JobStateTimeLimitActionsReason},
+    "gpu": {
+        # Spot and On-Demand both short of g5/g6: give capacity half an hour to appear.
+        batch.JobStateTimeLimitActionsReason.INSUFFICIENT_INSTANCE_CAPACITY: Duration.minutes(30),
+        # Misconfiguration does not heal by waiting.
+        batch.JobStateTimeLimitActionsReason.COMPUTE_ENVIRONMENT_MAX_RESOURCE: Duration.minutes(10),
+        batch.JobStateTimeLimitActionsReason.JOB_RESOURCE_REQUIREMENT: Duration.minutes(10),
+    },
+}
+
+
+def gpu_root_volume_gib(max_asset_bytes: int | None = None) -> int:
+    """The GPU instances' root volume for originals up to `max_asset_bytes` (default: the setting's)."""
+    largest = max_asset_bytes or int(Settings.model_fields["max_asset_bytes"].default)
+    return _GPU_SYSTEM_AND_IMAGE_GIB + math.ceil(largest / 2**30) + _GPU_SCRATCH_GIB
+
+
+def model_environment(clip: bool) -> dict[str, str]:
+    """Where the ml and encoder images keep their weights (their Dockerfiles put them under /models),
+    set alike on the GPU jobs and the query-encoder Lambda, so queries and segments are embedded
+    with the same models. CLIP is named when the `clip` context says the images carry it."""
+    env = {"MEDIAINDEX_TEXT_MODEL_PATH": f"{names.MODELS_DIR}/text"}
+    if clip:
+        env["MEDIAINDEX_CLIP_MODEL_PATH"] = f"{names.MODELS_DIR}/clip"
+    return env
+
+
+def _runnable_limits(compute: str) -> list[batch.JobStateTimeLimitAction]:
+    return [
+        batch.JobStateTimeLimitAction(
+            max_time=limit,
+            reason=reason,
+            action=batch.JobStateTimeLimitActionsAction.CANCEL,
+            state=batch.JobStateTimeLimitActionsState.RUNNABLE,
+        )
+        for reason, limit in _RUNNABLE_LIMITS[compute].items()
+    ]
 
 
 def image_asset_options(image: str) -> dict[str, object]:
@@ -106,6 +161,23 @@ class Compute(Construct):
             maxv_cpus=cpu_max_vcpus,
         )
         gpu_classes = [ec2.InstanceClass(c.upper()) for c in names.GPU_INSTANCE_CLASSES]
+        self.gpu_launch_template = ec2.LaunchTemplate(
+            self,
+            "GpuLaunchTemplate",
+            block_devices=[
+                ec2.BlockDevice(
+                    device_name="/dev/xvda",  # the AL2023 ECS images' one (root) volume
+                    volume=ec2.BlockDeviceVolume.ebs(
+                        gpu_root_volume_gib(),
+                        volume_type=ec2.EbsDeviceVolumeType.GP3,
+                        encrypted=True,
+                        delete_on_termination=True,
+                    ),
+                )
+            ],
+            # Jobs get their role from the ECS agent, never from the instance metadata.
+            require_imdsv2=True,
+        )
 
         def gpu_env(id_: str, spot: bool) -> batch.ManagedEc2EcsComputeEnvironment:
             return batch.ManagedEc2EcsComputeEnvironment(
@@ -124,12 +196,17 @@ class Compute(Construct):
                     if spot
                     else batch.AllocationStrategy.BEST_FIT_PROGRESSIVE
                 ),
-                images=[batch.EcsMachineImage(image_type=batch.EcsMachineImageType.ECS_AL2_NVIDIA)],
+                images=[batch.EcsMachineImage(image_type=batch.EcsMachineImageType.ECS_AL2023_NVIDIA)],
+                launch_template=self.gpu_launch_template,
             )
 
-        self.cpu_queue = batch.JobQueue(self, "CpuQueue", priority=1)
+        self.cpu_queue = batch.JobQueue(
+            self, "CpuQueue", priority=1, job_state_time_limit_actions=_runnable_limits("cpu")
+        )
         self.cpu_queue.add_compute_environment(cpu_env, 1)
-        self.gpu_queue = batch.JobQueue(self, "GpuQueue", priority=1)
+        self.gpu_queue = batch.JobQueue(
+            self, "GpuQueue", priority=1, job_state_time_limit_actions=_runnable_limits("gpu")
+        )
         # Spot first; when Spot has no g5/g6 capacity, jobs fall through to On-Demand.
         self.gpu_queue.add_compute_environment(gpu_env("GpuSpotEnv", True), 1)
         self.gpu_queue.add_compute_environment(gpu_env("GpuOnDemandEnv", False), 2)
@@ -180,11 +257,7 @@ class Compute(Construct):
                     gpu=1,
                     job_role=role,
                     execution_role=execution_role,
-                    # CLIP weights are optional at image build time (containers/README.md).
-                    environment={
-                        **environment,
-                        **({"MEDIAINDEX_CLIP_MODEL_PATH": "/models/clip"} if clip else {}),
-                    },
+                    environment={**environment, **model_environment(clip)},
                     logging=log_driver,
                 )
             self.job_roles[image] = role
@@ -192,7 +265,8 @@ class Compute(Construct):
                 self,
                 f"{image.capitalize()}JobDefinition",
                 container=container,
-                # The state machine passes each step's own timeout; this is the ceiling.
+                # attemptDurationSeconds: the state machine passes each step's own timeout (spec
+                # timeout_s); this is the ceiling, the longest step of the image.
                 timeout=Duration.seconds(longest[image]),
                 propagate_tags=True,
             )

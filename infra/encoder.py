@@ -1,6 +1,8 @@
-"""The query-text encoder: a container-image Lambda built from containers/ml (the same image and
-baked-in weights the Batch embedding jobs use) with the Lambda runtime client as entrypoint and
-the encoder handler as command. The API invokes it synchronously to embed search text."""
+"""The query-text encoder: a container-image Lambda built from containers/<names.ENCODER_IMAGE>
+(CPU, with the same weights the Batch embedding jobs use) with the Lambda runtime client as
+entrypoint and the encoder handler as command. The API invokes it synchronously to embed search
+text. Its model environment is the GPU jobs' (`model_environment`): the same text model, and CLIP
+when the `clip` context says so, so visual text search works on AWS."""
 
 from __future__ import annotations
 
@@ -12,11 +14,11 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra import names
-from infra.compute import image_asset_options
+from infra.compute import image_asset_options, model_environment
 
 
 class Encoder(Construct):
-    def __init__(self, scope: Construct, id: str, *, environment: dict[str, str]) -> None:
+    def __init__(self, scope: Construct, id: str, *, environment: dict[str, str], clip: bool = False) -> None:
         super().__init__(scope, id)
         self.role = iam.Role(
             self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"), description="query encoder"
@@ -49,7 +51,7 @@ class Encoder(Construct):
             architecture=lambda_.Architecture.X86_64,
             role=self.role,
             log_group=self.log_group,
-            environment=environment,
+            environment={**environment, **model_environment(clip)},
             memory_size=3008,
             timeout=Duration.seconds(20),
             tracing=lambda_.Tracing.ACTIVE,

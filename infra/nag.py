@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 XRAY = "X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level permissions (Resource *)."
 ECR_AUTH = "ecr:GetAuthorizationToken supports no resource-level permissions (Resource *)."
 TABLE_INDEXES = "Queries on the table's own GSIs (gsi1, gsi2): scoped to <table>/index/*."
-OBJECTS = "Object access scoped to one key prefix of the media bucket (originals/, derived/ or tmp/)."
+OBJECTS = "Object access scoped to one key prefix of the media bucket (originals/ or derived/)."
 SEARCH = "HTTP access to this deployment's search index only: <domain>/* covers its indexes."
 
 
@@ -32,7 +32,8 @@ def _ref(stack: Stack, construct: IConstruct, attribute: str = "Arn") -> str:
 def suppress(stack: MediaIndexStack) -> None:
     table = _ref(stack, stack.storage.table)
     bucket = _ref(stack, stack.storage.bucket)
-    prefix_findings = {f"IAM5[Resource::{bucket}/{p}*]": OBJECTS for p in ("originals/", "derived/", "tmp/")}
+    originals = {f"IAM5[Resource::{bucket}/originals/*]": OBJECTS}
+    prefix_findings = {**originals, f"IAM5[Resource::{bucket}/derived/*]": OBJECTS}
     index_finding = {f"IAM5[Resource::{table}/index/*]": TABLE_INDEXES}
     search_finding = (
         {f"IAM5[Resource::{_ref(stack, stack.search.domain)}/*]": SEARCH}
@@ -44,9 +45,9 @@ def suppress(stack: MediaIndexStack) -> None:
         for rule, reason in findings.items():
             _ack(scope, rule, reason)
 
-    # Lambda roles: X-Ray, the table, their prefixes.
+    # Lambda roles: X-Ray, the table's indexes (API, upload), their prefixes.
     for fn in (stack.api.handler, stack.pipeline.upload_fn, stack.pipeline.events_fn):
-        acks(fn.role, {"IAM5[Resource::*]": XRAY, **index_finding})
+        acks(fn.role, {"IAM5[Resource::*]": XRAY})
         _ack(
             fn.function,
             "L1",
@@ -59,18 +60,26 @@ def suppress(stack: MediaIndexStack) -> None:
         "The first API key is rotated by creating a new key through the API and deleting this secret; "
         "keys are revoked in the table, so a Secrets Manager rotation Lambda would not revoke the old one.",
     )
-    acks(stack.api.handler.role, {**prefix_findings, **search_finding})
+    acks(stack.api.handler.role, {**index_finding, **prefix_findings, **search_finding})
+    acks(stack.pipeline.upload_fn.role, index_finding)
+    acks(stack.pipeline.events_fn.role, originals)
     _ack(
         stack.api.handler.role,
         f"IAM5[Resource::arn:<AWS::Partition>:states:{stack.region}:{stack.account}:execution:"
         f"{_ref(stack, stack.pipeline.state_machine, 'Name')}:*]",
-        "Stop and describe executions of this deployment's one state machine (execution names are task ids).",
+        "Stop executions of this deployment's one state machine (execution names are task ids).",
     )
-    acks(stack.pipeline.upload_fn.role, prefix_findings)
 
     # Batch jobs.
     for image, role in stack.compute.job_roles.items():
-        acks(role, {**index_finding, **prefix_findings, **(search_finding if image == "ml" else {})})
+        acks(role, {**prefix_findings, **(search_finding if image == "ml" else {})})
+    if stack.search.mode == "domain":
+        _ack(
+            stack.compute.job_roles["media"],
+            f"IAM5[Resource::{_ref(stack, stack.search.domain)}/*/_delete_by_query]",
+            "POST _delete_by_query on this deployment's indexes: a media job removes the search documents "
+            "of an asset deleted while it ran.",
+        )
     for image in stack.compute.job_roles:
         acks(
             stack.compute.node.find_child(f"{image.capitalize()}ExecutionRole"),

@@ -1,15 +1,20 @@
 """One dashboard and the alarms that mean someone should look: API 5xx, failed executions,
-Batch job failures, messages in the upload DLQ. Alarms go to an SNS topic (email by context)."""
+Batch job failures, messages in the upload DLQ. Alarms go to an SNS topic (email by context).
+
+The topic is encrypted with a customer-managed KMS key whose policy lets CloudWatch use it: alarms
+cannot publish to a topic under the AWS-managed SNS key (`alias/aws/sns`), whose policy AWS owns
+and which names no CloudWatch principal, so every alarm action would fail silently."""
 
 from __future__ import annotations
 
-from aws_cdk import Duration
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_apigatewayv2 as apigw
 from aws_cdk import aws_batch as batch
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
@@ -33,12 +38,25 @@ class Observability(Construct):
         alarm_email: str | None,
     ) -> None:
         super().__init__(scope, id)
-        self.topic = sns.Topic(
+        self.key = kms.Key(
             self,
-            "Alarms",
-            enforce_ssl=True,
-            master_key=kms.Alias.from_alias_name(self, "SnsKey", "alias/aws/sns"),
+            "AlarmsKey",
+            description="mediaindex: encrypts the alarm topic; CloudWatch alarms may use it to publish",
+            enable_key_rotation=True,
+            # Nothing stays encrypted under it (SNS keeps no messages), so it goes with the stack.
+            removal_policy=RemovalPolicy.DESTROY,
         )
+        # What SNS asks of a publisher to an encrypted topic (AWS docs: SNS SSE, "Enable compatibility
+        # between event sources from AWS services and encrypted topics").
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                resources=["*"],  # in a key policy, "*" is this key
+            )
+        )
+        self.topic = sns.Topic(self, "Alarms", enforce_ssl=True, master_key=self.key)
         if alarm_email:
             self.topic.add_subscription(subs.EmailSubscription(alarm_email))
         notify = cw_actions.SnsAction(self.topic)

@@ -47,7 +47,9 @@ class Pipeline(Construct):
             environment=environment,
             timeout=Duration.seconds(30),
         )
-        policies.table_read_write(self.events_fn.role, table)
+        policies.table(self.events_fn.role, table, [*policies.TABLE_READ, *policies.TABLE_PUT])
+        # task_finished drops the original of an asset uploaded with save_original=false.
+        policies.objects(self.events_fn.role, bucket, [names.ORIGINALS], policies.OBJECT_DELETE)
 
         self.definition = state_machine.definition(
             STEPS,
@@ -92,8 +94,10 @@ class Pipeline(Construct):
             timeout=Duration.seconds(30),
             dead_letter=True,
         )
-        policies.table_read_write(self.upload_fn.role, table)
-        policies.objects(self.upload_fn.role, bucket, [names.ORIGINALS], read=True, write=False)
+        # The asset and its task (tasks are found through gsi2); no object is read.
+        policies.table(
+            self.upload_fn.role, table, ["dynamodb:GetItem", *policies.TABLE_PUT], index_queries=True
+        )
         policies.start_executions(self.upload_fn.role, self.state_machine.state_machine_arn)
 
         self.rule = events.Rule(

@@ -1,5 +1,7 @@
 """Least-privilege statements, written out action by action (no `*` actions, no CDK `grant*`
-helpers, which add wildcard actions such as `s3:GetObject*`)."""
+helpers, which add wildcard actions such as `s3:GetObject*`). Which role gets which actions is
+proven by the code itself: tests/infra/test_iam_from_calls.py records every AWS call each function
+makes and fails on a call its role does not grant, and on a grant no call needs."""
 
 from __future__ import annotations
 
@@ -7,39 +9,46 @@ from aws_cdk import aws_dynamodb as ddb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 
-TABLE_READ = ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:ConditionCheckItem"]
-TABLE_WRITE = [
-    "dynamodb:PutItem",
-    "dynamodb:UpdateItem",
-    "dynamodb:DeleteItem",
-    "dynamodb:BatchWriteItem",
-]
+# The table adapter (mediaindex.adapters.aws.dynamo.table) uses GetItem, PutItem, DeleteItem,
+# TransactWriteItems (authorized per item as PutItem, UpdateItem, DeleteItem), Query and
+# BatchWriteItem; a role gets the ones its function's code calls.
+TABLE_READ = ["dynamodb:GetItem", "dynamodb:Query"]
+TABLE_PUT = ["dynamodb:PutItem"]  # versioned writes, alone or in a transaction
+TABLE_BATCH_WRITE = ["dynamodb:BatchWriteItem"]  # derivatives and segments replaced in batches
+TABLE_CHANGE = ["dynamodb:UpdateItem", "dynamodb:DeleteItem"]  # counters, deletes
+
+OBJECT_READ = ["s3:GetObject"]
+# Single PUT and multipart (create, parts, complete) are all s3:PutObject; aborting is its own.
+OBJECT_WRITE = ["s3:PutObject", "s3:AbortMultipartUpload"]
+OBJECT_DELETE = ["s3:DeleteObject"]
 
 
-def table_read_write(role: iam.IRole, table: ddb.ITableV2) -> None:
-    role.add_to_principal_policy(
-        iam.PolicyStatement(
-            actions=[*TABLE_READ, *TABLE_WRITE],
-            resources=[table.table_arn, f"{table.table_arn}/index/*"],
+def table(role: iam.IRole, table: ddb.ITableV2, actions: list[str], *, index_queries: bool = False) -> None:
+    """`actions` on the table's items; with `index_queries`, Query on its GSIs (gsi1, gsi2)."""
+    role.add_to_principal_policy(iam.PolicyStatement(actions=actions, resources=[table.table_arn]))
+    if index_queries:
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["dynamodb:Query"], resources=[f"{table.table_arn}/index/*"])
         )
-    )
 
 
-def objects(
-    role: iam.IRole, bucket: s3.IBucket, prefixes: list[str], *, read: bool, write: bool, delete: bool = False
-) -> None:
-    actions = (["s3:GetObject"] if read else []) + (
-        ["s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"] if write else []
-    )
-    actions += ["s3:DeleteObject"] if delete else []
+def objects(role: iam.IRole, bucket: s3.IBucket, prefixes: list[str], actions: list[str]) -> None:
+    """`actions` on the objects under `prefixes`."""
     role.add_to_principal_policy(
         iam.PolicyStatement(actions=actions, resources=[bucket.arn_for_objects(f"{p}*") for p in prefixes])
     )
+
+
+def listing(role: iam.IRole, bucket: s3.IBucket, prefixes: list[str]) -> None:
+    """s3:ListBucket, for listing under `prefixes` and for reading a missing key as missing: S3
+    answers 404 to a GetObject/HeadObject of a missing key only when the caller may list the
+    bucket (403 otherwise), and that check carries no s3:prefix, hence `IfExists`. The code relies
+    on the 404 (BlobStore.head -> None, e.g. for an original dropped after ingest)."""
     role.add_to_principal_policy(
         iam.PolicyStatement(
             actions=["s3:ListBucket"],
             resources=[bucket.bucket_arn],
-            conditions={"StringLike": {"s3:prefix": [f"{p}*" for p in prefixes]}},
+            conditions={"StringLikeIfExists": {"s3:prefix": [f"{p}*" for p in prefixes]}},
         )
     )
 
@@ -52,7 +61,5 @@ def start_executions(role: iam.IRole, state_machine_arn: str) -> None:
 
 def stop_executions(role: iam.IRole, executions_arn: str) -> None:
     role.add_to_principal_policy(
-        iam.PolicyStatement(
-            actions=["states:StopExecution", "states:DescribeExecution"], resources=[executions_arn]
-        )
+        iam.PolicyStatement(actions=["states:StopExecution"], resources=[executions_arn])
     )

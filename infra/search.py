@@ -5,9 +5,10 @@ granted by `allow()` to the roles that need it, nobody else."""
 from __future__ import annotations
 
 import json
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from aws_cdk import RemovalPolicy, Stack
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_opensearchserverless as aoss
@@ -16,7 +17,21 @@ from constructs import Construct
 
 from infra import names
 
-_DOMAIN_ACTIONS = ["es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost", "es:ESHttpPut", "es:ESHttpDelete"]
+
+class Access(NamedTuple):
+    """HTTP methods (es:ESHttp<Method>) on the paths `path` under the domain."""
+
+    actions: list[str]
+    path: str = "*"
+
+
+# Per use (tests/infra/test_iam_from_calls.py records them): reading is HEAD/GET (aliases,
+# mappings) and POST (searches); writing adds POST (_bulk, _delete_by_query) and PUT (new indexes
+# and vector fields); dropping a mediaindex index is DELETE. A media job only removes the documents
+# of an asset deleted while it ran.
+SEARCH_AND_DROP = Access(["es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost", "es:ESHttpDelete"])
+BUILD_AND_WRITE = Access(["es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost", "es:ESHttpPut"])
+DELETE_ASSET_DOCUMENTS = Access(["es:ESHttpPost"], "*/_delete_by_query")
 _COLLECTION = "mediaindex"
 
 
@@ -35,7 +50,7 @@ class Search(Construct):
                 for n in ("SearchSlowLogs", "IndexSlowLogs", "AppLogs")
             }
             # The domain's default log policy is a custom resource; a plain resource policy does the same.
-            logs.ResourcePolicy(
+            log_policy = logs.ResourcePolicy(
                 self,
                 "LogPolicy",
                 policy_statements=[
@@ -55,7 +70,7 @@ class Search(Construct):
                     data_node_instance_type="t3.small.search",
                     multi_az_with_standby_enabled=False,
                 ),
-                ebs=opensearch.EbsOptions(volume_size=20),
+                ebs=opensearch.EbsOptions(volume_size=20, volume_type=ec2.EbsDeviceVolumeType.GP3),
                 encryption_at_rest=opensearch.EncryptionAtRestOptions(enabled=True),
                 node_to_node_encryption=True,
                 enforce_https=True,
@@ -71,6 +86,8 @@ class Search(Construct):
                 suppress_logs_resource_policy=True,
                 removal_policy=removal,
             )
+            # OpenSearch checks at creation that it may write to the log groups: the policy comes first.
+            self.domain.node.add_dependency(log_policy)
             self.url = f"https://{self.domain.domain_endpoint}"
             self.arn = self.domain.domain_arn
         else:
@@ -110,12 +127,14 @@ class Search(Construct):
             self.url = self.collection.attr_collection_endpoint
             self.arn = self.collection.attr_arn
 
-    def allow(self, roles: list[iam.IRole]) -> None:
-        """Grants read/write on the index to exactly these roles."""
-        for role in roles:
+    def allow(self, grants: list[tuple[iam.IRole, Access]]) -> None:
+        """Grants each role its access to the domain's indexes (every request names a path under
+        <domain>/), or on Serverless to the collection and its indexes; nobody else gets any."""
+        roles = [role for role, _ in grants]
+        for role, access in grants:
             if self.mode == "domain":
                 role.add_to_principal_policy(
-                    iam.PolicyStatement(actions=_DOMAIN_ACTIONS, resources=[self.arn, f"{self.arn}/*"])
+                    iam.PolicyStatement(actions=access.actions, resources=[f"{self.arn}/{access.path}"])
                 )
             else:
                 role.add_to_principal_policy(
@@ -138,6 +157,7 @@ class Search(Construct):
                                         "aoss:CreateIndex",
                                         "aoss:DescribeIndex",
                                         "aoss:UpdateIndex",
+                                        "aoss:DeleteIndex",  # deleting a mediaindex index drops its indexes
                                         "aoss:ReadDocument",
                                         "aoss:WriteDocument",
                                     ],

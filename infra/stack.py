@@ -14,7 +14,7 @@ from infra.encoder import Encoder
 from infra.layer import CoreLayer
 from infra.observability import Observability
 from infra.pipeline import Pipeline
-from infra.search import Search
+from infra.search import BUILD_AND_WRITE, DELETE_ASSET_DOCUMENTS, SEARCH_AND_DROP, Search
 from infra.secrets import BootstrapKey
 from infra.storage import Storage
 
@@ -56,25 +56,31 @@ class MediaIndexStack(Stack):
             names.ENV_REGION: self.region,
         }
         self.layer = CoreLayer(self, "Core").layer
+        clip = _flag(ctx(names.CTX_CLIP), False)
         self.compute = Compute(
             self,
             "Compute",
             cpu_max_vcpus=int(ctx(names.CTX_CPU_MAX_VCPUS) or 64),
             gpu_max_vcpus=int(ctx(names.CTX_GPU_MAX_VCPUS) or 32),
             environment=environment,
-            clip=_flag(ctx(names.CTX_CLIP), False),
+            clip=clip,
         )
+        # Batch jobs: the task and its asset, derivatives and segments; the original (the media image
+        # writes it when fetching an asset_url) and the derivatives (the ml image replaces its
+        # keyframes); and, for an asset deleted while a step ran, whatever is left of it.
         for image, role in self.compute.job_roles.items():
-            policies.table_read_write(role, self.storage.table)
-            policies.objects(role, self.storage.bucket, [names.ORIGINALS], read=True, write=image == "media")
-            policies.objects(
+            bucket = self.storage.bucket
+            policies.table(
                 role,
-                self.storage.bucket,
-                [names.DERIVED, names.TMP_PREFIX],
-                read=True,
-                write=True,
-                delete=True,
+                self.storage.table,
+                [*policies.TABLE_READ, *policies.TABLE_PUT, *policies.TABLE_BATCH_WRITE],
             )
+            read_write = [*policies.OBJECT_READ, *policies.OBJECT_WRITE, *policies.OBJECT_DELETE]
+            # Only the media image writes originals (fetch), so only it may find one to remove again.
+            originals = read_write if image == "media" else policies.OBJECT_READ
+            policies.objects(role, bucket, [names.ORIGINALS], originals)
+            policies.objects(role, bucket, [names.DERIVED], read_write)
+            policies.listing(role, bucket, [names.ORIGINALS, names.DERIVED])
 
         self.pipeline = Pipeline(
             self,
@@ -85,7 +91,7 @@ class MediaIndexStack(Stack):
             layer=self.layer,
             environment=environment,
         )
-        self.encoder = Encoder(self, "Encoder", environment=environment)
+        self.encoder = Encoder(self, "Encoder", environment=environment, clip=clip)
         self.bootstrap_key = BootstrapKey(self, "BootstrapKey", retain=retain)
         self.api = Api(
             self,
@@ -104,8 +110,15 @@ class MediaIndexStack(Stack):
         )
         self.encoder.allow_invoke(self.api.handler.role)
         self.bootstrap_key.allow_read(self.api.handler.role)
-        # Search: the API queries and deletes, the ml jobs write vectors and segments.
-        self.search.allow([self.api.handler.role, self.compute.job_roles["ml"]])
+        # Search: the API queries and drops indexes, the ml jobs build indexes and write segments,
+        # the media jobs remove the documents of an asset deleted while they ran.
+        self.search.allow(
+            [
+                (self.api.handler.role, SEARCH_AND_DROP),
+                (self.compute.job_roles["ml"], BUILD_AND_WRITE),
+                (self.compute.job_roles["media"], DELETE_ASSET_DOCUMENTS),
+            ]
+        )
 
         self.observability = Observability(
             self,

@@ -7,9 +7,11 @@ from typing import Any
 
 import pytest
 
+from infra.compute import gpu_root_volume_gib, model_environment
 from mediaindex.adapters.aws import state_machine
 from mediaindex.adapters.aws.dynamo import schema
-from mediaindex.pipeline.spec import STEPS
+from mediaindex.pipeline.spec import STEP_BY_NAME, STEPS
+from mediaindex.settings import Settings
 from tests.infra.conftest import Synth
 
 pytestmark = pytest.mark.infra
@@ -213,6 +215,87 @@ def test_batch_has_a_fargate_cpu_queue_and_a_spot_first_gpu_queue_scaling_to_zer
     assert len(endpoints) == 2
 
 
+def test_gpu_environments_run_al2023_nvidia_from_a_launch_template_with_room_for_the_largest_original(
+    synth: Synth,
+) -> None:
+    envs = [
+        e["Properties"]["ComputeResources"]
+        for e in resources(synth.doc, "AWS::Batch::ComputeEnvironment").values()
+        if e["Properties"]["ComputeResources"]["Type"] in ("EC2", "SPOT")
+    ]
+    template = only(synth.doc, "AWS::EC2::LaunchTemplate")
+    template_id = next(k for k, v in synth.doc["Resources"].items() if v is template)
+    for compute in envs:
+        assert compute["Ec2Configuration"] == [{"ImageType": "ECS_AL2023_NVIDIA"}]  # AL2 is past support
+        assert compute["LaunchTemplate"] == {"LaunchTemplateId": {"Ref": template_id}}
+    data = template["Properties"]["LaunchTemplateData"]
+    (root,) = data["BlockDeviceMappings"]
+    assert root["DeviceName"] == "/dev/xvda"
+    assert root["Ebs"]["VolumeType"] == "gp3" and root["Ebs"]["Encrypted"] is True
+    largest_gib = Settings().max_asset_bytes / 2**30
+    assert root["Ebs"]["VolumeSize"] == gpu_root_volume_gib() >= largest_gib + 30  # + the ml image
+    assert data["MetadataOptions"]["HttpTokens"] == "required"
+
+
+def test_queues_cancel_jobs_stuck_runnable_and_the_gpu_queue_falls_through_to_on_demand(synth: Synth) -> None:
+    queues = {k: q["Properties"] for k, q in resources(synth.doc, "AWS::Batch::JobQueue").items()}
+    gpu = next(q for k, q in queues.items() if k.startswith("ComputeGpuQueue"))
+    cpu = next(q for k, q in queues.items() if k.startswith("ComputeCpuQueue"))
+
+    def limits(queue: dict[str, Any]) -> dict[str, int]:
+        actions = queue["JobStateTimeLimitActions"]
+        assert {(a["Action"], a["State"]) for a in actions} == {("CANCEL", "RUNNABLE")}
+        return {a["Reason"]: a["MaxTimeSeconds"] for a in actions}
+
+    assert limits(gpu)["CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY"] == 30 * 60
+    assert limits(cpu)["CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY"] == 10 * 60
+    assert (
+        set(limits(gpu))
+        == set(limits(cpu))
+        == {
+            "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY",
+            "MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE",
+            "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT",
+        }
+    )
+    # Fall-through: Batch tries the next environment of the queue when the first cannot place a
+    # job, so the On-Demand environment must sit in the same queue, after Spot, alike in all else.
+    envs = resources(synth.doc, "AWS::Batch::ComputeEnvironment")
+    ordered = sorted(gpu["ComputeEnvironmentOrder"], key=lambda o: o["Order"])
+    spot, on_demand = (
+        envs[o["ComputeEnvironment"]["Fn::GetAtt"][0]]["Properties"]["ComputeResources"] for o in ordered
+    )
+    assert (spot["Type"], on_demand["Type"]) == ("SPOT", "EC2")
+    same = ("InstanceTypes", "MaxvCpus", "LaunchTemplate", "Ec2Configuration", "Subnets")
+    assert {k: spot[k] for k in same} == {k: on_demand[k] for k in same}
+
+
+def test_job_definitions_time_out_after_their_longest_step_and_proxy_covers_the_longest_media(
+    synth: Synth,
+) -> None:
+    definitions = resources(synth.doc, "AWS::Batch::JobDefinition")
+    for image in ("media", "ml"):
+        definition = next(d for k, d in definitions.items() if k.startswith(f"Compute{image.capitalize()}"))
+        longest = max(s.timeout_s for s in STEPS if s.image == image)
+        assert definition["Properties"]["Timeout"] == {"AttemptDurationSeconds": longest}
+    # The proxy encodes at real-time speed or better: its timeout covers the longest media accepted.
+    assert STEP_BY_NAME["proxy"].timeout_s >= Settings().max_duration_s
+
+
+def test_the_encoder_and_the_gpu_jobs_share_the_model_environment(synth: Synth) -> None:
+    functions = resources(synth.doc, "AWS::Lambda::Function")
+    encoder = next(f for k, f in functions.items() if k.startswith("EncoderFunction"))["Properties"]
+    ml = next(
+        d for k, d in resources(synth.doc, "AWS::Batch::JobDefinition").items() if k.startswith("ComputeMl")
+    )
+    ml_env = {e["Name"]: e["Value"] for e in ml["Properties"]["ContainerProperties"]["Environment"]}
+    models = model_environment(clip=False)  # cdk.json: no clip
+    assert models == {"MEDIAINDEX_TEXT_MODEL_PATH": "/models/text"}
+    assert encoder["Environment"]["Variables"].items() >= models.items()
+    assert ml_env.items() >= models.items()
+    assert model_environment(clip=True)["MEDIAINDEX_CLIP_MODEL_PATH"] == "/models/clip"
+
+
 def test_one_job_definition_per_container_image_gpu_for_ml(synth: Synth) -> None:
     definitions = resources(synth.doc, "AWS::Batch::JobDefinition")
     assert len(definitions) == 2
@@ -229,10 +312,15 @@ def test_one_job_definition_per_container_image_gpu_for_ml(synth: Synth) -> None
 # --- search and encoder ---
 
 
-def test_search_domain_is_encrypted_https_only_and_reachable_only_by_the_api_and_ml_roles(
+def test_search_domain_is_encrypted_https_only_and_reachable_only_by_the_api_and_job_roles(
     synth: Synth,
 ) -> None:
-    domain = only(synth.doc, "AWS::OpenSearchService::Domain")["Properties"]
+    resource = only(synth.doc, "AWS::OpenSearchService::Domain")
+    domain = resource["Properties"]
+    assert domain["EBSOptions"]["VolumeType"] == "gp3"
+    # Created only once it may write its logs (no race with the log resource policy).
+    (policy_id,) = resources(synth.doc, "AWS::Logs::ResourcePolicy")
+    assert policy_id in resource["DependsOn"]
     assert domain["EncryptionAtRestOptions"]["Enabled"] is True
     assert domain["NodeToNodeEncryptionOptions"]["Enabled"] is True
     assert domain["DomainEndpointOptions"]["EnforceHTTPS"] is True
@@ -246,8 +334,17 @@ def test_search_domain_is_encrypted_https_only_and_reachable_only_by_the_api_and
             for a in as_list(s["Action"])
         )
     }
-    assert len(es_roles) == 2
-    assert any("ApiApiFnRole" in r for r in es_roles) and any("ComputeMlJobRole" in r for r in es_roles)
+    # The API and the ml jobs; the media jobs only delete an asset's documents (tests/infra/
+    # test_iam_from_calls.py proves each role's methods from the calls its code makes).
+    assert len(es_roles) == 3
+    assert {
+        next(k for k in ("ApiApiFnRole", "ComputeMlJobRole", "ComputeMediaJobRole") if k in r)
+        for r in es_roles
+    } == {
+        "ApiApiFnRole",
+        "ComputeMlJobRole",
+        "ComputeMediaJobRole",
+    }
 
 
 def test_serverless_search_makes_a_vector_collection_with_a_data_policy_for_named_roles() -> None:
@@ -255,16 +352,17 @@ def test_serverless_search_makes_a_vector_collection_with_a_data_policy_for_name
     from aws_cdk import aws_iam as iam
     from aws_cdk.assertions import Template
 
-    from infra.search import Search
+    from infra.search import BUILD_AND_WRITE, Search
 
     stack = cdk.Stack(cdk.App(), "S")
     search = Search(stack, "Search", mode="serverless", retain=False)
     role = iam.Role(stack, "R", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
-    search.allow([role])
+    search.allow([(role, BUILD_AND_WRITE)])
     doc = dict(Template.from_stack(stack).to_json())
     assert only(doc, "AWS::OpenSearchServerless::Collection")["Properties"]["Type"] == "VECTORSEARCH"
     policy = only(doc, "AWS::OpenSearchServerless::AccessPolicy")["Properties"]
     assert policy["Type"] == "data" and "Fn::GetAtt" in json.dumps(policy["Policy"])
+    assert "aoss:DeleteIndex" in json.dumps(policy["Policy"])  # deleting a mediaindex index
     assert len(resources(doc, "AWS::OpenSearchServerless::SecurityPolicy")) == 2
 
 
@@ -284,6 +382,18 @@ def test_alarms_on_api_5xx_failed_executions_batch_failures_and_dlq_depth(synth:
     metrics = sorted(a["Properties"]["MetricName"] for a in alarms.values())
     assert metrics == ["5xx", "ApproximateNumberOfMessagesVisible", "ExecutionsFailed", "TriggeredRules"]
     assert all(a["Properties"]["AlarmActions"] for a in alarms.values())
+    # The topic's key is one CloudWatch may use (the AWS-managed SNS key would drop every alarm).
+    topic = only(synth.doc, "AWS::SNS::Topic")["Properties"]
+    key_id = topic["KmsMasterKeyId"]["Fn::GetAtt"][0]
+    key = synth.doc["Resources"][key_id]["Properties"]
+    assert key["EnableKeyRotation"] is True
+    assert {
+        "Effect": "Allow",
+        "Principal": {"Service": "cloudwatch.amazonaws.com"},
+        "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+        "Resource": "*",
+        "Sid": "CloudWatchAlarmsPublish",
+    } in key["KeyPolicy"]["Statement"]
     assert len(resources(synth.doc, "AWS::CloudWatch::Dashboard")) == 1
     for group in resources(synth.doc, "AWS::Logs::LogGroup").values():
         assert group["Properties"]["RetentionInDays"] == 30

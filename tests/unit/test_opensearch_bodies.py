@@ -5,15 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from opensearchpy.client.utils import _bulk_body
+from opensearchpy.serializer import JSONSerializer
 
 from mediaindex.adapters.aws.opensearch_bodies import (
     cosine_from_score,
     delete_by_asset_body,
+    doc_source,
+    filter_clauses,
     knn_query_body,
     text_query_body,
 )
+from mediaindex.adapters.aws.opensearch_bulk import MAX_BULK_BYTES
 from mediaindex.adapters.aws.opensearch_index import OpenSearchIndex
-from mediaindex.adapters.aws.opensearch_mapping import mapping_body
+from mediaindex.adapters.aws.opensearch_mapping import mapping_body, metadata_term
 from mediaindex.domain.errors import UnavailableError
 from mediaindex.ports.search import SearchDoc, SearchFilter
 
@@ -100,21 +105,13 @@ def test_mapping_body_managed_domain() -> None:
             "index": {
                 "knn": True,
                 "number_of_shards": 1,
-                "number_of_replicas": 1,
+                # One data node: no replica (it could never be allocated); more nodes: one.
+                "auto_expand_replicas": "0-1",
                 "knn.algo_param.ef_search": 128,
             }
         },
         "mappings": {
             "dynamic": "strict",
-            "dynamic_templates": [
-                {
-                    "user_metadata_strings": {
-                        "path_match": "user_metadata.*",
-                        "match_mapping_type": "string",
-                        "mapping": {"type": "keyword"},
-                    }
-                }
-            ],
             "properties": {
                 "segment_id": {"type": "keyword"},
                 "tenant_id": {"type": "keyword"},
@@ -125,7 +122,9 @@ def test_mapping_body_managed_domain() -> None:
                 "end": {"type": "float"},
                 "text": {"type": "text", "analyzer": "english"},
                 "keyframe_key": {"type": "keyword", "index": False},
-                "user_metadata": {"type": "object", "dynamic": True},
+                # Free-form metadata adds no field per key: kept in _source, filtered by its pairs.
+                "user_metadata": {"type": "object", "enabled": False},
+                "user_metadata_terms": {"type": "keyword"},
                 "vec_transcription": {
                     "type": "knn_vector",
                     "dimension": 384,
@@ -176,7 +175,7 @@ def test_knn_query_body_filters_inside_the_knn_clause() -> None:
                                 {"term": {"tenant_id": "ten_a"}},
                                 {"term": {"index_id": "idx_one"}},
                                 {"term": {"media_type": "video"}},
-                                {"term": {"user_metadata.topic": "cats"}},
+                                {"term": {"user_metadata_terms": '["topic","cats"]'}},
                                 {"term": {"model_visual": "clip:b32"}},
                             ]
                         }
@@ -233,6 +232,7 @@ def test_first_upsert_creates_index_with_alias_then_bulk_writes() -> None:
                         "text": "hello world",
                         "keyframe_key": "derived/ten_a/ast_1/kf/0.jpg",
                         "user_metadata": {"topic": "cats"},
+                        "user_metadata_terms": ['["topic","cats"]'],
                         "vec_transcription": [1.0, 0.0, 0.0],
                         "model_transcription": "minilm",
                         "vec_visual": [0.6, 0.8],
@@ -404,3 +404,73 @@ def test_cosine_from_innerproduct_score() -> None:
     assert cosine_from_score(2.0) == 1.0
     assert cosine_from_score(1.0) == 0.0
     assert cosine_from_score(0.5) == -1.0
+
+
+def test_metadata_filters_match_typed_pairs_and_map_no_field_per_key() -> None:
+    # Given metadata of several types, as a document and as a filter
+    meta = {"year": 2024, "label": "2024", "ok": True, "ratio": 1.0, "tags": ["a", "b"], "k=v": "x"}
+    src = doc_source(SearchDoc("s", "t", "i", "a", "video", 0, 1, user_metadata=meta))
+    flt = SearchFilter(tenant_id="t", index_id="i", user_metadata=meta)
+    terms = [c["term"]["user_metadata_terms"] for c in filter_clauses(flt)[2:]]
+    # Then each pair is one keyword, the same on both sides, with its JSON type kept (2024 is not
+    # "2024", true is not 1), integral floats read as ints, and a key holding "=" stays unambiguous
+    assert (
+        src["user_metadata_terms"]
+        == terms
+        == [
+            '["k=v","x"]',
+            '["label","2024"]',
+            '["ok",true]',
+            '["ratio",1]',
+            '["tags",["a","b"]]',
+            '["year",2024]',
+        ]
+    )
+    assert src["user_metadata"] == meta  # still returned as given
+    assert metadata_term("year", 2024) != metadata_term("year", "2024")
+
+
+def big_doc(i: int, text_bytes: int) -> SearchDoc:
+    return SearchDoc(f"seg_{i}", "ten_a", "idx_one", "ast_1", "audio", 0, 1, text="x" * text_bytes)
+
+
+def test_bulk_is_cut_by_bytes_as_well_as_by_count() -> None:
+    # Given 30 documents of about 1 MiB each (30 MiB, far under 500 documents)
+    client = Recorder({"indices.exists_alias": [True], "indices.get_mapping": [{"x": {"mappings": {}}}]})
+    index = OpenSearchIndex(client, prefix="mi")
+    index.upsert([big_doc(i, 1024 * 1024) for i in range(30)])
+    # Then every request stays under 9 MiB as opensearch-py serializes it, and all 30 are sent once
+    bulks = [kw["body"] for m, kw in client.calls if m == "bulk"]
+    assert len(bulks) == 4
+    assert all(len(_bulk_body(JSONSerializer(), b).encode()) < MAX_BULK_BYTES for b in bulks)
+    assert [line["index"]["_id"] for b in bulks for line in b if "index" in line] == [
+        f"seg_{i}" for i in range(30)
+    ]
+
+
+def test_a_request_answered_413_is_split_until_it_fits() -> None:
+    # Given a cluster whose limit is lower than ours: it refuses requests of more than 2 documents
+    class Small(Recorder):
+        def bulk(self, **kw: Any) -> Any:
+            self.calls.append(("bulk", kw))
+            if len(kw["body"]) > 4:
+                raise StatusError(413)
+            return {"errors": False, "items": [{"index": {"status": 201}}] * (len(kw["body"]) // 2)}
+
+    client = Small({"indices.exists_alias": [True], "indices.get_mapping": [{"x": {"mappings": {}}}]})
+    OpenSearchIndex(client, prefix="mi").upsert([big_doc(i, 10) for i in range(5)])
+    # Then the 5 documents are halved into 2 + 3, the 3 again into 1 + 2, each sent once that fits
+    sent = [
+        [line["index"]["_id"] for line in kw["body"] if "index" in line]
+        for m, kw in client.calls
+        if m == "bulk"
+    ]
+    accepted = [ids for ids in sent if len(ids) <= 2]
+    assert accepted == [["seg_0", "seg_1"], ["seg_2"], ["seg_3", "seg_4"]]
+
+
+def test_a_single_document_answered_413_fails_the_write() -> None:
+    client = Recorder({"indices.exists_alias": [True], "bulk": [StatusError(413)]})
+    client.answers["indices.get_mapping"] = [{"x": {"mappings": {}}}]
+    with pytest.raises(UnavailableError, match="too large"):
+        OpenSearchIndex(client, prefix="mi").upsert([big_doc(0, 10)])

@@ -34,7 +34,7 @@ STEPS: tuple[StepSpec, ...] = (
         (),
         (),
         "cpu",
-        900,
+        3600,  # an asset of max_asset_bytes (50 GiB) at 15 MB/s
         3,
         "media",
         "download asset_url into storage",
@@ -46,7 +46,7 @@ STEPS: tuple[StepSpec, ...] = (
         ("fetch",),
         (),
         "cpu",
-        300,
+        1800,  # downloads and hashes the whole original: up to max_asset_bytes (50 GiB)
         2,
         "media",
         "ffprobe facts, sha256, what applies",
@@ -58,7 +58,7 @@ STEPS: tuple[StepSpec, ...] = (
         ("probe",),
         (Feature.PROXY,),
         "cpu",
-        3600,
+        18000,  # max_duration_s (4 h) of media encoded at real-time speed, plus an hour
         3,
         "media",
         "H.264/AAC, AAC or WebP proxy",

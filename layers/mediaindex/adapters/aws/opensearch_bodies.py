@@ -11,7 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from mediaindex.adapters.aws.opensearch_mapping import model_field, vector_field
+from mediaindex.adapters.aws.opensearch_mapping import (
+    METADATA_TERMS,
+    metadata_term,
+    model_field,
+    vector_field,
+)
 from mediaindex.ports.search import SearchDoc, SearchFilter
 
 SOURCE_FIELDS = ["segment_id", "asset_id", "start", "end", "text", "keyframe_key"]
@@ -29,6 +34,7 @@ def doc_source(doc: SearchDoc) -> dict[str, Any]:
         "text": doc.text,
         "keyframe_key": doc.keyframe_key,
         "user_metadata": dict(doc.user_metadata),
+        METADATA_TERMS: [metadata_term(k, v) for k, v in sorted(doc.user_metadata.items())],
     }
     for modality in sorted(doc.vectors):
         model_id, vec = doc.vectors[modality]
@@ -59,7 +65,7 @@ def filter_clauses(flt: SearchFilter) -> list[dict[str, Any]]:
     if flt.media_type is not None:
         clauses.append({"term": {"media_type": flt.media_type}})
     for key in sorted(flt.user_metadata):
-        clauses.append({"term": {f"user_metadata.{key}": flt.user_metadata[key]}})
+        clauses.append({"term": {METADATA_TERMS: metadata_term(key, flt.user_metadata[key])}})
     return clauses
 
 

@@ -32,7 +32,7 @@ from mediaindex.adapters.aws.opensearch_bodies import (
     knn_query_body,
     text_query_body,
 )
-from mediaindex.adapters.aws.opensearch_bulk import BulkWriter, status_of
+from mediaindex.adapters.aws.opensearch_bulk import MAX_BULK_ACTIONS, BulkWriter, status_of
 from mediaindex.adapters.aws.opensearch_mapping import (
     alias_name,
     knn_vector_mapping,
@@ -44,7 +44,7 @@ from mediaindex.adapters.aws.opensearch_mapping import (
 from mediaindex.domain.errors import UnavailableError, ValidationError
 from mediaindex.ports.search import SearchDoc, SearchFilter, SearchHit, SearchIndex
 
-BULK_CHUNK = 500
+BULK_CHUNK = MAX_BULK_ACTIONS  # ids per search page of a Serverless delete
 
 
 def make_client(url: str, *, region: str | None = None, serverless: bool = False) -> Any:
@@ -177,8 +177,8 @@ class OpenSearchIndex(SearchIndex):
                 for modality, (_model, vec) in d.vectors.items():
                     dims.setdefault(modality, len(vec))
             alias = self.ensure_index(index_id, dims)
-            for i in range(0, len(group), BULK_CHUNK):
-                self._writer.send(bulk_actions(group[i : i + BULK_CHUNK], index=alias))
+            # The writer cuts the requests by count and by size.
+            self._writer.send(bulk_actions(group, index=alias))
 
     def _delete_matching(self, index: str, body: dict[str, Any]) -> None:
         try:

@@ -5,15 +5,25 @@ Each mediaindex index is one physical index per generation, `{prefix}-{index_id}
 reached only through the alias `{prefix}-{index_id}`, so a new embedding model can be built beside
 the old one and swapped in. Fields: `vec_<modality>` knn_vector (HNSW; engine `faiss` or `lucene`;
 `innerproduct` on L2-normalised vectors, which is cosine), `model_<modality>` keyword, `text` with
-the `english` analyzer, keyword ids and `user_metadata.*` (strings mapped as keywords); Serverless
-manages shards and replicas itself, so its body leaves them out. Pure functions, apart from the
-adapter, so tests assert the exact bodies."""
+the `english` analyzer, and keyword ids.
+
+User metadata is free-form, so it is never mapped key by key (each new key would add a field to the
+mapping until the index hits its field limit): `user_metadata` is kept in `_source` only
+(`enabled: false`), and `user_metadata_terms` holds one keyword per top-level pair, `["key",value]`
+in canonical JSON, which filters match exactly (typed as in the embedded index: 2024 is not "2024").
+
+Replicas: `auto_expand_replicas` 0-1, so a single-node domain holds no replica it could never
+allocate (its indexes would stay yellow) and a larger one keeps one. Serverless manages shards and
+replicas itself, so its body leaves them out. Pure functions, apart from the adapter, so tests
+assert the exact bodies."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 SPACE_TYPE = "innerproduct"
+METADATA_TERMS = "user_metadata_terms"
 
 
 def alias_name(prefix: str, index_id: str) -> str:
@@ -30,6 +40,14 @@ def vector_field(modality: str) -> str:
 
 def model_field(modality: str) -> str:
     return f"model_{modality}"
+
+
+def metadata_term(key: str, value: Any) -> str:
+    """The keyword a document carries, and a filter matches, for one user_metadata pair. Integral
+    floats read as ints (1.0 == 1, as in Python and the embedded index); bools stay bools."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return json.dumps([key, value], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def knn_vector_mapping(dim: int, *, engine: str) -> dict[str, Any]:
@@ -53,7 +71,7 @@ def mapping_body(
     index_settings: dict[str, Any] = {"knn": True}
     if not serverless:
         index_settings.update(
-            {"number_of_shards": 1, "number_of_replicas": 1, "knn.algo_param.ef_search": 128}
+            {"number_of_shards": 1, "auto_expand_replicas": "0-1", "knn.algo_param.ef_search": 128}
         )
     properties: dict[str, Any] = {
         "segment_id": {"type": "keyword"},
@@ -65,26 +83,15 @@ def mapping_body(
         "end": {"type": "float"},
         "text": {"type": "text", "analyzer": "english"},
         "keyframe_key": {"type": "keyword", "index": False},
-        "user_metadata": {"type": "object", "dynamic": True},
+        "user_metadata": {"type": "object", "enabled": False},
+        METADATA_TERMS: {"type": "keyword"},
     }
     for modality in sorted(dims):
         properties[vector_field(modality)] = knn_vector_mapping(dims[modality], engine=engine)
         properties[model_field(modality)] = {"type": "keyword"}
     body: dict[str, Any] = {
         "settings": {"index": index_settings},
-        "mappings": {
-            "dynamic": "strict",
-            "dynamic_templates": [
-                {
-                    "user_metadata_strings": {
-                        "path_match": "user_metadata.*",
-                        "match_mapping_type": "string",
-                        "mapping": {"type": "keyword"},
-                    }
-                }
-            ],
-            "properties": properties,
-        },
+        "mappings": {"dynamic": "strict", "properties": properties},
     }
     if alias is not None:
         body["aliases"] = {alias: {}}
