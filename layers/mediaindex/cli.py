@@ -26,6 +26,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from mediaindex.api.background import SERVER_LIMITS
     from mediaindex.bootstrap import build_runtime
     from mediaindex.bootstrap.app import build_app
 
@@ -41,7 +42,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"playground: {settings.base_url}/   API docs: {settings.base_url}/docs", flush=True)
     if runtime.upload_watcher is not None:
         print(f"uploads: learnt from S3 notifications on {runtime.upload_watcher.queue_url}", flush=True)
-    uvicorn.run(build_app(runtime), host=settings.host, port=settings.port, log_level=args.log_level)
+    # SIGTERM/SIGINT: in-flight requests get `shutdown_grace_s`, then are cancelled; the runtime's
+    # close then aborts in-flight URL fetches and stops the workers (their jobs resume next start).
+    uvicorn.run(
+        build_app(runtime),
+        host=settings.host,
+        port=settings.port,
+        log_level=args.log_level,
+        timeout_graceful_shutdown=settings.shutdown_grace_s,
+        **SERVER_LIMITS,  # bounded request headers (a 200 MB header otherwise sits in memory)
+    )
     return 0
 
 

@@ -34,12 +34,27 @@ class Settings(BaseSettings):
     max_form_upload_bytes: int = Field(32 * MiB, ge=1)
     upload_url_ttl_s: int = Field(3600, ge=60, le=7 * 24 * 3600)
     download_url_ttl_s: int = Field(3600, ge=60, le=7 * 24 * 3600)
+    # Local runtime: multipart uploads idle this long (no part, never at less than the upload URL
+    # TTL) are aborted and their assets end `failed` (`upload_expired`), like the bucket's
+    # AbortIncompleteMultipartUpload rule (1 day); the sweep runs every upload_sweep_interval_s (0: never).
+    stale_upload_after_s: int = Field(24 * 3600, ge=60)
+    upload_sweep_interval_s: float = Field(300.0, ge=0)
     max_user_metadata_bytes: int = Field(8 * 1024, ge=256)
 
     # asset_url fetches
     allow_private_urls: bool = False
     fetch_timeout_s: float = Field(60.0, gt=0)
     fetch_max_redirects: int = Field(5, ge=0)
+    # fetch_timeout_s bounds each connect and read; these bound a whole download (all its hops):
+    # it ends at fetch_deadline_s (below the fetch step's 900 s timeout), or sooner once, after
+    # fetch_rate_grace_s, it averages under fetch_min_rate_bytes_s (a trickling source).
+    fetch_deadline_s: float = Field(840.0, gt=0)
+    fetch_min_rate_bytes_s: int = Field(16 * 1024, ge=0)
+    fetch_rate_grace_s: float = Field(30.0, ge=0)
+    # query_image_url: fetched by a small pool of its own (never the API's request threads beyond
+    # these slots); a search that finds every slot busy is 503 `service_busy`.
+    query_image_fetch_slots: int = Field(4, ge=1, le=64)
+    query_image_deadline_s: float = Field(15.0, gt=0)
 
     # Local executor
     workers: int = Field(2, ge=1, le=64)
@@ -47,6 +62,13 @@ class Settings(BaseSettings):
     job_max_attempts: int = Field(3, ge=1)
     job_retry_backoff_s: float = Field(2.0, ge=0)
     start_workers: bool = True
+    # Index purges run as durable jobs in batches of this many assets (one job claim per batch).
+    purge_batch_assets: int = Field(100, ge=1, le=1000)
+    # On a runtime without a worker pool (a Lambda), DELETE /v1/indexes purges inline for at most
+    # this long; what is left is resumed by `IndexService.resume_purges` (the sweep).
+    purge_inline_budget_s: float = Field(20.0, ge=0)
+    # `mediaindex serve`: seconds a SIGTERM waits for in-flight requests before cancelling them.
+    shutdown_grace_s: int = Field(5, ge=0)
 
     # Media limits (bombs are refused, not processed)
     max_pixels: int = Field(100_000_000, ge=1)
@@ -63,7 +85,17 @@ class Settings(BaseSettings):
     # API behaviour
     rate_limit_per_minute: int = Field(600, ge=0)  # per API key; 0 turns limits off
     idempotency_ttl_s: int = Field(48 * 3600, ge=24 * 3600)
+    # A keyed request reserves its key for this long while it runs; a concurrent twin waits up to
+    # idempotency_wait_s for the first one's answer, then gets 409 idempotency_request_in_progress.
+    idempotency_lease_s: float = Field(60.0, gt=0)
+    idempotency_wait_s: float = Field(5.0, ge=0)
     cors_origins: list[str] = []
+    # Request bodies (api/middleware.py): read only after the key is checked, refused past these
+    # sizes (413 payload_too_large) and past these deadlines for the whole body (408).
+    max_json_body_bytes: int = Field(1 * MiB, ge=1024)
+    max_search_body_bytes: int = Field(64 * 1024, ge=1024)
+    body_read_timeout_s: float = Field(30.0, gt=0)
+    form_read_timeout_s: float = Field(600.0, gt=0)
 
     # AWS runtime
     aws_region: str | None = None

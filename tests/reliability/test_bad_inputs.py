@@ -54,9 +54,12 @@ def _stored(runtime: Runtime, api: Api) -> tuple[list[str], list[str]]:
 NAME_CASES = [
     ("../../etc/passwd.mp4", "parameter_invalid"),
     ("..\\..\\boot.ini.mp4", "parameter_invalid"),
-    ("clip\x00.mp4", "parameter_invalid"),
-    ("clip\n.mp4", "parameter_invalid"),
-    ("clip\x1b[31m.mp4", "parameter_invalid"),
+    ("clip\x00.mp4", "asset_name_invalid"),
+    ("clip\n.mp4", "asset_name_invalid"),
+    ("clip\x1b[31m.mp4", "asset_name_invalid"),
+    ("clip\x85.mp4", "asset_name_invalid"),  # C1 control (NEL)
+    ("invoice\u202egpj.mp4", "asset_name_invalid"),  # RIGHT-TO-LEFT OVERRIDE: reads "invoice4pm.jpg"
+    ("a\u2066b\u2069.mp4", "asset_name_invalid"),  # bidi isolates
     ("c" * 10_000 + ".mp4", "parameter_invalid"),
     ("..", "parameter_invalid"),
     ("   ", "parameter_invalid"),
@@ -320,3 +323,134 @@ def test_media_bombs_end_failed_and_nothing_is_processed(
     assert runtime.blobs.list_keys(f"derived/{tenant}/") == []
     assert took < 10, f"refusing a bomb took {took:.1f} s"
     print(f"bomb[{kind}]: {len(data)} bytes -> {done['error']['code']} in {took:.2f} s")
+
+
+# ---- headers that claim less than the file holds -------------------------------------------------
+
+
+def mp3_lasting(path: Path, seconds: float, *, claiming: float) -> bytes:
+    """`seconds` of silent MP3 (8 kHz mono, 8 kbit/s: 1 KB a second) whose Xing/Info header claims
+    only `claiming` seconds: the reverse of `mp3_claiming`, patched the same way."""
+    import subprocess
+
+    subprocess.run(
+        [*mediagen.FFMPEG, "-f", "lavfi", "-i", "anullsrc=r=8000:cl=mono", "-t", str(seconds),
+         "-c:a", "libmp3lame", "-b:a", "8k", str(path)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    data = bytearray(path.read_bytes())
+    tag = max(data.find(b"Info"), data.find(b"Xing"))
+    assert tag > 0, "no Xing/Info header"
+    data[tag + 8 : tag + 12] = struct.pack(">I", int(claiming * 8000 / 576))  # 576 samples a frame
+    return bytes(data)
+
+
+LIE_LIMIT_S = 60.0  # the media limit in these tests; the file claims 30 s and lasts 10 minutes
+
+
+@pytest.fixture(scope="module")
+def lying_mp3(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not mediagen.have_tools():
+        pytest.skip("ffmpeg is needed")
+    d = tmp_path_factory.mktemp("lie")
+    path = d / "lie.mp3"
+    path.write_bytes(mp3_lasting(d / "raw.mp3", 600, claiming=30))
+    from mediaindex.media import probe
+
+    assert 29 <= (probe.describe(path).duration_s or 0) <= 31  # ffprobe believes the header
+    return path
+
+
+def test_a_header_that_claims_less_than_the_file_holds_fails_at_the_cap(
+    data_dir: Path, lying_mp3: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a media limit of 60 s and a file whose header claims 30 s but that lasts 10 minutes
+    runtime = build_local(make_settings(data_dir, max_duration_s=LIE_LIMIT_S))
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr("tempfile.tempdir", str(scratch))  # where the steps' workdirs go
+    peak = {"bytes": 0}
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            used = sum(p.stat().st_size for p in scratch.rglob("*") if p.is_file())
+            peak["bytes"] = max(peak["bytes"], used)
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    try:
+        with TestClient(build_app(runtime), base_url=BASE_URL, raise_server_exceptions=False) as client:
+            api = Api(client, runtime.services.keys.create_key("acme")[2])
+            idx = api.index(default_features=["proxy", "preview", "transcription"])
+            asset = api.upload(idx["id"], "lie.mp3", lying_mp3.read_bytes())
+            # When the pipeline runs
+            watcher.start()
+            t0 = time.monotonic()
+            runtime.executor.pool.run_until_idle()
+            took = time.monotonic() - t0
+            stop.set()
+            # Then the decode stops at the cap and the asset fails as too large, quickly
+            done = api.ok("GET", f"/v1/assets/{asset['id']}")
+            assert done["status"] == "failed" and done["error"]["code"] == "media_too_large", done
+            assert "decodes past the limit of 60 s" in done["error"]["message"]
+            assert api.ok("GET", f"/v1/assets/{asset['id']}/derivatives")["data"] == []
+    finally:
+        stop.set()
+        runtime.close()
+    size = lying_mp3.stat().st_size
+    # The scratch space held the original and a few KB: 10 minutes decoded to WAV would be 19 MB
+    assert peak["bytes"] < size + 512 * 1024, peak
+    assert took < 10, took
+    print(f"header claims 30 s, file lasts 600 s, limit 60 s: failed media_too_large in {took:.2f} s,"
+          f" peak scratch {peak['bytes']} bytes (original {size})")  # fmt: skip
+
+
+@pytest.mark.parametrize("step", ["proxy", "preview", "transcription"])
+def test_each_decoding_step_stops_at_the_cap_when_the_header_lies(
+    data_dir: Path, lying_mp3: Path, tmp_path: Path, step: str
+) -> None:
+    """Past probe (say it ran under an older limit): each step that decodes the whole stream is
+    capped on its own, so the 10 minutes are never decoded."""
+    import importlib
+
+    from mediaindex.domain.errors import MediaError
+    from mediaindex.domain.models import Asset, MediaFacts, MediaType, UploadInfo
+    from mediaindex.pipeline.context import StepContext
+
+    runtime = build_local(make_settings(data_dir, max_duration_s=LIE_LIMIT_S))
+    try:
+        key = "originals/ten_x/ast_x/original.mp3"
+        runtime.blobs.put_file(key, lying_mp3, "audio/mpeg")
+        asset = Asset(
+            id="ast_x",
+            tenant_id="ten_x",
+            index_id="idx_x",
+            name="lie.mp3",
+            media_type=MediaType.AUDIO,
+            duration_s=30.0,  # what the header claims
+            facts=MediaFacts(format_name="mp3", audio_codec="mp3", has_audio=True),
+            upload=UploadInfo(key=key, completed=True),
+        )
+        work = tmp_path / "work"
+        work.mkdir()
+        ctx = StepContext(
+            asset=asset,
+            blobs=runtime.blobs,
+            workdir=work,
+            settings=runtime.settings,
+            models=runtime.runner.models if runtime.runner else None,  # type: ignore[arg-type]
+        )
+        module = importlib.import_module(f"mediaindex.pipeline.steps.{step}")
+        t0 = time.monotonic()
+        with pytest.raises(MediaError) as exc:
+            module.run(ctx)
+        took = time.monotonic() - t0
+        assert exc.value.code == "media_too_large", exc.value.message
+        written = sum(p.stat().st_size for p in work.rglob("*") if p.is_file()) - lying_mp3.stat().st_size
+        # At most the limit's worth of output: a 16 kHz WAV of 62 s is 2 MB; 600 s would be 19 MB
+        assert written < 2.1 * 1024 * 1024, written
+        assert took < 10, took
+        print(f"{step}: stopped at the cap with media_too_large in {took:.2f} s, {written} bytes written")
+    finally:
+        runtime.close()

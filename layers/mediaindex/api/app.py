@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import logging
 import re
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from mediaindex import __version__
 from mediaindex.api import errors
+from mediaindex.api.middleware import BodyGuard, RequestContext
 from mediaindex.api.ratelimit import RateLimiter
 from mediaindex.api.routes import assets, indexes, meta, playground, search, tasks
 from mediaindex.services.bundle import Services
@@ -81,6 +81,13 @@ def _document_errors_as_400(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+def _own_prefixes(routers: Sequence[APIRouter]) -> list[str]:
+    """The path prefixes of a runtime's own routes (`/_blobs/`): they check their requests
+    themselves (signed URLs, object sizes), so the body guard leaves them alone."""
+    prefixes = {getattr(r, "path", "").split("{")[0] for router in routers for r in router.routes}
+    return sorted(p for p in prefixes if len(p) > 1 and not p.startswith("/v1"))
+
+
 def create_app(
     services: Services,
     *,
@@ -115,18 +122,14 @@ def create_app(
     app.state.rate_limiter = RateLimiter(services.settings.rate_limit_per_minute)
     errors.install(app)
 
-    @app.middleware("http")
-    async def request_context(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        rid = request.headers.get("x-request-id") or f"req_{uuid.uuid4().hex}"
-        request.state.request_id = rid[:100]
-        response = await call_next(request)
-        response.headers["x-request-id"] = request.state.request_id
-        for k, v in SECURITY_HEADERS.items():
-            response.headers.setdefault(k, v)
-        return response
-
+    # The last added runs first: CORS, then the request id, then the body guard.
+    app.add_middleware(
+        BodyGuard,
+        settings=services.settings,
+        authenticate=services.keys.authenticate,
+        exempt_prefixes=_own_prefixes(routers),
+    )
+    app.add_middleware(RequestContext, security_headers=SECURITY_HEADERS)
     if services.settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

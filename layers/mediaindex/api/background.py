@@ -8,12 +8,19 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+# What a client can make the server hold before the app sees its request. uvicorn's default
+# parser (httptools) buffers request headers without a limit: two clients sending 200 MB of one
+# header took a server from 76 to 455 MiB and minutes of CPU, before any key was asked for. h11
+# refuses a request line plus headers over this size at once. Pass these to every uvicorn.Config
+# or uvicorn.run that serves the app (`mediaindex serve` among them).
+SERVER_LIMITS: dict[str, Any] = {"http": "h11", "h11_max_incomplete_event_size": 64 * 1024}
+
 
 def serve_in_background(app: Any, host: str, port: int, *, access_log: bool = True) -> Callable[[], None]:
     import uvicorn
 
     server = uvicorn.Server(
-        uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=access_log)
+        uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=access_log, **SERVER_LIMITS)
     )
     thread = threading.Thread(target=server.run, name="mi-uvicorn", daemon=True)
     thread.start()

@@ -6,10 +6,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, Query, Request
+from fastapi import Depends, Header, Path, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
+from mediaindex.api.middleware import presented_key
+from mediaindex.domain.search import MAX_ID_LEN
 from mediaindex.services.bundle import Services
 from mediaindex.services.idempotency import request_fingerprint
 
@@ -28,10 +30,10 @@ def authenticate(
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
     x_api_key: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> str:
-    raw = x_api_key
-    if authorization and authorization[:7].lower() == "bearer ":
-        raw = authorization[7:].strip()
-    key = services.keys.authenticate(raw)
+    # A request with a body was authenticated by the body guard before its body was read.
+    key = getattr(request.state, "api_key", None)
+    if key is None:
+        key = services.keys.authenticate(presented_key(authorization, x_api_key))
     request.state.key_id = key.id
     request.app.state.rate_limiter.check(key.id)
     return key.tenant_id
@@ -39,6 +41,9 @@ def authenticate(
 
 TenantId = Annotated[str, Depends(authenticate)]
 Limit = Annotated[int, Query(ge=1, le=100, description="Page size, 1 to 100.")]
+# Ids are short: a longer one cannot exist, and would only reach the store (DynamoDB refuses keys
+# over 1-2 KB with a ValidationException, a 500).
+IdPath = Annotated[str, Path(max_length=MAX_ID_LEN)]
 Cursor = Annotated[str | None, Query(max_length=2048, description="Opaque cursor from next_cursor.")]
 
 

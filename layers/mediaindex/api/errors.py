@@ -40,9 +40,33 @@ STATUS: dict[type[MediaindexError], int] = {
 HTTP_CODES = {
     404: "route_not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     413: "payload_too_large",
     415: "unsupported_media_type",
 }
+# Validation failures that carry a contract code of their own (pydantic's PydanticCustomError
+# type, raised by request models, and domain rules run by schemas._domain_check): the code.
+CUSTOM_CODES = frozenset(
+    {
+        "parameter_invalid",
+        "content_type_invalid",
+        "index_name_invalid",
+        "asset_name_invalid",
+        "search_filter_too_large",
+    }
+)
+
+
+class BodyRefused(StarletteHTTPException):
+    """A request body refused while it is read (too large, too slow): raised from `receive` by
+    api/middleware.py, through FastAPI's body parsing (which re-raises HTTP exceptions) or a
+    route's own read, and answered with its code. The connection is closed after the answer, so
+    the rest of the body is never read."""
+
+    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(status, message, headers={"Connection": "close"})
+        self.code = code
+        self.field = field
 
 
 def request_id(request: Request) -> str:
@@ -87,8 +111,16 @@ def from_pydantic(errors: Sequence[Any]) -> ValidationError:
     first = errors[0] if errors else {"loc": (), "msg": "invalid request", "type": ""}
     kind = first.get("type")
     if kind == "json_invalid":
-        return ValidationError("the request body is not valid JSON", code="invalid_json")
+        ctx = first.get("ctx")
+        why = ctx.get("error") if isinstance(ctx, dict) else None
+        return ValidationError(
+            "the request body is not valid JSON" + (f": {why}" if why else ""), code="invalid_json"
+        )
     field = _field(tuple(first.get("loc", ())))
+    if kind in CUSTOM_CODES:
+        return ValidationError(str(first.get("msg")), code=str(kind), field=field)
+    if field == "cursor":  # too long, or not a string: not a cursor this service made
+        return ValidationError("cursor is not valid", code="cursor_invalid", field=field)
     if kind == "extra_forbidden":
         return ValidationError(f"unknown field: {field}", code="parameter_unknown", field=field)
     if kind == "missing":
@@ -112,6 +144,15 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc, BodyRefused):
+            return error_response(
+                request,
+                exc.status_code,
+                exc.code,
+                str(exc.detail),
+                field=exc.field,
+                headers=dict(exc.headers or {}),
+            )
         code = HTTP_CODES.get(exc.status_code, "http_error")
         message = (
             str(exc.detail)

@@ -3,11 +3,21 @@ Entities are converted here so internal fields (upload keys, versions, facts) ne
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+)
+from pydantic_core import PydanticCustomError
 
+from mediaindex.domain.errors import ValidationError as DomainValidationError
 from mediaindex.domain.models import (
     Asset,
     AssetStatus,
@@ -20,7 +30,8 @@ from mediaindex.domain.models import (
     TaskKind,
     TaskState,
 )
-from mediaindex.domain.search import SearchRequest, SearchResponse
+from mediaindex.domain.rules import validate_content_type, validate_index_name
+from mediaindex.domain.search import MAX_ID_LEN, SearchRequest, SearchResponse
 from mediaindex.services.asset_outputs import DerivativeView
 from mediaindex.services.assets import UploadPlan
 
@@ -29,7 +40,20 @@ __all__ = ["SearchRequest", "SearchResponse"]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A request body: unknown fields refused, and JSON types taken as they are (strict mode: no
+    `"10"` for 10, no `1` for true; docs/api.md)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+def _domain_check(check: Callable[[str], str], value: str | None) -> str | None:
+    """Runs a domain rule inside validation; its code becomes the error's (api/errors.CUSTOM_CODES)."""
+    if value is None:
+        return None
+    try:
+        return check(value)
+    except DomainValidationError as e:
+        raise PydanticCustomError(e.code, "{reason}", {"reason": e.message}) from None
 
 
 class OneOf(BaseModel):
@@ -61,11 +85,21 @@ class IndexCreate(Strict):
     default_features: list[str] | None = None
     is_sample: bool = False
 
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str | None:
+        return _domain_check(validate_index_name, value)
+
 
 class IndexPatch(Strict):
     name: str | None = Field(None, min_length=1, max_length=200)
     description: str | None = Field(None, max_length=2000)
     default_features: list[str] | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        return _domain_check(validate_index_name, value)
 
 
 class IndexOut(BaseModel):
@@ -90,7 +124,7 @@ class IndexList(BaseModel):
 
 # ---- assets ------------------------------------------------------------------------------------
 class AssetCreate(Strict):
-    index_id: str
+    index_id: str = Field(max_length=MAX_ID_LEN)
     name: str
     features: list[str] | None = None
     save_original: bool = True
@@ -98,6 +132,11 @@ class AssetCreate(Strict):
     size_bytes: int | None = None
     content_type: str | None = Field(None, max_length=255)
     asset_url: str | None = Field(None, max_length=4096)
+
+    @field_validator("content_type")
+    @classmethod
+    def _content_type(cls, value: str | None) -> str | None:
+        return _domain_check(validate_content_type, value)
 
 
 class AssetPatch(Strict):
@@ -220,7 +259,7 @@ class AssetCreated(OneOf):
 
 
 class IdList(Strict):
-    ids: list[str] = Field(min_length=1, max_length=100)
+    ids: list[Annotated[str, Field(max_length=MAX_ID_LEN)]] = Field(min_length=1, max_length=100)
 
 
 class BatchGetOut(BaseModel):
@@ -295,7 +334,7 @@ class SegmentList(BaseModel):
 
 # ---- tasks -------------------------------------------------------------------------------------
 class TaskCreate(Strict):
-    asset_id: str
+    asset_id: str = Field(max_length=MAX_ID_LEN)
     feature_types: list[str] = Field(min_length=1)
 
 

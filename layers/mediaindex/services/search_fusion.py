@@ -59,7 +59,7 @@ def decode_cursor(cursor: str, fingerprint: str) -> int:
         data = json.loads(raw)
         offset = int(data["o"])
         ok = data["f"] == fingerprint and 0 <= offset <= MAX_CANDIDATES
-    except (ValueError, KeyError, TypeError) as e:
+    except (ValueError, KeyError, TypeError, OverflowError, RecursionError) as e:  # deep nesting: Recursion
         raise ValidationError("cursor is not valid", code="cursor_invalid", field="cursor") from e
     if not ok:
         raise ValidationError("cursor belongs to another search", code="cursor_invalid", field="cursor")

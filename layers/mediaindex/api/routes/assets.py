@@ -11,17 +11,20 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError as PydanticValidationError
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from mediaindex.api import strict_json
 from mediaindex.api.deps import (
     Cursor,
     IdempotencyKey,
     IdempotentPostDep,
+    IdPath,
     Limit,
     ServicesDep,
     TenantId,
     respond,
 )
-from mediaindex.api.errors import from_pydantic
+from mediaindex.api.errors import BodyRefused, from_pydantic
 from mediaindex.api.schemas import (
     AssetCreate,
     AssetCreated,
@@ -43,13 +46,16 @@ from mediaindex.api.schemas import (
     TaskOut,
     UploadOut,
 )
+from mediaindex.api.strict_json import StrictJsonRoute
 from mediaindex.domain.errors import PayloadTooLargeError, ValidationError
 from mediaindex.domain.models import AssetStatus, MediaType
 from mediaindex.domain.rules import parse_features
 from mediaindex.domain.transcript_formats import render as render_transcript
 from mediaindex.services.bundle import Services
 
-router = APIRouter(prefix="/v1/assets", tags=["assets"], responses={404: {"model": ErrorBody}})
+router = APIRouter(
+    prefix="/v1/assets", tags=["assets"], responses={404: {"model": ErrorBody}}, route_class=StrictJsonRoute
+)
 
 _CREATE_BODY = {
     "requestBody": {
@@ -124,9 +130,11 @@ def _form_to_body(form: Any) -> tuple[AssetCreate, UploadFile | None]:
         raise ValidationError("send one of asset_file or asset_url", code="asset_source_required")
     meta = form.get("user_metadata")
     try:
-        user_metadata = json.loads(meta) if meta else None
-    except json.JSONDecodeError:
-        raise ValidationError("user_metadata must be a JSON object", field="user_metadata") from None
+        user_metadata = strict_json.loads(str(meta)) if meta else None
+    except json.JSONDecodeError as e:
+        raise ValidationError(
+            f"user_metadata must be a JSON object: {e.msg}", field="user_metadata"
+        ) from None
     save = str(form.get("save_original", "true")).lower()
     if save not in ("true", "false", "1", "0"):
         raise ValidationError("save_original must be true or false", field="save_original")
@@ -170,7 +178,12 @@ async def create_asset(
                 f"the form is over the {limit} byte limit; use a signed upload URL",
                 code="asset_file_too_large",
             )
-        form = await request.form(max_files=1, max_fields=50)
+        try:
+            form = await request.form(max_files=1, max_fields=50)
+        except StarletteHTTPException as e:
+            if isinstance(e, BodyRefused) or e.status_code != 400:
+                raise
+            raise ValidationError(f"the form is malformed: {e.detail}", field="body") from None
         with tempfile.TemporaryDirectory(prefix="mi-form-") as tmp:
             body, upload = _form_to_body(form)
             path = Path(tmp) / "upload"
@@ -194,7 +207,9 @@ async def create_asset(
         )
     raw = await request.body()
     try:
-        body = AssetCreate.model_validate_json(raw or b"null")
+        body = AssetCreate.model_validate(strict_json.loads(raw or b"null"))
+    except json.JSONDecodeError as e:
+        raise ValidationError(f"the request body is not valid JSON: {e.msg}", code="invalid_json") from None
     except PydanticValidationError as e:
         raise from_pydantic(e.errors()) from None
     return await run_in_threadpool(
@@ -241,12 +256,12 @@ def batch_delete(body: IdList, post: IdempotentPostDep, services: ServicesDep) -
 
 
 @router.get("/{asset_id}", response_model=AssetOut)
-def get_asset(asset_id: str, services: ServicesDep, tenant_id: TenantId) -> AssetOut:
+def get_asset(asset_id: IdPath, services: ServicesDep, tenant_id: TenantId) -> AssetOut:
     return AssetOut.of(services.assets.get(tenant_id, asset_id))
 
 
 @router.patch("/{asset_id}", response_model=AssetOut)
-def patch_asset(asset_id: str, body: AssetPatch, services: ServicesDep, tenant_id: TenantId) -> AssetOut:
+def patch_asset(asset_id: IdPath, body: AssetPatch, services: ServicesDep, tenant_id: TenantId) -> AssetOut:
     changes = body.model_dump(include=body.model_fields_set)
     if "name" in changes and changes["name"] is None:
         raise ValidationError("name cannot be null", field="name")
@@ -254,19 +269,21 @@ def patch_asset(asset_id: str, body: AssetPatch, services: ServicesDep, tenant_i
 
 
 @router.delete("/{asset_id}", status_code=204, response_class=Response)
-def delete_asset(asset_id: str, services: ServicesDep, tenant_id: TenantId) -> Response:
+def delete_asset(asset_id: IdPath, services: ServicesDep, tenant_id: TenantId) -> Response:
     services.assets.delete(tenant_id, asset_id)
     return Response(status_code=204)
 
 
 @router.post("/{asset_id}/upload/parts", response_model=MultipartOut, responses={409: {"model": ErrorBody}})
-def sign_parts(asset_id: str, body: PartNumbers, services: ServicesDep, tenant_id: TenantId) -> MultipartOut:
+def sign_parts(
+    asset_id: IdPath, body: PartNumbers, services: ServicesDep, tenant_id: TenantId
+) -> MultipartOut:
     return MultipartOut.of(services.assets.sign_parts(tenant_id, asset_id, body.part_numbers))
 
 
 @router.post("/{asset_id}/upload/complete", response_model=AssetOut, responses={409: {"model": ErrorBody}})
 def complete_upload(
-    asset_id: str, body: CompleteUpload, post: IdempotentPostDep, services: ServicesDep
+    asset_id: IdPath, body: CompleteUpload, post: IdempotentPostDep, services: ServicesDep
 ) -> JSONResponse:
     parts = [(p.part_number, p.etag) for p in body.parts]
     return post.respond(
@@ -277,19 +294,19 @@ def complete_upload(
 @router.delete(
     "/{asset_id}/upload", status_code=204, response_class=Response, responses={409: {"model": ErrorBody}}
 )
-def abort_upload(asset_id: str, services: ServicesDep, tenant_id: TenantId) -> Response:
+def abort_upload(asset_id: IdPath, services: ServicesDep, tenant_id: TenantId) -> Response:
     services.assets.abort_upload(tenant_id, asset_id)
     return Response(status_code=204)
 
 
 @router.get("/{asset_id}/download", response_model=SignedUrlOut, responses={409: {"model": ErrorBody}})
-def download(asset_id: str, services: ServicesDep, tenant_id: TenantId) -> SignedUrlOut:
+def download(asset_id: IdPath, services: ServicesDep, tenant_id: TenantId) -> SignedUrlOut:
     signed = services.outputs.download(tenant_id, asset_id)
     return SignedUrlOut(url=signed.url, expires_at=signed.expires_at)
 
 
 @router.get("/{asset_id}/derivatives", response_model=DerivativeList)
-def derivatives(asset_id: str, services: ServicesDep, tenant_id: TenantId) -> DerivativeList:
+def derivatives(asset_id: IdPath, services: ServicesDep, tenant_id: TenantId) -> DerivativeList:
     return DerivativeList(
         data=[DerivativeOut.of(v) for v in services.outputs.derivatives(tenant_id, asset_id)]
     )
@@ -304,7 +321,7 @@ def derivatives(asset_id: str, services: ServicesDep, tenant_id: TenantId) -> De
     },
 )
 def transcript(
-    asset_id: str,
+    asset_id: IdPath,
     services: ServicesDep,
     tenant_id: TenantId,
     format: Literal["json", "vtt", "srt", "txt"] = "json",
@@ -315,7 +332,7 @@ def transcript(
 
 @router.get("/{asset_id}/segments", response_model=SegmentList)
 def segments(
-    asset_id: str, services: ServicesDep, tenant_id: TenantId, limit: Limit = 20, cursor: Cursor = None
+    asset_id: IdPath, services: ServicesDep, tenant_id: TenantId, limit: Limit = 20, cursor: Cursor = None
 ) -> SegmentList:
     page, urls = services.outputs.segments(tenant_id, asset_id, limit=limit, cursor=cursor)
     return SegmentList(

@@ -3,11 +3,14 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
-from mediaindex.api.deps import Cursor, IdempotentPostDep, Limit, ServicesDep, TenantId
+from mediaindex.api.deps import Cursor, IdempotentPostDep, IdPath, Limit, ServicesDep, TenantId
 from mediaindex.api.schemas import ErrorBody, IndexCreate, IndexList, IndexOut, IndexPatch
+from mediaindex.api.strict_json import StrictJsonRoute
 from mediaindex.domain.rules import parse_features
 
-router = APIRouter(prefix="/v1/indexes", tags=["indexes"], responses={404: {"model": ErrorBody}})
+router = APIRouter(
+    prefix="/v1/indexes", tags=["indexes"], responses={404: {"model": ErrorBody}}, route_class=StrictJsonRoute
+)
 
 
 @router.post("", status_code=201, response_model=IndexOut, responses={409: {"model": ErrorBody}})
@@ -41,12 +44,12 @@ def list_indexes(
 
 
 @router.get("/{index_id}", response_model=IndexOut)
-def get_index(index_id: str, services: ServicesDep, tenant_id: TenantId) -> IndexOut:
+def get_index(index_id: IdPath, services: ServicesDep, tenant_id: TenantId) -> IndexOut:
     return IndexOut.of(services.indexes.get(tenant_id, index_id))
 
 
 @router.patch("/{index_id}", response_model=IndexOut, responses={409: {"model": ErrorBody}})
-def patch_index(index_id: str, body: IndexPatch, services: ServicesDep, tenant_id: TenantId) -> IndexOut:
+def patch_index(index_id: IdPath, body: IndexPatch, services: ServicesDep, tenant_id: TenantId) -> IndexOut:
     features = (
         parse_features(body.default_features, field="default_features")
         if body.default_features is not None
@@ -65,6 +68,6 @@ def patch_index(index_id: str, body: IndexPatch, services: ServicesDep, tenant_i
 
 
 @router.delete("/{index_id}", status_code=202, response_class=Response)
-def delete_index(index_id: str, services: ServicesDep, tenant_id: TenantId) -> Response:
+def delete_index(index_id: IdPath, services: ServicesDep, tenant_id: TenantId) -> Response:
     services.indexes.delete(tenant_id, index_id)
     return Response(status_code=202)

@@ -4,8 +4,9 @@ from fastapi import APIRouter
 
 from mediaindex.api.deps import ServicesDep, TenantId
 from mediaindex.api.schemas import ErrorBody, SearchRequest, SearchResponse
+from mediaindex.api.strict_json import StrictJsonRoute
 
-router = APIRouter(prefix="/v1", tags=["search"])
+router = APIRouter(prefix="/v1", tags=["search"], route_class=StrictJsonRoute)
 
 
 @router.post(

@@ -3,11 +3,14 @@ from __future__ import annotations
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from mediaindex.api.deps import Cursor, IdempotentPostDep, Limit, ServicesDep, TenantId
+from mediaindex.api.deps import Cursor, IdempotentPostDep, IdPath, Limit, ServicesDep, TenantId
 from mediaindex.api.schemas import ErrorBody, TaskCreate, TaskList, TaskOut
+from mediaindex.api.strict_json import StrictJsonRoute
 from mediaindex.domain.rules import parse_features
 
-router = APIRouter(prefix="/v1/tasks", tags=["tasks"], responses={404: {"model": ErrorBody}})
+router = APIRouter(
+    prefix="/v1/tasks", tags=["tasks"], responses={404: {"model": ErrorBody}}, route_class=StrictJsonRoute
+)
 
 
 @router.post(
@@ -46,10 +49,10 @@ def list_tasks(
 
 
 @router.get("/{task_id}", response_model=TaskOut)
-def get_task(task_id: str, services: ServicesDep, tenant_id: TenantId) -> TaskOut:
+def get_task(task_id: IdPath, services: ServicesDep, tenant_id: TenantId) -> TaskOut:
     return TaskOut.of(services.tasks.get(tenant_id, task_id))
 
 
 @router.post("/{task_id}/cancel", response_model=TaskOut, responses={409: {"model": ErrorBody}})
-def cancel_task(task_id: str, post: IdempotentPostDep, services: ServicesDep) -> JSONResponse:
+def cancel_task(task_id: IdPath, post: IdempotentPostDep, services: ServicesDep) -> JSONResponse:
     return post.respond(200, lambda: TaskOut.of(services.tasks.cancel(post.tenant_id, task_id)))

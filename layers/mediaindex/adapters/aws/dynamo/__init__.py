@@ -13,13 +13,15 @@ Items and their keys (`{...}` are ids; GSI sort keys are the item's id, so newes
 | tenant name guard          | TENANTNAME#{name}            | TENANTNAME                  |
 | api key                    | APIKEY#{sha256 of the key}   | APIKEY                      |
 | index                      | TENANT#{tenant}              | INDEX#{index}               |
-| index name guard           | TENANT#{tenant}              | INDEXNAME#{name}            |
+| index name guard           | TENANT#{tenant}              | INDEXNAME#{caseless name}   |
+| (legacy/as-written guard)  | TENANT#{tenant}              | INDEXNAME#{name as written} |
 | asset                      | ASSET#{asset}                | ASSET                       |
 | task                       | TASK#{task}                  | TASK                        |
 | task pointer (for delete)  | ASSET#{asset}                | TASK#{task}                 |
 | derivative                 | ASSET#{asset}                | DERIV#{kind}#{index:06d}    |
 | segment                    | ASSET#{asset}                | SEG#{start ms:012d}#{seg}   |
 | idempotency record (TTL)   | IDEMPOTENCY#{tenant}#{key}   | IDEMPOTENCY                 |
+| index purge ledger         | PURGES                       | {tenant}#{index}            |
 
 | Item    | gsi1pk (gsi1sk = id)         | gsi2pk (gsi2sk = id)         |
 |---------|------------------------------|------------------------------|

@@ -5,10 +5,13 @@ releases must still read, so attributes are only ever added, never renamed."""
 
 from __future__ import annotations
 
+import hashlib
+
 from mediaindex.adapters.aws.dynamo import schema as ks
 from mediaindex.adapters.aws.dynamo.table import Item, Listing, Table, doc, key, n, s, version
 from mediaindex.domain.errors import NotFoundError
 from mediaindex.domain.models import Asset, Index, Task
+from mediaindex.domain.rules import index_name_key
 
 # Sort keys inside an asset's partition, in the order DynamoDB sorts them:
 # "ASSET" < "DERIV#..." < "SEG#..." < "TASK#...".
@@ -28,8 +31,11 @@ def tenant_pk(tenant_id: str) -> str:
     return f"TENANT#{tenant_id}"
 
 
+INDEX_NAME_PREFIX = "INDEXNAME#"
+
+
 def index_name_sk(name: str) -> str:
-    return f"INDEXNAME#{name}"
+    return f"{INDEX_NAME_PREFIX}{name}"
 
 
 def index_sk(index_id: str) -> str:
@@ -58,6 +64,29 @@ def index_from(item: Item) -> Index:
 
 def index_name_guard(tenant_id: str, name: str, index_id: str) -> Item:
     return {**key(tenant_pk(tenant_id), index_name_sk(name)), "index_id": s(index_id)}
+
+
+# Name guards. Names are unique per tenant as `index_name_key` compares them (case and Unicode
+# forms aside): an index holds the guard INDEXNAME#{key}. Releases before this one guarded the
+# name as written, INDEXNAME#{name}; this one writes that guard too where it differs from the key
+# (a release before, running beside this one in a rolling deploy or after a rollback, finds the
+# guard it checks, renames and deletes), and reads the older guards back when it checks a name.
+# A sort key is at most 1024 bytes and NFKC can make a 200-character name 6600 bytes long: a key
+# past _MAX_GUARD_KEY_BYTES is guarded by its digest.
+_MAX_GUARD_KEY_BYTES = 900
+
+
+def index_name_guard_key(name: str) -> str:
+    name_key = index_name_key(name)
+    if len(name_key.encode("utf-8")) > _MAX_GUARD_KEY_BYTES:
+        return "~sha256:" + hashlib.sha256(name_key.encode("utf-8")).hexdigest()
+    return name_key
+
+
+def index_name_guards(name: str) -> list[str]:
+    """The guard names an index of this name holds: its key, and the name as written if not the same."""
+    guard_key = index_name_guard_key(name)
+    return [guard_key] if guard_key == name else [guard_key, name]
 
 
 # Assets --------------------------------------------------------------------------------------------

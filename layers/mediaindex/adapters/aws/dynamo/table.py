@@ -113,13 +113,17 @@ def _encode_cursor(item: Item, attrs: tuple[str, ...]) -> str:
 def _decode_cursor(cursor: str, attrs: tuple[str, ...], partition: tuple[str, str]) -> Item:
     try:
         start = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, ValueError) as e:
+    except (binascii.Error, ValueError, RecursionError) as e:  # deep nesting is RecursionError
         raise cursor_invalid() from e
     if not isinstance(start, dict) or set(start) != set(attrs):
         raise cursor_invalid()
     for value in start.values():
         if not (isinstance(value, dict) and list(value) == ["S"] and isinstance(value["S"], str)):
             raise cursor_invalid()
+        try:  # a lone surrogate cannot be sent to DynamoDB (botocore fails encoding it)
+            value["S"].encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise cursor_invalid() from e
     # A cursor only continues the listing it came from: never another tenant's partition.
     attr, expected = partition
     if start[attr]["S"] != expected:

@@ -1,4 +1,6 @@
-"""IndexRepository on SQLite: table `indexes`, unique (tenant_id, name).
+"""IndexRepository on SQLite: table `indexes`. Names are unique per tenant as `index_name_key`
+compares them (case and Unicode forms aside), checked in the write transaction; the table's own
+UNIQUE (tenant_id, name) on the raw name stays, from the first release, and never fires first.
 
 `asset_count` is a counter column beside the document: asset inserts and deletes change it (in
 their own transactions) without bumping `version`, and `update` never writes it; reads put the
@@ -12,6 +14,7 @@ from mediaindex.adapters.local.sqlite.database import Database
 from mediaindex.adapters.local.sqlite.rows import Row, newest_first
 from mediaindex.domain.errors import ConflictError, NotFoundError
 from mediaindex.domain.models import Index, Page
+from mediaindex.domain.rules import index_name_key
 from mediaindex.ports.indexes import IndexRepository
 
 
@@ -28,6 +31,16 @@ def _name_taken(index: Index) -> ConflictError:
     )
 
 
+def _name_held(tx: sqlite3.Connection, index: Index) -> bool:
+    """Whether another index of the tenant has this name as names compare (`index_name_key`:
+    case and Unicode forms aside). The rows keep the names as written, this release's and the
+    previous one's alike, so the keys are computed here, over the tenant's names, inside the write
+    transaction (BEGIN IMMEDIATE): no other writer can add a name between this check and the write."""
+    key = index_name_key(index.name)
+    rows = tx.execute("SELECT id, name FROM indexes WHERE tenant_id = ?", (index.tenant_id,))
+    return any(other_id != index.id and index_name_key(name) == key for other_id, name in rows)
+
+
 class SqliteIndexRepository(IndexRepository):
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -35,10 +48,7 @@ class SqliteIndexRepository(IndexRepository):
     def create(self, index: Index) -> Index:
         stored = index.model_copy(update={"version": index.version + 1, "asset_count": 0})
         with self._db.transaction() as tx:
-            taken = tx.execute(
-                "SELECT 1 FROM indexes WHERE tenant_id = ? AND name = ?", (index.tenant_id, index.name)
-            ).fetchone()
-            if taken:
+            if _name_held(tx, index):
                 raise _name_taken(index)
             try:
                 tx.execute(
@@ -81,13 +91,8 @@ class SqliteIndexRepository(IndexRepository):
             version, name, asset_count = row
             if version != index.version:
                 raise ConflictError(f"index {index.id} changed meanwhile", code="version_conflict")
-            if name != index.name:
-                taken = tx.execute(
-                    "SELECT 1 FROM indexes WHERE tenant_id = ? AND name = ? AND id != ?",
-                    (index.tenant_id, index.name, index.id),
-                ).fetchone()
-                if taken:
-                    raise _name_taken(index)
+            if name != index.name and _name_held(tx, index):
+                raise _name_taken(index)
             stored = index.model_copy(update={"version": version + 1, "asset_count": asset_count})
             tx.execute(
                 "UPDATE indexes SET name = ?, version = ?, doc = ? WHERE id = ?",

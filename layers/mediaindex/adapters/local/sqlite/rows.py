@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -33,17 +34,32 @@ def cursor_invalid() -> ValidationError:
     return ValidationError("cursor is not valid", code="cursor_invalid", field="cursor")
 
 
+_MAX_CURSOR_ID = 128
+
+
 def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
-    """The position a cursor names ({"id": ..., maybe more}); None for the first page."""
+    """The position a cursor names ({"id": ..., maybe more}); None for the first page. Anything
+    else a client sends (deep nesting, a lone surrogate SQLite cannot bind) is `cursor_invalid`."""
     if cursor is None:
         return None
     try:
         data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, ValueError) as e:
+    except (binascii.Error, ValueError, RecursionError) as e:
         raise cursor_invalid() from e
     if not isinstance(data, dict) or not isinstance(data.get("id"), str):
         raise cursor_invalid()
+    if not all(_bindable(v) for v in data.values()):
+        raise cursor_invalid()
     return data
+
+
+def _bindable(value: object) -> bool:
+    """What our cursors hold and SQLite binds: short ASCII ids, 64-bit ints, finite floats."""
+    if isinstance(value, str):
+        return len(value) <= _MAX_CURSOR_ID and value.isascii()
+    if isinstance(value, int):
+        return -(2**63) <= value < 2**63
+    return isinstance(value, float) and math.isfinite(value)
 
 
 def check_limit(limit: int) -> None:
