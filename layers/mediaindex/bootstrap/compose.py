@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from mediaindex.net import url_guard
 from mediaindex.ports.blobs import BlobStore
+from mediaindex.ports.indexes import PurgeLedger
 from mediaindex.ports.orchestrator import Orchestrator
 from mediaindex.ports.query_encoder import QueryEncoder
 from mediaindex.ports.search import SearchIndex
@@ -17,7 +18,7 @@ from mediaindex.services.assets import AssetService
 from mediaindex.services.bundle import Services
 from mediaindex.services.cleanup import CleanupService
 from mediaindex.services.idempotency import IdempotencyService
-from mediaindex.services.indexes import Background, IndexService
+from mediaindex.services.indexes import IndexService, InlinePurges, Purges, VisibleAssets
 from mediaindex.services.ingest import IngestService
 from mediaindex.services.keys import KeyService
 from mediaindex.services.search import SearchService
@@ -26,6 +27,7 @@ from mediaindex.services.usage import UsageService
 from mediaindex.settings import Settings
 
 log = logging.getLogger(__name__)
+Background = Callable[[Callable[[], None]], None]
 
 
 def thread_background(fn: Callable[[], None]) -> None:
@@ -53,8 +55,11 @@ def compose_services(
     orchestrator: Orchestrator,
     search_index: SearchIndex,
     encoder: QueryEncoder,
-    background: Background,
+    purges: Purges | None = None,
+    purge_ledger: PurgeLedger | None = None,
 ) -> Services:
+    """`purges`: how deleted indexes are purged (durable jobs where a worker pool runs); without
+    one, inline in bounded batches, noted in `purge_ledger` for the sweep to finish."""
     cleanup = CleanupService(
         assets=stores.assets,
         indexes=stores.indexes,
@@ -63,15 +68,25 @@ def compose_services(
         search=search_index,
         orchestrator=orchestrator,
     )
-    indexes = IndexService(stores.indexes, cleanup, background)
+    if purges is None:
+        purges = InlinePurges(
+            stores.indexes,
+            cleanup,
+            purge_ledger,
+            batch=settings.purge_batch_assets,
+            budget_s=settings.purge_inline_budget_s,
+        )
+    indexes = IndexService(stores.indexes, cleanup, purges)
     ingest = IngestService(stores.assets, stores.tasks, orchestrator)
+    # What the API reads: the assets of an index being deleted are gone at once.
+    visible = VisibleAssets(stores.assets, stores.indexes)
 
     def check_url(url: str) -> None:
         url_guard.check_url(url, allow_private=settings.allow_private_urls)
 
     search = SearchService(
         indexes=stores.indexes,
-        assets=stores.assets,
+        assets=stores.assets,  # it checks the index itself (a deleting one is not found)
         outputs=stores.outputs,
         index=search_index,
         encoder=encoder,
@@ -80,19 +95,26 @@ def compose_services(
             allow_private=settings.allow_private_urls,
             timeout_s=settings.fetch_timeout_s,
             max_redirects=settings.fetch_max_redirects,
+            deadline_s=settings.query_image_deadline_s,
+            slots=settings.query_image_fetch_slots,
         ),
         url_ttl_s=settings.download_url_ttl_s,
     )
-    assets = AssetService(stores.assets, blobs, indexes, ingest, cleanup, settings, check_url)
+    assets = AssetService(visible, blobs, indexes, ingest, cleanup, settings, check_url)
     return Services(
         settings=settings,
         keys=KeyService(stores.keys),
         indexes=indexes,
         assets=assets,
         outputs=AssetOutputService(assets, stores.outputs, blobs, settings),
-        tasks=TaskService(stores.assets, stores.tasks, orchestrator),
+        tasks=TaskService(visible, stores.tasks, orchestrator),
         ingest=ingest,
-        usage=UsageService(stores.assets, stores.outputs),
-        idempotency=IdempotencyService(stores.idempotency, settings.idempotency_ttl_s),
+        usage=UsageService(stores.assets, stores.outputs, stores.indexes),
+        idempotency=IdempotencyService(
+            stores.idempotency,
+            settings.idempotency_ttl_s,
+            lease_s=settings.idempotency_lease_s,
+            wait_s=settings.idempotency_wait_s,
+        ),
         search=search,
     )

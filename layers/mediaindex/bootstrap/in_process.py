@@ -7,17 +7,48 @@ from __future__ import annotations
 from mediaindex.adapters.local.job_queue import JobQueue
 from mediaindex.adapters.local.sqlite.database import Database
 from mediaindex.adapters.local.worker_pool import LocalOrchestrator, WorkerPool
-from mediaindex.bootstrap.compose import compose_services
+from mediaindex.bootstrap.compose import Background, compose_services
 from mediaindex.bootstrap.pipeline import build_runner
 from mediaindex.bootstrap.runtime import LocalExecutor, Runtime
 from mediaindex.ml.query_encoder import ModelQueryEncoder
 from mediaindex.ml.registry import ModelRegistry
+from mediaindex.net import url_guard
 from mediaindex.ports.blobs import BlobStore
 from mediaindex.ports.search import SearchIndex
 from mediaindex.ports.step_runner import StepRunner
 from mediaindex.ports.stores import MetadataStores
-from mediaindex.services.indexes import Background
 from mediaindex.settings import Settings
+
+
+class JobPurges:
+    """Index purges as durable job rows of the local job store, run by the worker pool one batch
+    at a time and resumed after a restart. Where the pool's workers are not started (tests,
+    one-shot commands) `background` runs the queued purges instead (a thread, or inline)."""
+
+    def __init__(self, executor: LocalExecutor, *, workers_started: bool, background: Background) -> None:
+        self._executor = executor
+        self._workers_started = workers_started
+        self._background = background
+
+    def requested(self, tenant_id: str, index_id: str) -> None:
+        pass  # the row is written once the index is marked; a start-up finds marks without rows
+
+    def start(self, tenant_id: str, index_id: str) -> None:
+        self._executor.queue.enqueue_purge(tenant_id, index_id)
+        self._kick()
+
+    def resume(self, *, budget_s: float) -> int:
+        self._kick()  # the rows resume themselves; this only wakes whoever runs them
+        return 0
+
+    def _kick(self) -> None:
+        if self._workers_started:
+            self._executor.orchestrator.wakeup.set()
+        else:
+            self._background(self._run_purges)
+
+    def _run_purges(self) -> None:
+        self._executor.pool.run_purges()
 
 
 def build_executor(db: Database, runner: StepRunner, settings: Settings) -> LocalExecutor:
@@ -50,7 +81,13 @@ def in_process_runtime(
         orchestrator=executor.orchestrator,
         search_index=search_index,
         encoder=ModelQueryEncoder(models),
-        background=background,
+        purges=JobPurges(executor, workers_started=start_workers, background=background),
+    )
+    indexes = services.indexes
+    executor.pool.set_purger(
+        lambda tenant_id, index_id: indexes.purge_batch(
+            tenant_id, index_id, max_assets=settings.purge_batch_assets
+        )
     )
     runtime = Runtime(
         settings=settings,
@@ -66,4 +103,7 @@ def in_process_runtime(
     if start_workers:
         executor.pool.start()
         runtime.closers.append(executor.pool.stop)  # closers run last-in first: the pool stops first
+    # First of all at close: abort in-flight URL fetches, so workers and request threads stuck on
+    # a slow source return at once (their jobs stay `running`, resumed by the next start).
+    runtime.closers.append(url_guard.abort_in_flight)
     return runtime

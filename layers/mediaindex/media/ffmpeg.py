@@ -15,8 +15,10 @@ Failures map onto the domain's codes: a file the tools cannot read is `unsupport
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -175,6 +177,45 @@ def ffprobe(path: Path, *, timeout_s: float = 60.0, extra: Sequence[str] = ()) -
     return data
 
 
+def with_caps(
+    args: Sequence[str],
+    *,
+    max_duration_s: float | None = None,
+    max_output_bytes: int | None = None,
+    progress: str | None = None,
+) -> list[str]:
+    """`args` bounded by what is decoded, not by what the header claims: `-t` (the limit plus
+    DECODE_MARGIN_S) on the first input, so no more than that is ever read or decoded; `-fs` on the
+    output (the last argument); `-progress` to `progress` unless the args report progress already.
+    With a duration cap, a last output copies the input's streams to nowhere (no decoding): its time
+    is how far the input was read, even where the real outputs are single pictures (a waveform)."""
+    out = list(args)
+    if max_output_bytes is not None:
+        out[-1:-1] = ["-fs", str(int(max_output_bytes))]
+    if max_duration_s is not None and "-i" in out:
+        first = out.index("-i")
+        out[first:first] = ["-t", f"{max_duration_s + DECODE_MARGIN_S:.3f}"]
+        if progress is not None and "-progress" not in out:
+            out[first:first] = ["-progress", progress, "-nostats"]
+        out += ["-map", "0:V?", "-map", "0:a?", "-c", "copy", "-f", "null", "-"]
+    return out
+
+
+# How far past the limit a capped decode reads: a decode that gets beyond the limit itself proves
+# the media longer than allowed, whatever its header says.
+DECODE_MARGIN_S = 1.0
+
+
+def _over_limit(out: ToolOutput, progress: Path | None, limit: float) -> float | None:
+    """How much a capped run decoded, when that is past `limit` (else None)."""
+    if progress is None:
+        text = out.stdout  # the args report to pipe:1 themselves
+    else:
+        text = progress.read_text(errors="replace") if progress.exists() else ""
+    decoded = progress_out_time_s(text)
+    return decoded if decoded is not None and decoded > limit + DECODE_MARGIN_S / 2 else None
+
+
 def run_ffmpeg(
     args: Sequence[str],
     *,
@@ -182,12 +223,48 @@ def run_ffmpeg(
     error_code: str = "media_corrupt",
     loglevel: str = "error",
     check: bool = True,
+    max_duration_s: float | None = None,
+    max_output_bytes: int | None = None,
 ) -> ToolOutput:
     """Runs ffmpeg with `args` (everything after the common prefix). A non-zero exit raises
     MediaError(`error_code`), or with check=False comes back in `returncode` for the caller to read
-    stderr; a timeout or a kill by signal raises StepFailedError."""
-    proc = _exec(ffmpeg_command(args, loglevel=loglevel), timeout_s)
-    out = ToolOutput(_text(proc.stdout), _text(proc.stderr), proc.returncode)
+    stderr; a timeout or a kill by signal raises StepFailedError.
+
+    Caps that hold on what is decoded, whatever the container's header claims (`with_caps`):
+    `max_duration_s` stops the decode just past the media limit, and a run that decodes past it
+    raises MediaError(`media_too_large`); `max_output_bytes` stops writing the output (the last
+    argument) at that size, and an output that reaches it raises `media_too_large` too."""
+    progress: Path | None = None
+    if max_duration_s is not None and "-progress" not in args:
+        fd, name = tempfile.mkstemp(prefix="mi-ffmpeg-", suffix=".progress")
+        os.close(fd)
+        progress = Path(name)
+    try:
+        capped = with_caps(
+            args,
+            max_duration_s=max_duration_s,
+            max_output_bytes=max_output_bytes,
+            progress=str(progress) if progress else None,
+        )
+        proc = _exec(ffmpeg_command(capped, loglevel=loglevel), timeout_s)
+        out = ToolOutput(_text(proc.stdout), _text(proc.stderr), proc.returncode)
+        if max_duration_s is not None:
+            decoded = _over_limit(out, progress, max_duration_s)
+            if decoded is not None:
+                raise MediaError(
+                    f"the media decodes past the limit of {max_duration_s:.0f} s (its header claims less)",
+                    code="media_too_large",
+                )
+    finally:
+        if progress is not None:
+            progress.unlink(missing_ok=True)
+    if max_output_bytes is not None:
+        written = Path(args[-1])
+        if written.is_file() and written.stat().st_size >= max_output_bytes:
+            raise MediaError(
+                f"the output reached its {max_output_bytes} byte limit: the media is longer than it says",
+                code="media_too_large",
+            )
     if check and proc.returncode != 0:
         raise MediaError(f"ffmpeg failed: {_tail(out.stderr)}", code=error_code)
     return out

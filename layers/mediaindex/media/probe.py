@@ -184,15 +184,16 @@ def facts_from_ffprobe(data: dict[str, Any], path: Path) -> ProbeFacts:
     )
 
 
-def describe(path: Path, *, timeout_s: float = 60.0) -> ProbeFacts:
+def describe(path: Path, *, timeout_s: float = 60.0, max_duration_s: float | None = None) -> ProbeFacts:
     """ffprobe + classification; no decoding, no hashing. Raises MediaError for files that are empty,
-    not media, or unreadable."""
+    not media, or unreadable. `max_duration_s` caps the remux that measures a duration the header
+    lacks (MediaError `media_too_large` past it)."""
     if path.stat().st_size == 0:
         raise MediaError("the file is empty", code="asset_file_empty")
     pf = facts_from_ffprobe(ffmpeg.ffprobe(path, timeout_s=timeout_s), path)
     if pf.media_type != MediaType.IMAGE and pf.duration_s is None:
         # Some streams (WebM from MediaRecorder, raw streams) carry no duration: remux to nowhere to read it.
-        pf = _with_duration(pf, _measure_duration(path, timeout_s))
+        pf = _with_duration(pf, _measure_duration(path, timeout_s, max_duration_s))
     return pf
 
 
@@ -209,11 +210,12 @@ def _with_duration(pf: ProbeFacts, duration: float | None) -> ProbeFacts:
     return dataclasses.replace(pf, duration_s=duration)
 
 
-def _measure_duration(path: Path, timeout_s: float) -> float | None:
+def _measure_duration(path: Path, timeout_s: float, max_duration_s: float | None) -> float | None:
     out = ffmpeg.run_ffmpeg(
         ["-i", str(path), "-map", "0:V?", "-map", "0:a?", "-c", "copy", "-f", "null", "-progress", "pipe:1",
          "-nostats", "-"],
         timeout_s=timeout_s,
+        max_duration_s=max_duration_s,
     )  # fmt: skip
     return ffmpeg.progress_out_time_s(out.stdout)
 
@@ -252,19 +254,28 @@ TAIL_WINDOW_S = 3.0
 TAIL_SLACK_S = 0.5
 
 
-def check_decodes(path: Path, pf: ProbeFacts, *, timeout_s: float = 120.0) -> None:
+def check_decodes(
+    path: Path, pf: ProbeFacts, *, timeout_s: float = 120.0, max_duration_s: float | None = None
+) -> None:
     """MediaError(`media_corrupt`) when the file does not decode to its end. Decodes only the last
     few seconds (a cheap check that catches truncation, the common failure of an interrupted upload);
-    short media and images are decoded whole."""
+    short media and images are decoded whole: then `max_duration_s` caps the decode (a "short" file
+    whose header lies is `media_too_large`)."""
     base = ["-sn", "-dn", "-f", "null", "-progress", "pipe:1", "-nostats", "-"]
     if pf.media_type == MediaType.IMAGE:
         ffmpeg.run_ffmpeg(["-i", str(path), "-frames:v", "1", *base], timeout_s=timeout_s)
         return
     duration = pf.duration_s or 0.0
     if duration < 2 * TAIL_WINDOW_S:
-        ffmpeg.run_ffmpeg(["-xerror", "-i", str(path), *base], timeout_s=timeout_s)
+        ffmpeg.run_ffmpeg(
+            ["-xerror", "-i", str(path), *base], timeout_s=timeout_s, max_duration_s=max_duration_s
+        )
         return
-    out = ffmpeg.run_ffmpeg(["-sseof", f"-{TAIL_WINDOW_S}", "-i", str(path), *base], timeout_s=timeout_s)
+    out = ffmpeg.run_ffmpeg(
+        ["-sseof", f"-{TAIL_WINDOW_S}", "-i", str(path), *base],
+        timeout_s=timeout_s,
+        max_duration_s=max_duration_s,
+    )
     decoded = ffmpeg.progress_out_time_s(out.stdout) or 0.0
     if decoded < TAIL_WINDOW_S - TAIL_SLACK_S:
         raise MediaError(

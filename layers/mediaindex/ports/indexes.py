@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 
 from mediaindex.domain.models import Index, Page
 
@@ -27,3 +28,26 @@ class IndexRepository(ABC):
     @abstractmethod
     def delete(self, tenant_id: str, index_id: str) -> bool:
         """Removes the index row (its assets must already be gone). False when it was not there."""
+
+
+@dataclass(frozen=True)
+class PendingPurge:
+    tenant_id: str
+    index_id: str
+    age_s: float  # since the purge was noted
+
+
+class PurgeLedger(ABC):
+    """Index purges asked for and not finished, across tenants: what the sweep of a runtime
+    without a worker pool (a Lambda) resumes. Noted before the index is marked `deleting`."""
+
+    @abstractmethod
+    def add(self, tenant_id: str, index_id: str) -> None:
+        """Notes a purge (a second note of the same index keeps the first one's age)."""
+
+    @abstractmethod
+    def remove(self, tenant_id: str, index_id: str) -> None: ...
+
+    @abstractmethod
+    def pending(self, *, limit: int) -> list[PendingPurge]:
+        """Oldest first."""

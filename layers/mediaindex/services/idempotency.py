@@ -1,18 +1,31 @@
 """`Idempotency-Key` on POST: the same key and body replay the first response and do nothing
-twice; the same key with another body is 409 `idempotency_key_reused`."""
+twice; the same key with another body is 409 `idempotency_key_reused`.
+
+Check, run and record are made atomic by reserving the key first: a conditional write stores a
+pending reservation with a short lease, and only the request that wrote it runs. A concurrent twin
+waits a little for the winner's record and replays it, or answers 409
+`idempotency_request_in_progress` when the winner takes longer. The winner then replaces its
+reservation with the record (2xx), or releases the key (a failure, so the client may retry)."""
 
 from __future__ import annotations
 
 import hashlib
+import logging
+import time
+import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 from mediaindex.domain.errors import ConflictError, ValidationError
 from mediaindex.domain.models import IdempotencyRecord, utcnow
-from mediaindex.ports.idempotency import IdempotencyRepository
+from mediaindex.ports.idempotency import IdempotencyRepository, Pending
+
+log = logging.getLogger(__name__)
 
 MAX_KEY_LEN = 255
+_POLL_FIRST_S = 0.02
+_POLL_MAX_S = 0.25
 
 
 def request_fingerprint(method: str, path: str, body: bytes) -> str:
@@ -22,10 +35,25 @@ def request_fingerprint(method: str, path: str, body: bytes) -> str:
     return h.hexdigest()
 
 
+def _in_progress() -> ConflictError:
+    return ConflictError(
+        "a request with this Idempotency-Key is still running; retry shortly",
+        code="idempotency_request_in_progress",
+    )
+
+
+def _reused() -> ConflictError:
+    return ConflictError("this Idempotency-Key was used with another request", code="idempotency_key_reused")
+
+
 class IdempotencyService:
-    def __init__(self, records: IdempotencyRepository, ttl_s: int) -> None:
+    def __init__(
+        self, records: IdempotencyRepository, ttl_s: int, *, lease_s: float = 60.0, wait_s: float = 5.0
+    ) -> None:
         self._records = records
         self._ttl = timedelta(seconds=ttl_s)
+        self._lease = timedelta(seconds=lease_s)
+        self._wait_s = wait_s
 
     def run(
         self, tenant_id: str, key: str, fingerprint: str, execute: Callable[[], tuple[int, Any]]
@@ -37,32 +65,60 @@ class IdempotencyService:
                 f"Idempotency-Key must be 1 to {MAX_KEY_LEN} characters", field="Idempotency-Key"
             )
         scoped = f"{tenant_id}:{key}"
-        existing = self._records.get(tenant_id, scoped)
-        if existing is not None:
-            return self._replay(existing, fingerprint)
-        status, body = execute()
-        if 200 <= status < 300:
-            record = IdempotencyRecord(
+        token, replay = self._reserve(tenant_id, scoped, fingerprint)
+        if replay is not None:
+            return replay
+        try:
+            status, body = execute()
+        except BaseException:
+            self._records.release(tenant_id, scoped, token)
+            raise
+        if not 200 <= status < 300:
+            self._records.release(tenant_id, scoped, token)
+            return status, body, False
+        record = IdempotencyRecord(
+            tenant_id=tenant_id,
+            key=scoped,
+            request_hash=fingerprint,
+            status_code=status,
+            body=body,
+            expires_at=utcnow() + self._ttl,
+        )
+        if not self._records.complete(record, token):
+            # The run outlived its lease and a twin took the key: it may have run too.
+            log.warning("idempotency reservation lost before completion", extra={"tenant_id": tenant_id})
+        return status, body, False
+
+    def _reserve(
+        self, tenant_id: str, scoped: str, fingerprint: str
+    ) -> tuple[str, tuple[int, Any, bool] | None]:
+        """(token, None) once this request holds the key; (_, replay) when a twin's record answers."""
+        deadline = time.monotonic() + self._wait_s
+        poll = _POLL_FIRST_S
+        while True:
+            token = uuid.uuid4().hex
+            pending = Pending(
                 tenant_id=tenant_id,
                 key=scoped,
                 request_hash=fingerprint,
-                status_code=status,
-                body=body,
-                expires_at=utcnow() + self._ttl,
+                token=token,
+                lease_until=utcnow() + self._lease,
             )
-            try:
-                self._records.put(record)
-            except ConflictError:
-                # A concurrent twin stored first: answer as it did.
-                winner = self._records.get(tenant_id, scoped)
-                if winner is not None:
-                    return self._replay(winner, fingerprint)
-        return status, body, False
+            if self._records.reserve(pending):
+                return token, None
+            held = self._records.lookup(tenant_id, scoped)
+            if isinstance(held, IdempotencyRecord):
+                return token, self._replay(held, fingerprint)
+            if held is not None and held.request_hash != fingerprint:
+                raise _reused()
+            # A twin is running (or just let go of the key): wait for its answer, briefly.
+            if time.monotonic() >= deadline:
+                raise _in_progress()
+            time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
+            poll = min(poll * 2, _POLL_MAX_S)
 
     @staticmethod
     def _replay(record: IdempotencyRecord, fingerprint: str) -> tuple[int, Any, bool]:
         if record.request_hash != fingerprint:
-            raise ConflictError(
-                "this Idempotency-Key was used with another request", code="idempotency_key_reused"
-            )
+            raise _reused()
         return record.status_code, record.body, True

@@ -7,13 +7,22 @@ from typing import Any
 
 from mediaindex.domain.models import FeatureStatus
 from mediaindex.ports.assets import AssetRepository
+from mediaindex.ports.indexes import IndexRepository
 from mediaindex.ports.outputs import OutputRepository
 
 
 class UsageService:
-    def __init__(self, assets: AssetRepository, outputs: OutputRepository) -> None:
+    def __init__(self, assets: AssetRepository, outputs: OutputRepository, indexes: IndexRepository) -> None:
         self._assets = assets
         self._outputs = outputs
+        self._indexes = indexes
+
+    def _counted(self, tenant_id: str, index_id: str, seen: dict[str, bool]) -> bool:
+        """Assets of an index being deleted are not counted: they are gone to the tenant."""
+        if index_id not in seen:
+            index = self._indexes.get(tenant_id, index_id)
+            seen[index_id] = index is not None and not index.deleting
+        return seen[index_id]
 
     def usage(self, tenant_id: str) -> dict[str, Any]:
         assets: Counter[str] = Counter()
@@ -21,9 +30,12 @@ class UsageService:
         runs: Counter[str] = Counter()
         derivative_bytes = 0
         cursor = None
+        seen: dict[str, bool] = {}
         while True:
             page = self._assets.list(tenant_id, limit=100, cursor=cursor)
             for a in page.data:
+                if not self._counted(tenant_id, a.index_id, seen):
+                    continue
                 kind = a.media_type.value if a.media_type else "unknown"
                 assets[kind] += 1
                 asset_bytes[kind] += a.size_bytes or 0

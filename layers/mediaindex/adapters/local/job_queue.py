@@ -3,7 +3,10 @@
 A task's plan (its steps) is stored once; a step's job row is inserted when every step it needs
 (within the plan) has ended, so dependencies survive restarts. Workers claim a job with a lease;
 a job whose lease ran out (a hung or killed worker) goes back to the queue or fails for good.
-Completions carry the attempt number they ran as, so a late finisher cannot overwrite a retry."""
+Completions carry the attempt number they ran as, so a late finisher cannot overwrite a retry.
+
+Index purges are jobs too (table `purge_jobs`, one row per index being deleted): claimed one
+batch at a time and requeued after each, deleted once the index is gone, resumed after a restart."""
 
 from __future__ import annotations
 
@@ -34,6 +37,21 @@ def _job(row: tuple[object, ...]) -> Job:
         max_attempts=int(str(row[5])),
         timeout_s=float(str(row[6])),
     )
+
+
+@dataclass(frozen=True)
+class PurgeJob:
+    """One claim of an index purge: it runs one batch of the index's assets under `claim`."""
+
+    tenant_id: str
+    index_id: str
+    claim: int
+    failures: int
+
+
+# A purge batch that outlives this lease (a hung or killed worker) goes back to the queue.
+PURGE_LEASE_S = 600.0
+PURGE_MAX_BACKOFF_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -212,7 +230,106 @@ class JobQueue:
                 " WHERE state = 'running'",
                 (now, now),
             )
+            return int(cur.rowcount) + self._recover_purges(tx, now)
+
+    # ---- index purges ---------------------------------------------------------------------------
+    def enqueue_purge(self, tenant_id: str, index_id: str) -> None:
+        """Records that the index must be purged (once: a second request for it changes nothing)."""
+        now = self._now()
+        with self._db.transaction() as tx:
+            tx.execute(
+                "INSERT OR IGNORE INTO purge_jobs (tenant_id, index_id, state, run_after, created_at,"
+                " updated_at) VALUES (?, ?, 'queued', ?, ?, ?)",
+                (tenant_id, index_id, now, now, now),
+            )
+
+    def claim_purge(self) -> PurgeJob | None:
+        now = self._now()
+        ready = (
+            self._db.connection()
+            .execute("SELECT 1 FROM purge_jobs WHERE state = 'queued' AND run_after <= ? LIMIT 1", (now,))
+            .fetchone()
+        )
+        if ready is None:
+            return None
+        with self._db.transaction() as tx:
+            row = tx.execute(
+                "SELECT tenant_id, index_id, claims, failures FROM purge_jobs"
+                " WHERE state = 'queued' AND run_after <= ? ORDER BY run_after LIMIT 1",
+                (now,),
+            ).fetchone()
+            if row is None:
+                return None
+            claim = int(row[2]) + 1
+            tx.execute(
+                "UPDATE purge_jobs SET state = 'running', claims = ?, lease_until = ?, updated_at = ?"
+                " WHERE tenant_id = ? AND index_id = ?",
+                (claim, now + PURGE_LEASE_S, now, row[0], row[1]),
+            )
+            return PurgeJob(tenant_id=str(row[0]), index_id=str(row[1]), claim=claim, failures=int(row[3]))
+
+    def purge_progressed(self, job: PurgeJob) -> None:
+        """A batch went through and assets remain: back to the queue for the next batch at once
+        (so pipeline jobs interleave with a long purge)."""
+        now = self._now()
+        with self._db.transaction() as tx:
+            tx.execute(
+                "UPDATE purge_jobs SET state = 'queued', failures = 0, lease_until = NULL, run_after = ?,"
+                " last_error = NULL, updated_at = ? WHERE tenant_id = ? AND index_id = ? AND claims = ?",
+                (now, now, job.tenant_id, job.index_id, job.claim),
+            )
+
+    def purge_done(self, job: PurgeJob) -> None:
+        with self._db.transaction() as tx:
+            tx.execute(
+                "DELETE FROM purge_jobs WHERE tenant_id = ? AND index_id = ? AND claims = ?",
+                (job.tenant_id, job.index_id, job.claim),
+            )
+
+    def purge_failed(self, job: PurgeJob, error: str, *, backoff_s: float) -> None:
+        """A batch failed: retried after a backoff that grows with each failure in a row (a purge
+        is never given up: the index stays hidden until it is gone)."""
+        now = self._now()
+        delay = min(PURGE_MAX_BACKOFF_S, max(backoff_s, 0.5) * 2**job.failures)
+        with self._db.transaction() as tx:
+            tx.execute(
+                "UPDATE purge_jobs SET state = 'queued', failures = failures + 1, lease_until = NULL,"
+                " run_after = ?, last_error = ?, updated_at = ?"
+                " WHERE tenant_id = ? AND index_id = ? AND claims = ?",
+                (now + delay, error[:2000], now, job.tenant_id, job.index_id, job.claim),
+            )
+
+    def requeue_expired_purges(self) -> int:
+        now = self._now()
+        with self._db.transaction() as tx:
+            cur = tx.execute(
+                "UPDATE purge_jobs SET state = 'queued', lease_until = NULL, run_after = ?, updated_at = ?"
+                " WHERE state = 'running' AND lease_until < ?",
+                (now, now, now),
+            )
             return int(cur.rowcount)
+
+    def pending_purges(self) -> list[tuple[str, str]]:
+        rows = self._db.connection().execute("SELECT tenant_id, index_id FROM purge_jobs").fetchall()
+        return [(str(r[0]), str(r[1])) for r in rows]
+
+    def _recover_purges(self, tx: sqlite3.Connection, now: float) -> int:
+        """At start: running purges belong to a dead process; and an index marked `deleting` in
+        this database without a purge row (deleted by a release that purged on a thread, or a crash
+        between the mark and the row) gets one."""
+        cur = tx.execute(
+            "UPDATE purge_jobs SET state = 'queued', lease_until = NULL, run_after = ?, updated_at = ?"
+            " WHERE state = 'running'",
+            (now, now),
+        )
+        resumed = int(cur.rowcount)
+        cur = tx.execute(
+            "INSERT OR IGNORE INTO purge_jobs (tenant_id, index_id, state, run_after, created_at, updated_at)"
+            " SELECT tenant_id, id, 'queued', ?, ?, ? FROM indexes"
+            " WHERE json_extract(doc, '$.deleting') = 1",
+            (now, now, now),
+        )
+        return resumed + int(cur.rowcount)
 
     def counts(self) -> dict[str, int]:
         rows = self._db.connection().execute("SELECT state, count(*) FROM jobs GROUP BY state").fetchall()

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
 
-from mediaindex.adapters.local.job_queue import Job, JobQueue
+from mediaindex.adapters.local.job_queue import Job, JobQueue, PurgeJob
 from mediaindex.domain.errors import MediaError
 from mediaindex.domain.failures import error_info
 from mediaindex.domain.models import Asset, ErrorInfo, Task, TaskKind
@@ -16,6 +18,9 @@ from mediaindex.ports.orchestrator import Orchestrator
 from mediaindex.ports.step_runner import StepRunner
 
 log = logging.getLogger(__name__)
+
+# One batch of an index purge: (tenant_id, index_id) -> True once the index is gone.
+Purger = Callable[[str, str], bool]
 
 
 class LocalOrchestrator(Orchestrator):
@@ -57,6 +62,11 @@ class WorkerPool:
         self._poll = poll_s
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._purger: Purger | None = None
+
+    def set_purger(self, purger: Purger) -> None:
+        """What runs one batch of an index purge (the services, wired by the composition root)."""
+        self._purger = purger
 
     def start(self) -> None:
         requeued = self._queue.recover_after_restart()
@@ -71,33 +81,84 @@ class WorkerPool:
         self._threads.append(reaper)
 
     def stop(self, timeout_s: float = 5.0) -> None:
+        """Stops the workers, waiting at most `timeout_s` in all. A worker still inside a step then
+        is left to die with the process (its threads are daemons): its job row stays `running`,
+        and the next start requeues it, so nothing is recorded half-done."""
         self._stop.set()
         self._wakeup.set()
+        deadline = time.monotonic() + timeout_s
         for t in self._threads:
-            t.join(timeout=timeout_s)
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
         self._threads.clear()
 
     def run_until_idle(self, max_jobs: int = 10_000) -> int:
-        """Runs queued jobs on the calling thread until none is ready (tests, CLI one-shots)."""
+        """Runs queued jobs (steps, then purge batches) on the calling thread until none is ready
+        (tests, CLI one-shots)."""
         ran = 0
-        while ran < max_jobs and (job := self._queue.claim()) is not None:
-            self._execute(job)
+        while ran < max_jobs:
+            if (job := self._queue.claim()) is not None:
+                self._execute(job)
+            elif self._purger is not None and (purge := self._queue.claim_purge()) is not None:
+                self._execute_purge(purge)
+            else:
+                break
+            ran += 1
+        return ran
+
+    def run_purges(self) -> int:
+        """Runs queued purge batches on the calling thread until none is ready (a runtime whose
+        workers are not started purges this way, on a thread of its own)."""
+        ran = 0
+        while self._purger is not None and not self._stop.is_set():
+            purge = self._queue.claim_purge()
+            if purge is None:
+                break
+            self._execute_purge(purge)
             ran += 1
         return ran
 
     # ---- internals -----------------------------------------------------------------------------
     def _loop(self) -> None:
+        # Steps and purge batches take turns when both are waiting: a long pipeline backlog does
+        # not starve a purge, and a purge of thousands of assets does not stall the pipeline.
+        purge_turn = False
         while not self._stop.is_set():
+            job: Job | None = None
+            purge: PurgeJob | None = None
             try:
-                job = self._queue.claim()
+                if purge_turn and self._purger is not None:
+                    purge = self._queue.claim_purge()
+                if purge is None:
+                    job = self._queue.claim()
+                if job is None and purge is None and self._purger is not None and not purge_turn:
+                    purge = self._queue.claim_purge()
             except Exception:
                 log.exception("claiming a job failed")
-                job = None
-            if job is None:
+            if purge is not None:
+                self._execute_purge(purge)
+                purge_turn = False
+            elif job is not None:
+                self._execute(job)
+                purge_turn = True
+            else:
                 self._wakeup.wait(self._poll)
                 self._wakeup.clear()
-                continue
-            self._execute(job)
+
+    def _execute_purge(self, job: PurgeJob) -> None:
+        assert self._purger is not None
+        try:
+            finished = self._purger(job.tenant_id, job.index_id)
+        except Exception as e:
+            if self._stop.is_set():
+                return  # shutting down: the row stays running and the next start resumes it
+            log.warning("index purge batch failed", extra={"index_id": job.index_id}, exc_info=True)
+            self._queue.purge_failed(job, repr(e), backoff_s=self._backoff)
+            return
+        if finished:
+            self._queue.purge_done(job)
+            log.info("index purge finished", extra={"index_id": job.index_id})
+        else:
+            self._queue.purge_progressed(job)
 
     def _execute(self, job: Job) -> None:
         if job.attempts > job.max_attempts:  # a step that killed the process on every try
@@ -111,6 +172,11 @@ class WorkerPool:
             self._give_up(job, error_info(e))
             return
         except Exception as e:
+            if self._stop.is_set():
+                # Shutting down (in-flight downloads are aborted then): not the step's fault. The
+                # row stays `running`; the next start requeues it.
+                log.info("step interrupted by shutdown", extra={"step": job.step, "task_id": job.task_id})
+                return
             log.warning(
                 "step failed",
                 extra={"step": job.step, "task_id": job.task_id, "attempt": job.attempts},
@@ -150,6 +216,7 @@ class WorkerPool:
             else:
                 self._give_up(job, ErrorInfo(code="step_timeout", message=msg))
             reaped += 1
+        reaped += self._queue.requeue_expired_purges()
         if reaped:
             self._wakeup.set()
         return reaped

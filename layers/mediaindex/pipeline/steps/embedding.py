@@ -53,14 +53,21 @@ class _Seg:
 
 
 def detect_cuts(
-    path: Path, *, threshold: float = SCENE_THRESHOLD, timeout_s: float = 1800
+    path: Path,
+    *,
+    threshold: float = SCENE_THRESHOLD,
+    timeout_s: float = 1800,
+    max_duration_s: float | None = None,
 ) -> list[float] | None:
     """Times of hard cuts, or None when scene detection could not run. Frames are scaled down first:
     the scene score only needs coarse content and decoding dominates anyway. The score is taken in
     RGB: on YUV input ffmpeg scores luma alone and misses cuts between colours of equal brightness."""
     vf = f"scale=160:-2,format=rgb24,select='gt(scene,{threshold})',showinfo"
     args = ["-i", str(path), "-an", "-sn", "-vf", vf, "-f", "null", "-"]
-    out = ffmpeg.run_ffmpeg(args, timeout_s=timeout_s, loglevel="info", check=False)
+    # Decodes the whole video: capped at the media limit (MediaError `media_too_large` past it).
+    out = ffmpeg.run_ffmpeg(
+        args, timeout_s=timeout_s, loglevel="info", check=False, max_duration_s=max_duration_s
+    )
     if out.returncode != 0:
         return None
     return [
@@ -161,7 +168,7 @@ def _visual_segments(ctx: StepContext, media_type: MediaType, src: Path) -> list
     duration = ctx.asset.duration_s or media_duration(src)
     if media_type == MediaType.AUDIO:
         return [_Seg(s, e, "window") for s, e in plan_segments([], duration)]
-    cuts = detect_cuts(src, timeout_s=timeout)
+    cuts = detect_cuts(src, timeout_s=timeout, max_duration_s=ctx.settings.max_duration_s)
     kind = "shot" if cuts is not None else "window"
     return [_Seg(s, e, kind) for s, e in plan_segments(cuts or [], duration)]
 

@@ -1,8 +1,8 @@
-"""`fetch`: downloads an asset_url into storage, through the SSRF guard, within the size limit."""
+"""`fetch`: downloads an asset_url into storage, through the SSRF guard, within the size limit and
+the download budget (deadline, minimum rate). A download abandoned at shutdown raises
+`url_guard.FetchAborted`, which is no failure of the asset: its job is resumed by the next start."""
 
 from __future__ import annotations
-
-import httpx
 
 from mediaindex.domain.errors import MediaError, MediaindexError
 from mediaindex.domain.models import UploadInfo
@@ -15,16 +15,18 @@ def run(ctx: StepContext) -> StepResult:
     assert asset.source_url is not None and asset.upload is not None
     dest = ctx.workdir / "download"
     try:
-        with httpx.Client(headers={"user-agent": "mediaindex-fetch/1"}) as client:
-            size, ctype = url_guard.download(
-                asset.source_url,
-                dest,
-                max_bytes=s.max_asset_bytes,
-                allow_private=s.allow_private_urls,
-                timeout_s=s.fetch_timeout_s,
-                max_redirects=s.fetch_max_redirects,
-                client=client,
-            )
+        # Connections pinned to the checked addresses; the whole download within its budget.
+        size, ctype = url_guard.download(
+            asset.source_url,
+            dest,
+            max_bytes=s.max_asset_bytes,
+            allow_private=s.allow_private_urls,
+            timeout_s=s.fetch_timeout_s,
+            max_redirects=s.fetch_max_redirects,
+            deadline_s=s.fetch_deadline_s,
+            min_rate_bytes_s=s.fetch_min_rate_bytes_s,
+            rate_grace_s=s.fetch_rate_grace_s,
+        )
     except MediaError:
         raise
     except MediaindexError as e:  # forbidden hop, too large: permanent, reported with its own code

@@ -185,7 +185,9 @@ def run(ctx: StepContext) -> StepResult:
     out_dir = ctx.workdir / "preview"
     out_dir.mkdir(parents=True, exist_ok=True)
     p = plan(src, out_dir, pf)
-    ffmpeg.run_ffmpeg(p.args, timeout_s=float(STEP_BY_NAME["preview"].timeout_s))
+    # Audio waveforms and video thumbnails decode the whole stream: capped at the media limit.
+    cap = None if pf.media_type == MediaType.IMAGE else ctx.settings.max_duration_s
+    ffmpeg.run_ffmpeg(p.args, timeout_s=float(STEP_BY_NAME["preview"].timeout_s), max_duration_s=cap)
 
     outs = produced(p)
     if not any(o.kind == "poster" for o in outs):

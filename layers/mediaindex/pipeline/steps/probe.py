@@ -22,10 +22,12 @@ def run(ctx: StepContext) -> StepResult:
             code="media_too_large",
         )
     timeout_s = float(STEP_BY_NAME["probe"].timeout_s)
-    pf = probe.describe(path, timeout_s=timeout_s / 4)
-    # Limits before decoding anything: a bomb is refused, not processed.
-    probe.check_limits(pf, max_pixels=ctx.settings.max_pixels, max_duration_s=ctx.settings.max_duration_s)
-    probe.check_decodes(path, pf, timeout_s=timeout_s / 2)
+    max_s = ctx.settings.max_duration_s
+    pf = probe.describe(path, timeout_s=timeout_s / 4, max_duration_s=max_s)
+    # Limits before decoding anything: a bomb is refused, not processed. What the header claims is
+    # checked here; every later decode is capped at the limit too, in case the header lies.
+    probe.check_limits(pf, max_pixels=ctx.settings.max_pixels, max_duration_s=max_s)
+    probe.check_decodes(path, pf, timeout_s=timeout_s / 2, max_duration_s=max_s)
 
     updates: dict[str, object] = {
         "media_type": pf.media_type,

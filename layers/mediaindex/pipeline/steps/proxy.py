@@ -18,6 +18,10 @@ IMAGE_MAX_SIDE = 2048
 MAX_FPS = 60.0
 DEFAULT_FPS = 30.0
 AUDIO_BITRATE = "128k"
+# Output ceilings per second of the duration limit, far above what these encodes make (720p CRF 23
+# rarely passes 5 Mbit/s; AAC is 128 kbit/s): `-fs` stops a file that decodes longer than it said.
+VIDEO_BYTES_PER_S = 4 * 1024 * 1024
+AUDIO_BYTES_PER_S = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -91,7 +95,20 @@ def run(ctx: StepContext) -> StepResult:
     out_dir = ctx.workdir / "proxy"
     out_dir.mkdir(parents=True, exist_ok=True)
     p = plan(src, out_dir, pf)
-    ffmpeg.run_ffmpeg(p.args, timeout_s=float(STEP_BY_NAME["proxy"].timeout_s))
+    timeout_s = float(STEP_BY_NAME["proxy"].timeout_s)
+    if pf.media_type == MediaType.IMAGE:
+        ffmpeg.run_ffmpeg(p.args, timeout_s=timeout_s)
+    else:
+        # Capped on what is decoded: a header that claims less than the file holds cannot make
+        # this run (and its temp output) longer than the media limit.
+        max_s = ctx.settings.max_duration_s
+        per_s = VIDEO_BYTES_PER_S if pf.media_type == MediaType.VIDEO else AUDIO_BYTES_PER_S
+        ffmpeg.run_ffmpeg(
+            p.args,
+            timeout_s=timeout_s,
+            max_duration_s=max_s,
+            max_output_bytes=int((max_s + ffmpeg.DECODE_MARGIN_S + 1) * per_s),
+        )
 
     # The encoder's own numbers, not the plan's: cfr and AAC priming move the duration a little.
     out_facts = probe.describe(p.output) if pf.media_type != MediaType.IMAGE else None

@@ -23,11 +23,23 @@ def _na(reason: str) -> StepResult:
     )
 
 
-def extract_audio(src: Path, dest: Path, *, timeout_s: float = 1800) -> bool:
-    """Writes the first audio stream as 16 kHz mono PCM WAV. False when the file has no audio."""
+# 16 kHz mono 16-bit PCM.
+WAV_BYTES_PER_S = 16_000 * 2
+
+
+def extract_audio(
+    src: Path, dest: Path, *, timeout_s: float = 1800, max_duration_s: float | None = None
+) -> bool:
+    """Writes the first audio stream as 16 kHz mono PCM WAV. False when the file has no audio.
+    `max_duration_s` caps the decode and the WAV's size: MediaError(`media_too_large`) past it."""
     args = ["-i", str(src), "-map", "0:a:0", "-vn", "-ac", "1", "-ar", "16000"]
     args += ["-c:a", "pcm_s16le", str(dest)]
-    out = ffmpeg.run_ffmpeg(args, timeout_s=timeout_s, check=False)
+    max_bytes = None
+    if max_duration_s is not None:
+        max_bytes = int((max_duration_s + ffmpeg.DECODE_MARGIN_S + 1) * WAV_BYTES_PER_S) + 4096
+    out = ffmpeg.run_ffmpeg(
+        args, timeout_s=timeout_s, check=False, max_duration_s=max_duration_s, max_output_bytes=max_bytes
+    )
     if out.returncode != 0:
         if "matches no streams" in out.stderr:
             return False
@@ -43,7 +55,12 @@ def run(ctx: StepContext) -> StepResult:
         return _na("the file has no audio stream")
 
     wav = ctx.workdir / "audio16k.wav"
-    if not extract_audio(ctx.original_path(), wav, timeout_s=ctx.settings.job_timeout_s):
+    if not extract_audio(
+        ctx.original_path(),
+        wav,
+        timeout_s=ctx.settings.job_timeout_s,
+        max_duration_s=ctx.settings.max_duration_s,
+    ):
         return _na("the file has no audio stream")
 
     transcript = ctx.models.transcriber().transcribe(wav)
