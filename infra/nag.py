@@ -61,7 +61,7 @@ def suppress(stack: MediaIndexStack) -> None:
         "keys are revoked in the table, so a Secrets Manager rotation Lambda would not revoke the old one.",
     )
     acks(stack.api.handler.role, {**index_finding, **prefix_findings, **search_finding})
-    acks(stack.pipeline.upload_fn.role, index_finding)
+    acks(stack.pipeline.upload_fn.role, {**index_finding, **originals})
     acks(stack.pipeline.events_fn.role, originals)
     _ack(
         stack.api.handler.role,

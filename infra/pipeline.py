@@ -94,11 +94,13 @@ class Pipeline(Construct):
             timeout=Duration.seconds(30),
             dead_letter=True,
         )
-        # The asset and its task (tasks are found through gsi2); no object is read.
+        # The asset and its task (tasks are found through gsi2); no object is read, but an original
+        # that lands for an asset no longer awaiting it (deleted, failed) is deleted.
         policies.table(
             self.upload_fn.role, table, ["dynamodb:GetItem", *policies.TABLE_PUT], index_queries=True
         )
         policies.start_executions(self.upload_fn.role, self.state_machine.state_machine_arn)
+        policies.objects(self.upload_fn.role, bucket, [names.ORIGINALS], policies.OBJECT_DELETE)
 
         self.rule = events.Rule(
             self,

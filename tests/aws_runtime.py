@@ -165,7 +165,7 @@ def deliver_upload_event(runtime: Runtime, key: str) -> dict[str, Any]:
 
     info = runtime.blobs.head(key)
     assert info is not None, f"no object {key}"
-    upload_handler.configure(runtime.services.ingest, runtime.settings.bucket_name)
+    upload_handler.configure(runtime.services.ingest, runtime.settings.bucket_name, runtime.blobs)
     result: dict[str, Any] = upload_handler.process(
         object_created_event(runtime.settings.bucket_name, key, info.size, info.etag)
     )
@@ -185,7 +185,13 @@ def presigned_s3_router(runtime: Runtime, s3: Any) -> APIRouter:
             resp = s3.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=int(part), Body=body)
             return Response(status_code=200, headers={"ETag": resp["ETag"]})
         content_type = request.headers.get("content-type", "application/octet-stream")
-        resp = s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+        # The signed one-shot condition, as S3 applies it: a second PUT of the key is 412.
+        once = {"IfNoneMatch": "*"} if request.headers.get("if-none-match") == "*" else {}
+        try:
+            resp = s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type, **once)
+        except s3.exceptions.ClientError as e:
+            status = int(e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500))
+            return Response(status_code=status)
         deliver_upload_event(runtime, key)
         return Response(status_code=200, headers={"ETag": resp["ETag"]})
 

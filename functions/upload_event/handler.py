@@ -20,14 +20,16 @@ tracer = Tracer(service="mediaindex-upload-event", patch_modules=["botocore"])
 _state: dict[str, Any] = {}
 
 
-def configure(ingest: Any = None, bucket: str | None = None) -> None:
-    """Sets the IngestService (and bucket name) to use; the first invoke builds them from settings."""
+def configure(ingest: Any = None, bucket: str | None = None, blobs: Any = None) -> None:
+    """Sets the IngestService, bucket name and blob store (which deletes an original that landed
+    for an asset no longer awaiting it); the first invoke builds them from settings."""
     if ingest is None:
         from mediaindex.bootstrap.aws import build_aws_ingest, lambda_settings
 
         settings = lambda_settings()
-        ingest, bucket = build_aws_ingest(settings), settings.bucket_name
-    _state.update(ingest=ingest, bucket=bucket)
+        ingest, blobs = build_aws_ingest(settings)
+        bucket = settings.bucket_name
+    _state.update(ingest=ingest, bucket=bucket, blobs=blobs)
 
 
 def process(event: dict[str, Any]) -> dict[str, Any]:
@@ -43,6 +45,7 @@ def process(event: dict[str, Any]) -> dict[str, Any]:
         etag=obj.get("etag"),
         expected_bucket=_state.get("bucket"),
         log=logger,
+        blobs=_state.get("blobs"),
     )
 
 

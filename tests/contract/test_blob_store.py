@@ -477,3 +477,280 @@ def test_local_key_that_is_also_a_folder_is_a_conflict(tmp_path: Path) -> None:
     # Once `a/b` is deleted its folder goes too, and `a` can be stored.
     store.delete("a/b")
     assert store.put_bytes("a", b"3", "text/plain").size == 1
+
+
+# ---- one-shot uploads and signed lengths (both adapters) ---------------------------------------------
+def _signed_headers(url: str) -> set[str]:
+    """The headers an S3 presigned URL signs (X-Amz-SignedHeaders)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    return set(parse_qs(urlsplit(url).query)["X-Amz-SignedHeaders"][0].split(";"))
+
+
+def test_presign_put_returns_the_headers_that_bind_the_upload(blobs: Harness, prefix: str) -> None:
+    # Given a one-shot PUT signed for 1,000 bytes
+    signed = blobs.store.presign_put(
+        f"originals/{prefix}a/original.mp4", "video/mp4", 60, expected_size=1000, one_shot=True
+    )
+
+    # Then both adapters hand the client the same headers to send
+    assert signed.headers == {"Content-Type": "video/mp4", "Content-Length": "1000", "If-None-Match": "*"}
+    if blobs.name == "s3":
+        # S3 enforces them because they are signed (moto checks no signature: asserted on the URL)
+        assert {"content-length", "content-type", "if-none-match"} <= _signed_headers(signed.url)
+        part = blobs.store.presign_part(f"{prefix}big", "upl", 3, 60, expected_size=5 * MiB)
+        assert "content-length" in _signed_headers(part.url)
+
+
+def test_a_used_one_shot_url_cannot_replace_the_object(blobs: Harness, prefix: str) -> None:
+    # Given an original uploaded through a one-shot URL
+    key = f"originals/{prefix}ast/original.bin"
+    signed = blobs.store.presign_put(key, "application/octet-stream", 60, expected_size=4, one_shot=True)
+    assert blobs.http.put(signed.url, content=b"good", headers=signed.headers).status_code == 200
+
+    # When the same URL is used again with other bytes of the same length
+    again = blobs.http.put(signed.url, content=b"evil", headers=signed.headers)
+
+    # Then it is refused (S3: 412 PreconditionFailed; local: 409 with the one error body) and the
+    # first bytes stay
+    if blobs.name == "s3":
+        assert again.status_code == 412, again.text
+    else:
+        assert (again.status_code, again.json()["error"]["code"]) == (409, "upload_already_completed")
+    assert blobs.store.get_bytes(key) == b"good"
+
+
+def test_sixteen_racing_one_shot_puts_land_exactly_one(blobs: Harness, prefix: str) -> None:
+    # Given 16 clients racing to PUT different bytes to one one-shot URL, 10 times over
+    import concurrent.futures as cf
+
+    for round_ in range(10):
+        key = f"originals/{prefix}r{round_}/original.bin"
+        signed = blobs.store.presign_put(
+            key, "application/octet-stream", 60, expected_size=4096, one_shot=True
+        )
+
+        def put(i: int, url: str = signed.url, headers: dict[str, str] = signed.headers) -> tuple[int, bytes]:
+            body = bytes([i]) * 4096
+            return blobs.http.put(url, content=body, headers=headers).status_code, body
+
+        with cf.ThreadPoolExecutor(16) as pool:
+            results = list(pool.map(put, range(16)))
+
+        # Then exactly one lands, and it is the one stored; the others are refused
+        winners = [body for status, body in results if status == 200]
+        assert len(winners) == 1, [s for s, _ in results]
+        assert {s for s, _ in results if s != 200} == {412 if blobs.name == "s3" else 409}
+        assert blobs.store.get_bytes(key) == winners[0]
+
+
+def test_one_shot_complete_refuses_a_key_that_holds_an_object(blobs: Harness, prefix: str) -> None:
+    # Given an object at the key, and a multipart upload to the same key
+    key = f"originals/{prefix}ast/original.bin"
+    blobs.store.put_bytes(key, b"first", "application/octet-stream")
+    upload_id = blobs.store.create_multipart(key, "application/octet-stream")
+    done = upload_parts(blobs, key, upload_id, [b"second"])
+
+    # When it is completed one-shot (S3: If-None-Match on CompleteMultipartUpload)
+    with pytest.raises(ConflictError) as e:
+        blobs.store.complete_multipart(key, upload_id, done, one_shot=True)
+
+    # Then it is refused and the first object stays
+    assert e.value.code == "upload_already_completed"
+    assert blobs.store.get_bytes(key) == b"first"
+    blobs.store.abort_multipart(key, upload_id)
+
+
+def test_complete_refuses_parts_that_do_not_add_up_to_the_declared_size(blobs: Harness, prefix: str) -> None:
+    key = f"originals/{prefix}ast/original.bin"
+    upload_id = blobs.store.create_multipart(key, "application/octet-stream")
+    done = upload_parts(blobs, key, upload_id, [b"12345"])
+
+    with pytest.raises(ValidationError) as e:
+        blobs.store.complete_multipart(key, upload_id, done, expected_size=6, one_shot=True)
+
+    # Nothing stays (S3 refuses by x-amz-mp-object-size; moto ignores it, so the adapter deletes)
+    assert e.value.code == "upload_size_mismatch"
+    assert blobs.store.head(key) is None
+    if blobs.name == "local":
+        # The local store refuses before it joins the parts: the upload can still be completed right.
+        assert blobs.store.complete_multipart(key, upload_id, done, expected_size=5).size == 5
+
+
+@pytest.mark.parametrize("etag", ["../" * 6 + "etc/passwd", "0" * 31 + "/", "x" * 32])
+def test_an_etag_that_is_no_md5_names_no_part(blobs: Harness, prefix: str, etag: str) -> None:
+    key = f"{prefix}e.bin"
+    upload_id = blobs.store.create_multipart(key, "application/octet-stream")
+    upload_parts(blobs, key, upload_id, [b"part"])
+    with pytest.raises(ValidationError) as e:
+        blobs.store.complete_multipart(key, upload_id, [(1, etag)])
+    assert e.value.code == "upload_parts_invalid"
+    blobs.store.abort_multipart(key, upload_id)
+
+
+@pytest.mark.parametrize("part_number", [0, -1, 10_001])
+def test_part_numbers_outside_s3s_range_are_refused(blobs: Harness, prefix: str, part_number: int) -> None:
+    key = f"{prefix}p.bin"
+    upload_id = blobs.store.create_multipart(key, "application/octet-stream")
+    with pytest.raises(ValidationError) as e:
+        blobs.store.presign_part(key, upload_id, part_number, 60)
+    assert e.value.code == "upload_parts_invalid"
+    done = upload_parts(blobs, key, upload_id, [b"part"])
+    with pytest.raises(ValidationError) as e:
+        blobs.store.complete_multipart(key, upload_id, [*done, (part_number, done[0][1])])
+    assert e.value.code == "upload_parts_invalid"
+    blobs.store.abort_multipart(key, upload_id)
+
+
+# ---- the local adapter's upload rules (moto checks no signature, so no signed length either) --------
+def test_local_refuses_a_body_longer_or_shorter_than_signed(local_harness: Harness, prefix: str) -> None:
+    h = local_harness
+    key = f"originals/{prefix}ast/original.bin"
+    signed = h.store.presign_put(key, "application/octet-stream", 60, expected_size=1000, one_shot=True)
+    ct = {"Content-Type": "application/octet-stream"}
+
+    declared_longer = h.http.put(signed.url, content=b"x" * 1001, headers=ct)
+    declared_shorter = h.http.put(signed.url, content=b"x" * 999, headers=ct)
+    # Chunked bodies declare nothing: counted while they stream
+    streamed_longer = h.http.put(signed.url, content=iter([b"x" * 600, b"x" * 600]), headers=ct)
+    streamed_shorter = h.http.put(signed.url, content=iter([b"x" * 600, b"x" * 300]), headers=ct)
+
+    for resp in (declared_longer, declared_shorter, streamed_longer, streamed_shorter):
+        assert (resp.status_code, resp.json()["error"]["code"]) == (400, "upload_size_mismatch"), resp.text
+    assert h.store.head(key) is None and [k for k, _ in h.created if k == key] == []
+    # And the URL still works for the right length, once
+    assert h.http.put(signed.url, content=b"y" * 1000, headers=signed.headers).status_code == 200
+    assert h.store.get_bytes(key) == b"y" * 1000
+
+
+def test_local_part_urls_take_exactly_their_signed_length(local_harness: Harness, prefix: str) -> None:
+    h = local_harness
+    key = f"{prefix}parts.bin"
+    upload_id = h.store.create_multipart(key, "application/octet-stream")
+    url = h.store.presign_part(key, upload_id, 1, 60, expected_size=10).url
+
+    assert h.http.put(url, content=b"0123456789A").json()["error"]["code"] == "upload_size_mismatch"
+    short = h.http.put(url, content=iter([b"01234", b"5678"]))
+    assert short.json()["error"]["code"] == "upload_size_mismatch"
+    assert h.http.put(url, content=b"0123456789").status_code == 200
+    h.store.abort_multipart(key, upload_id)
+
+
+def test_local_signed_lengths_and_flags_cannot_be_edited(local_harness: Harness, prefix: str) -> None:
+    h = local_harness
+    key = f"originals/{prefix}ast/original.bin"
+    url = h.store.presign_put(key, "application/octet-stream", 60, expected_size=4, one_shot=True).url
+    ct = {"Content-Type": "application/octet-stream"}
+    edits = (
+        url.replace("size=4", "size=5"),
+        url.replace("&once=1", ""),
+        url.replace("size=4", "size=²"),  # a digit to str.isdigit, not to int(): was a 500
+        url.replace("exp=", "exp=²"),
+    )
+    for edited in edits:
+        resp = h.http.put(edited, content=b"12345", headers=ct)
+        assert (resp.status_code, resp.json()["error"]["code"]) == (403, "signature_invalid")
+    assert h.store.head(key) is None
+
+
+def test_local_concurrent_completes_of_one_upload_finish_once(local_harness: Harness, prefix: str) -> None:
+    # Given an upload of two parts, completed by 8 racing callers, 10 times over
+    import concurrent.futures as cf
+
+    outcomes: list[str] = []
+    for round_ in range(10):
+        key = f"originals/{prefix}c{round_}/original.bin"
+        upload_id = local_harness.store.create_multipart(key, "application/octet-stream")
+        parts = [os.urandom(MIN_PART_BYTES), b"tail"]
+        done = upload_parts(local_harness, key, upload_id, parts)
+
+        def complete(
+            _: int, key: str = key, upload_id: str = upload_id, done: list[tuple[int, str]] = done
+        ) -> str:
+            try:
+                local_harness.store.complete_multipart(key, upload_id, done, one_shot=True)
+                return "ok"
+            except MediaindexError as e:  # a domain error, never a FileNotFoundError
+                return e.code
+
+        with cf.ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(complete, range(8)))
+        outcomes += results
+
+        # Then exactly one joins the parts; the others hear it is done (or being done)
+        assert results.count("ok") == 1, results
+        assert set(results) <= {"ok", "upload_already_completed", "upload_not_found"}, results
+        assert local_harness.store.get_bytes(key) == b"".join(parts)
+    assert outcomes.count("ok") == 10
+
+
+def test_local_range_abuse_is_answered_cheaply(local_harness: Harness, prefix: str) -> None:
+    h = local_harness
+    key = f"{prefix}r.bin"
+    data = os.urandom(4096)
+    h.store.put_bytes(key, data, "application/octet-stream")
+    url = h.store.presign_get(key, 60).url
+
+    many = ",".join(f"{i}-{i}" for i in range(2000))  # ~15 KB of ranges: no multipart amplification
+    huge = "0-" + "9" * 5000  # int() of more than 4300 digits raises: must not be a 500
+    for rng in (f"bytes={many}", f"bytes={huge}", "bytes=-" + "9" * 5000, "bytes=٣-٤"):
+        resp = h.http.get(url, headers={"Range": rng.encode()})
+        assert resp.status_code in (200, 400, 416, 431), (rng[:40], resp.status_code)
+        assert len(resp.content) <= len(data) or resp.status_code >= 400
+
+
+@pytest.mark.parametrize(
+    "path", ["..%2F..%2Fsigning.key", "%2e%2e/%2e%2e/signing.key", "t/%2e%2e%2F%2e%2e%2Fmeta", "a%00b"]
+)
+def test_local_encoded_traversal_is_refused(local_harness: Harness, path: str) -> None:
+    h = local_harness
+    base = h.store.presign_get("t/ok.bin", 60).url.split("/_blobs/")[0]
+    for method in ("GET", "PUT"):
+        resp = h.http.request(method, f"{base}/_blobs/{path}?exp=9999999999&sig=x", content=b"x")
+        assert resp.status_code in (403, 404), (method, path, resp.status_code)
+
+
+def test_local_url_signed_for_one_key_does_not_write_another(local_harness: Harness, prefix: str) -> None:
+    h = local_harness
+    signed = h.store.presign_put(f"originals/{prefix}a/original.bin", "application/octet-stream", 60)
+    other = signed.url.replace(f"originals/{prefix}a/", f"originals/{prefix}b/")
+    resp = h.http.put(other, content=b"x", headers=signed.headers)
+    assert (resp.status_code, resp.json()["error"]["code"]) == (403, "signature_invalid")
+    assert h.store.head(f"originals/{prefix}b/original.bin") is None
+
+
+def test_local_download_during_a_replace_attempt_serves_the_original(
+    local_harness: Harness, prefix: str
+) -> None:
+    # Given an uploaded original being downloaded slowly
+    h = local_harness
+    key = f"originals/{prefix}ast/original.bin"
+    data = os.urandom(3 * MiB)
+    signed = h.store.presign_put(key, "application/octet-stream", 60, expected_size=len(data), one_shot=True)
+    assert h.http.put(signed.url, content=data, headers=signed.headers).status_code == 200
+    with h.http.stream("GET", h.store.presign_get(key, 60).url) as download:
+        chunks = download.iter_bytes(64 * 1024)
+        first = next(chunks)
+        # When the upload URL is used again meanwhile
+        again = h.http.put(signed.url, content=os.urandom(len(data)), headers=signed.headers)
+        rest = b"".join(chunks)
+
+    # Then the replace is refused and the download is the original, whole
+    assert again.status_code == 409
+    assert first + rest == data
+
+
+def test_local_stale_uploads_are_judged_by_their_last_part(tmp_path: Path) -> None:
+    # Given two uploads started two hours ago: one got a part a minute ago, one nothing since
+    store = LocalBlobStore(tmp_path, "http://x", b"s" * 32)
+    busy = store.create_multipart("originals/t/a/original.bin", "application/octet-stream")
+    idle = store.create_multipart("originals/t/b/original.bin", "application/octet-stream")
+    for upload_id in (busy, idle):
+        meta = tmp_path / "uploads" / upload_id / "upload.json"
+        meta.write_text(json.dumps({**json.loads(meta.read_text()), "created_at": time.time() - 7200}))
+    (tmp_path / "uploads" / busy / f"00001.{md5(b'p')}").write_bytes(b"p")
+
+    # Then only the idle one is stale, and only it is removed
+    assert store.stale_uploads(3600) == [("originals/t/b/original.bin", idle)]
+    assert store.cleanup_stale_uploads(3600) == 1
+    assert (tmp_path / "uploads" / busy).exists() and not (tmp_path / "uploads" / idle).exists()

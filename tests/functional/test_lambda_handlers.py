@@ -44,7 +44,7 @@ CTX = LambdaContext()
 def runtime(tmp_path: Path) -> Iterator[Runtime]:
     runtime = build_aws_test_services(tmp_path)
     api_handler.configure(runtime)
-    upload_handler.configure(runtime.services.ingest, runtime.settings.bucket_name)
+    upload_handler.configure(runtime.services.ingest, runtime.settings.bucket_name, runtime.blobs)
     events_handler.configure(build_aws_runner(runtime.settings, clients=runtime.aws_clients))
     yield runtime
     runtime.close()

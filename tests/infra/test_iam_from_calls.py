@@ -582,6 +582,16 @@ def drive(d: Deployment, runtime: Any, clip: bytes, media_url: str) -> None:
     assert d.event(events_handler, failed, "pipeline_events")["status"] == "recorded"
     finished(big_task)
 
+    # An original that lands after its asset was deleted: the upload event deletes it.
+    late_id = uploaded("late.mp4")
+    late_key = runtime.stores.assets.get(tenant, late_id).upload.key
+    d.api("DELETE", f"/v1/assets/{late_id}", expect=204)
+    s3.put_object(Bucket=bucket, Key=late_key, Body=clip)
+    head = s3.head_object(Bucket=bucket, Key=late_key)
+    late = object_created_event(bucket, late_key, head["ContentLength"], head["ETag"].strip('"'))
+    assert d.event(upload_handler, late, "upload_event")["status"] == "deleted"
+    assert not runtime.blobs.list_keys(late_key)
+
     # A multipart upload given up.
     created = d.api(
         "POST", "/v1/assets", {"index_id": index["id"], "name": "gone.mp4", "size_bytes": 6 * MiB}, expect=201

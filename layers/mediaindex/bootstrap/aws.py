@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,6 +28,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from mediaindex.adapters.aws.clients import AwsClients, LazyClient
 from mediaindex.adapters.aws.dynamo import open_stores
+from mediaindex.adapters.aws.dynamo.purges import DynamoPurgeLedger
+from mediaindex.adapters.aws.dynamo.table import Table
 from mediaindex.adapters.aws.s3_blobs import S3BlobStore
 from mediaindex.adapters.aws.stepfunctions import StepFunctionsOrchestrator
 from mediaindex.bootstrap.compose import compose_services, inline_background
@@ -35,6 +38,7 @@ from mediaindex.ports.orchestrator import Orchestrator
 from mediaindex.ports.query_encoder import QueryEncoder
 from mediaindex.ports.search import SearchIndex
 from mediaindex.ports.stores import MetadataStores
+from mediaindex.services.indexes import IndexService
 from mediaindex.services.ingest import IngestService
 from mediaindex.services.keys import KeyService
 from mediaindex.services.pipeline import PipelineRunner
@@ -82,6 +86,9 @@ def _deployed(
         encoder = LambdaQueryEncoder(settings.query_encoder_function, clients.lazy("lambda"))
     else:
         encoder = _models_encoder(settings)
+    # No worker pool here: DELETE /v1/indexes purges inline for a bounded time, and notes the
+    # purge in a ledger (one small DynamoDB partition) that the sweep finishes.
+    ledger = DynamoPurgeLedger(Table(settings.table_name, clients.dynamodb))
     services = compose_services(
         settings,
         stores=stores,
@@ -89,8 +96,9 @@ def _deployed(
         orchestrator=orchestrator,
         search_index=index,
         encoder=encoder,
-        background=inline_background,
+        purge_ledger=ledger,
     )
+    _start_up_sweep(services.indexes, ledger, settings.purge_inline_budget_s)
     return Runtime(
         settings=settings,
         stores=stores,
@@ -126,12 +134,34 @@ def _in_process(
         start_workers=settings.start_workers,
     )
     runtime.aws_clients = clients
-    runtime.upload_watcher = _upload_queue_watcher(settings, clients, runtime.services.ingest)
+    runtime.upload_watcher = _upload_queue_watcher(settings, clients, runtime.services.ingest, blobs)
     if runtime.upload_watcher is not None:
         if settings.start_workers:
             runtime.upload_watcher.start()
         runtime.closers.append(runtime.upload_watcher.stop)  # stopped first: before the pool and DB
     return runtime
+
+
+def _start_up_sweep(indexes: IndexService, ledger: DynamoPurgeLedger, budget_s: float) -> None:
+    """Resumes index purges a crash or a Lambda's time limit left unfinished: one Query of the
+    ledger per start; when it holds any, a daemon thread purges for at most `budget_s`. On a
+    Lambda it runs while the environment runs (init, then invocations) and is frozen in between;
+    whatever is left waits for the next start, or for a scheduled call of `resume_purges`."""
+    try:
+        if budget_s <= 0 or not ledger.pending(limit=1):
+            return
+    except (ClientError, BotoCoreError) as e:
+        log.warning("purge ledger unreadable", extra={"error": type(e).__name__})
+        return
+
+    def sweep() -> None:
+        try:
+            finished = indexes.resume_purges(budget_s=budget_s)
+            log.info("purge sweep done", extra={"finished": finished})
+        except Exception:
+            log.exception("purge sweep failed")
+
+    threading.Thread(target=sweep, name="mi-purge-sweep", daemon=True).start()
 
 
 def _models_encoder(settings: Settings) -> QueryEncoder:
@@ -141,7 +171,9 @@ def _models_encoder(settings: Settings) -> QueryEncoder:
     return ModelQueryEncoder(ModelRegistry(settings))
 
 
-def _upload_queue_watcher(settings: Settings, clients: AwsClients, ingest: IngestService) -> Any:
+def _upload_queue_watcher(
+    settings: Settings, clients: AwsClients, ingest: IngestService, blobs: S3BlobStore
+) -> Any:
     """The watcher of the upload queue (the setting's URL, else the queue found by name), or None
     when there is none: then uploads are noticed only through the API's own calls."""
     from mediaindex.adapters.aws.upload_queue import UploadQueueWatcher, find_upload_queue
@@ -164,7 +196,7 @@ def _upload_queue_watcher(settings: Settings, clients: AwsClients, ingest: Inges
             settings.upload_queue_name,
         )
         return None
-    handler = functools.partial(object_created, ingest, expected_bucket=settings.bucket_name)
+    handler = functools.partial(object_created, ingest, expected_bucket=settings.bucket_name, blobs=blobs)
     return UploadQueueWatcher(sqs, url, handler)
 
 
@@ -193,8 +225,11 @@ def build_aws_runner(settings: Settings, *, clients: AwsClients | None = None) -
     return build_runner(settings, stores, blobs, index, ModelRegistry(settings))
 
 
-def build_aws_ingest(settings: Settings, *, clients: AwsClients | None = None) -> IngestService:
-    """Only the IngestService (DynamoDB + Step Functions): what the upload-event Lambda needs."""
+def build_aws_ingest(
+    settings: Settings, *, clients: AwsClients | None = None
+) -> tuple[IngestService, S3BlobStore]:
+    """Only what the upload-event Lambda needs: the IngestService (DynamoDB + Step Functions) and
+    the blob store that deletes an original nobody is waiting for."""
     if not settings.state_machine_arn:
         raise ValueError("MEDIAINDEX_STATE_MACHINE_ARN is required to start executions")
     clients = clients or AwsClients(region=settings.aws_region)
@@ -202,7 +237,8 @@ def build_aws_ingest(settings: Settings, *, clients: AwsClients | None = None) -
     orchestrator: Orchestrator = StepFunctionsOrchestrator(
         settings.state_machine_arn, clients.lazy("stepfunctions")
     )
-    return IngestService(stores.assets, stores.tasks, orchestrator)
+    blobs = S3BlobStore(settings.bucket_name, clients.lazy("s3"))
+    return IngestService(stores.assets, stores.tasks, orchestrator), blobs
 
 
 def lambda_settings() -> Settings:

@@ -1,10 +1,17 @@
 """The embedded runtime: SQLite, a blob folder with HMAC-signed URLs served by the app, the
-in-process worker pool, the embedded search index, the models of this machine."""
+in-process worker pool, the embedded search index, the models of this machine.
+
+The blob folder has no bucket lifecycle rules: a sweeper thread does their work every
+`upload_sweep_interval_s`, ending multipart uploads idle past `stale_upload_after_s` (their assets
+`failed` with `upload_expired`) and removing what half-written uploads left."""
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
+import threading
+from collections.abc import Callable
 
 from mediaindex.adapters.local.blob_routes import build_local_blob_router
 from mediaindex.adapters.local.embedded_search import EmbeddedSearchIndex
@@ -16,9 +23,12 @@ from mediaindex.bootstrap.in_process import in_process_runtime
 from mediaindex.bootstrap.runtime import Runtime
 from mediaindex.domain.blob_keys import parse_original_key
 from mediaindex.ports.blobs import BlobInfo
+from mediaindex.services.assets import AssetService
+from mediaindex.services.ingest import Landing
 from mediaindex.settings import Settings
 
 DATABASE_FILE = "mediaindex.db"
+log = logging.getLogger(__name__)
 
 
 def signing_secret(settings: Settings) -> bytes:
@@ -57,11 +67,71 @@ def build_local(settings: Settings, *, start_workers: bool | None = None) -> Run
     runtime.closers.insert(0, search_index.close)
     ingest = runtime.services.ingest
 
-    def original_created(key: str, info: BlobInfo) -> None:
+    def original_wanted(key: str) -> bool:
         parsed = parse_original_key(key)
-        if parsed:
-            ingest.original_uploaded(parsed[0], parsed[1], size=info.size, etag=info.etag)
+        return parsed is None or ingest.awaits_original(parsed[0], parsed[1])
+
+    def original_created(key: str, info: BlobInfo) -> bool:
+        """False when the asset no longer wants it: the router then deletes it again."""
+        parsed = parse_original_key(key)
+        if not parsed:
+            return True
+        landing, _ = ingest.original_landed(parsed[0], parsed[1], size=info.size, etag=info.etag)
+        return landing != Landing.UNWANTED
 
     # Signed PUTs land through the app itself: its blob routes tell ingest an original arrived.
-    runtime.routers.append(build_local_blob_router(blobs, original_created))
+    runtime.routers.append(build_local_blob_router(blobs, original_created, original_wanted))
+    workers = settings.start_workers if start_workers is None else start_workers
+    if workers and settings.upload_sweep_interval_s > 0:
+        sweeper = Periodic(
+            settings.upload_sweep_interval_s,
+            lambda: sweep_stale_uploads(blobs, runtime.services.assets, settings),
+            name="mi-upload-sweeper",
+        )
+        sweeper.start()
+        runtime.closers.append(sweeper.stop)  # stopped first, before the pool and the database
     return runtime
+
+
+def sweep_stale_uploads(blobs: LocalBlobStore, assets: AssetService, settings: Settings) -> int:
+    """Ends the multipart uploads idle past the threshold (never less than the upload URL TTL):
+    their assets `failed` with `upload_expired`, their parts removed, with what half-written
+    uploads left in the temp folder. Returns how many assets were expired."""
+    older_than_s = max(settings.stale_upload_after_s, settings.upload_url_ttl_s)
+    expired = 0
+    for key, upload_id in blobs.stale_uploads(older_than_s):
+        parsed = parse_original_key(key)
+        if parsed is None:
+            continue
+        try:
+            expired += assets.expire_upload(parsed[0], parsed[1], upload_id)
+        except Exception:
+            log.exception("expiring a stale upload failed", extra={"upload_id": upload_id})
+    removed = blobs.cleanup_stale_uploads(older_than_s)
+    if expired or removed:
+        log.info("stale uploads swept", extra={"expired_assets": expired, "removed_uploads": removed})
+    return expired
+
+
+class Periodic:
+    """Runs `fn` every `interval_s` on a daemon thread until stopped; a failure is logged, not fatal."""
+
+    def __init__(self, interval_s: float, fn: Callable[[], object], *, name: str) -> None:
+        self._interval = interval_s
+        self._fn = fn
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self._fn()
+            except Exception:
+                log.exception("periodic task %s failed", self._thread.name)

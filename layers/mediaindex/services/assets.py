@@ -1,7 +1,15 @@
-"""Assets: create (signed upload, form file, URL), multipart upload control, read, change, delete."""
+"""Assets: create (signed upload, form file, URL), multipart upload control, read, change, delete.
+
+Uploads are one shot: the signed PUT writes the original once (a used URL cannot replace it), and
+takes exactly the declared `size_bytes`; each part URL takes exactly its part's length. Completing
+a multipart upload first claims it on the asset (a versioned write of `upload.completed`): of
+concurrent completions exactly one proceeds, the others are 409 `upload_already_completed`; a
+completion that fails gives the claim back. Multipart uploads idle past the stale-upload threshold
+are ended `failed` with `upload_expired` (`expire_upload`, called by the runtime's sweeper)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections.abc import Callable
@@ -35,10 +43,10 @@ from mediaindex.domain.rules import (
     validate_asset_name,
 )
 from mediaindex.ports.assets import AssetRepository
-from mediaindex.ports.blobs import BlobStore, SignedRequest
+from mediaindex.ports.blobs import UPLOAD_ALREADY_COMPLETED, BlobStore, SignedRequest
 from mediaindex.services.cleanup import CleanupService
 from mediaindex.services.indexes import IndexService
-from mediaindex.services.ingest import IngestService
+from mediaindex.services.ingest import IngestService, Landing
 from mediaindex.settings import Settings
 
 UrlChecker = Callable[[str], None]
@@ -46,6 +54,10 @@ UrlChecker = Callable[[str], None]
 # 50 GiB upload's parts up front made a ~5.5 MB answer (API Gateway's cap is 6 MB) of URLs that
 # expire before the last parts are sent.
 SIGNED_PARTS_PER_CALL = 100
+MAX_PARTS = 10_000  # S3's limit
+# A completion claim this old whose ingest never started belongs to a completion that died (its
+# object may have landed): a retry finishes it. A younger one is still at work: left alone.
+STRANDED_CLAIM_S = 300
 
 
 @dataclass(frozen=True)
@@ -162,7 +174,9 @@ class AssetService:
             return asset, self._part_plan(asset, range(1, first + 1))
         key = upload.key
         asset = self._assets.create(asset)
-        signed = self._blobs.presign_put(key, ct, self._settings.upload_url_ttl_s)
+        signed = self._blobs.presign_put(
+            key, ct, self._settings.upload_url_ttl_s, expected_size=size, one_shot=True
+        )
         return asset, UploadPlan(expires_at=signed.expires_at, single=signed)
 
     def create_from_url(self, tenant_id: str, *, asset_url: str, **fields: Any) -> tuple[Asset, Task]:
@@ -209,9 +223,10 @@ class AssetService:
     def _part_plan(self, asset: Asset, part_numbers: Any) -> UploadPlan:
         assert asset.upload is not None and asset.upload.multipart_upload_id is not None
         ttl = self._settings.upload_url_ttl_s
+        up, upload_id = asset.upload, asset.upload.multipart_upload_id
         parts = tuple(
             PartUrl(
-                n, self._blobs.presign_part(asset.upload.key, asset.upload.multipart_upload_id, n, ttl).url
+                n, self._blobs.presign_part(up.key, upload_id, n, ttl, expected_size=_part_length(up, n)).url
             )
             for n in part_numbers
         )
@@ -236,17 +251,100 @@ class AssetService:
         return self._part_plan(asset, wanted)
 
     def complete_upload(self, tenant_id: str, asset_id: str, parts: list[tuple[int, str]]) -> Asset:
-        asset, up, upload_id = self._multipart_asset(tenant_id, asset_id)
-        if not parts:
-            raise ValidationError("parts must not be empty", field="parts")
-        info = self._blobs.complete_multipart(up.key, upload_id, sorted(parts))
-        self._ingest.original_uploaded(tenant_id, asset.id, size=info.size, etag=info.etag)
+        try:
+            asset, up, upload_id = self._multipart_asset(tenant_id, asset_id)
+            if not parts:
+                raise ValidationError("parts must not be empty", field="parts")
+            last = _part_count(up) or MAX_PARTS
+            if any(not 1 <= n <= last for n, _ in parts):
+                raise ValidationError(
+                    f"part numbers must be between 1 and {last}", code="upload_parts_invalid", field="parts"
+                )
+            # The claim: of concurrent completions, one passes; the others are 409 here.
+            self._assets.mutate(tenant_id, asset_id, _claim_completion(upload_id))
+        except ConflictError as e:
+            if e.code == UPLOAD_ALREADY_COMPLETED:
+                self._finish_stranded(tenant_id, asset_id)  # recovers a completion that died half-way
+            raise
+        try:
+            info = self._blobs.complete_multipart(
+                up.key, upload_id, sorted(parts), expected_size=up.expected_size, one_shot=True
+            )
+        except ConflictError as e:
+            # The store has (or is joining) this upload's object already: a completion that died
+            # part-way. The claim stays, for the stranded-claim recovery (a later retry, the sweep).
+            if e.code != UPLOAD_ALREADY_COMPLETED:
+                self._release_claim(tenant_id, asset_id, upload_id)
+            raise
+        except BaseException:
+            self._release_claim(tenant_id, asset_id, upload_id)
+            raise
+        landing, _ = self._ingest.original_landed(tenant_id, asset.id, size=info.size, etag=info.etag)
+        if landing == Landing.UNWANTED:
+            self._blobs.delete(up.key)  # deleted while its parts were being joined: keep nothing
+            self.get(tenant_id, asset_id)  # asset_not_found when that is why
+            raise ConflictError("the asset no longer awaits an upload", code="upload_not_accepted")
         return self.get(tenant_id, asset_id)
 
     def abort_upload(self, tenant_id: str, asset_id: str) -> None:
         asset, up, upload_id = self._multipart_asset(tenant_id, asset_id)
+        # The asset first, versioned: an abort loses to a completion that claimed the upload.
+        self._assets.mutate(tenant_id, asset.id, _abort(upload_id))
         self._blobs.abort_multipart(up.key, upload_id)
-        self._assets.mutate(tenant_id, asset.id, _mark_aborted)
+
+    def expire_upload(self, tenant_id: str, asset_id: str, upload_id: str) -> bool:
+        """A multipart upload left idle past the stale-upload threshold: its asset ends `failed`
+        with `upload_expired` and the upload is aborted. An asset that moved on (completed,
+        aborted, deleted, another upload) is left alone; a completion that stopped after its
+        object landed is finished instead. Returns whether the asset was expired."""
+        asset = self._assets.get(tenant_id, asset_id)
+        up = asset.upload if asset else None
+        if asset is None or up is None or up.multipart_upload_id != upload_id:
+            return False
+        if up.completed and (
+            self._finish_stranded(tenant_id, asset_id)
+            or utcnow() - asset.updated_at < timedelta(seconds=STRANDED_CLAIM_S)
+        ):
+            return False  # landed and now ingesting, or a completion still at work
+        try:
+            self._assets.mutate(tenant_id, asset_id, _expire(upload_id))
+        except (_Unchanged, NotFoundError):
+            return False
+        self._blobs.abort_multipart(up.key, upload_id)
+        return True
+
+    def _release_claim(self, tenant_id: str, asset_id: str, upload_id: str) -> None:
+        """Gives a failed completion's claim back, so the client can fix its parts and retry."""
+
+        def release(asset: Asset) -> Asset:
+            up = asset.upload
+            if (
+                asset.status != AssetStatus.AWAITING_UPLOAD
+                or up is None
+                or up.multipart_upload_id != upload_id
+            ):
+                raise _Unchanged
+            up.completed = False
+            asset.updated_at = utcnow()
+            return asset
+
+        with contextlib.suppress(_Unchanged, NotFoundError):
+            self._assets.mutate(tenant_id, asset_id, release)
+
+    def _finish_stranded(self, tenant_id: str, asset_id: str) -> bool:
+        """A claimed completion whose object landed but whose ingest never started (its process
+        died between the two) is finished now. Returns whether the object is there."""
+        asset = self._assets.get(tenant_id, asset_id)
+        up = asset.upload if asset else None
+        if asset is None or up is None or asset.status != AssetStatus.AWAITING_UPLOAD or not up.completed:
+            return False
+        if utcnow() - asset.updated_at < timedelta(seconds=STRANDED_CLAIM_S):
+            return False  # a completion still at work: it starts the ingest itself
+        info = self._blobs.head(up.key)
+        if info is None or (up.expected_size is not None and info.size != up.expected_size):
+            return False  # not landed (yet), or a store still checking its size
+        self._ingest.original_landed(tenant_id, asset_id, size=info.size, etag=info.etag)
+        return True
 
     # ---- read, change, delete ------------------------------------------------------------------
     def get(self, tenant_id: str, asset_id: str) -> Asset:
@@ -324,16 +422,78 @@ def _part_count(upload: UploadInfo) -> int | None:
     return math.ceil(upload.expected_size / upload.part_size)
 
 
+def _part_length(upload: UploadInfo, part_number: int) -> int | None:
+    """The exact length part `part_number` must have (signed into its URL), when the size is known."""
+    count = _part_count(upload)
+    if count is None or upload.expected_size is None or upload.part_size is None:
+        return None
+    if part_number < count:
+        return upload.part_size
+    return upload.expected_size - upload.part_size * (count - 1)
+
+
+class _Unchanged(Exception):
+    """Raised inside a versioned write to leave the asset as it is."""
+
+
+def _claim_completion(upload_id: str) -> Callable[[Asset], Asset]:
+    def claim(asset: Asset) -> Asset:
+        up = asset.upload
+        if (
+            asset.status != AssetStatus.AWAITING_UPLOAD
+            or up is None
+            or up.multipart_upload_id != upload_id
+            or up.completed
+        ):
+            raise ConflictError("this asset's upload is already complete", code=UPLOAD_ALREADY_COMPLETED)
+        up.completed = True
+        asset.updated_at = utcnow()
+        return asset
+
+    return claim
+
+
+def _abort(upload_id: str) -> Callable[[Asset], Asset]:
+    def abort(asset: Asset) -> Asset:
+        up = asset.upload
+        if (
+            asset.status != AssetStatus.AWAITING_UPLOAD
+            or up is None
+            or up.multipart_upload_id != upload_id
+            or up.completed
+        ):
+            raise ConflictError("this asset's upload is already complete", code=UPLOAD_ALREADY_COMPLETED)
+        return _mark_aborted(asset)
+
+    return abort
+
+
+def _expire(upload_id: str) -> Callable[[Asset], Asset]:
+    def expire(asset: Asset) -> Asset:
+        up = asset.upload
+        if asset.status != AssetStatus.AWAITING_UPLOAD or up is None or up.multipart_upload_id != upload_id:
+            raise _Unchanged
+        return _mark_ended(
+            asset, "upload_expired", "no part of the upload arrived for too long", "upload expired"
+        )
+
+    return expire
+
+
 def _mark_aborted(asset: Asset) -> Asset:
     """An aborted upload ends the asset: it can never receive bytes, so it is `failed`, not stuck."""
+    return _mark_ended(asset, "upload_aborted", "the upload was aborted by the client", "upload aborted")
+
+
+def _mark_ended(asset: Asset, code: str, message: str, reason: str) -> Asset:
     now = datetime.now(UTC)
     if asset.upload:
         asset.upload.multipart_upload_id = None
+        asset.upload.completed = False
     asset.status = AssetStatus.FAILED
-    asset.error = ErrorInfo(code="upload_aborted", message="the upload was aborted by the client")
+    asset.error = ErrorInfo(code=code, message=message)
     asset.features = {
-        f: FeatureState(state=FeatureStatus.CANCELLED, reason="upload aborted", updated_at=now)
-        for f in asset.features
+        f: FeatureState(state=FeatureStatus.CANCELLED, reason=reason, updated_at=now) for f in asset.features
     }
     asset.updated_at = now
     return asset

@@ -1,8 +1,14 @@
-"""Starting work on an asset: the ingest task when its original lands, re-runs on request."""
+"""Starting work on an asset: the ingest task when its original lands, re-runs on request.
+
+An original that lands is one of three things (`Landing`): the awaited upload (the ingest starts);
+a repeat of it (a duplicate event: nothing to do, the object stays); or unwanted, because its asset
+is gone or ended before its upload completed (deleted, aborted, expired). The caller, which knows
+the object, deletes an unwanted one: a late PUT must not leave an orphan original behind."""
 
 from __future__ import annotations
 
 import logging
+from enum import StrEnum
 
 from mediaindex.domain.errors import ConflictError, NotFoundError
 from mediaindex.domain.ids import new_id
@@ -16,6 +22,18 @@ from mediaindex.services import progress
 log = logging.getLogger(__name__)
 
 
+class Landing(StrEnum):
+    STARTED = "started"  # the awaited original: its ingest task started
+    DUPLICATE = "duplicate"  # a repeat (duplicate event, lost race to start): keep the object
+    UNWANTED = "unwanted"  # the asset is gone or ended before its upload completed: delete the object
+
+
+def _unwanted(asset: Asset | None) -> bool:
+    return asset is None or (
+        asset.status == AssetStatus.FAILED and not (asset.upload and asset.upload.completed)
+    )
+
+
 class IngestService:
     def __init__(self, assets: AssetRepository, tasks: TaskRepository, orchestrator: Orchestrator) -> None:
         self._assets = assets
@@ -27,19 +45,38 @@ class IngestService:
     ) -> Task | None:
         """The original has landed (single PUT, completed multipart, form upload, S3 event).
         Starts the ingest task exactly once: a duplicate or late event finds the asset no longer
-        `awaiting_upload` (or loses the versioned write) and starts nothing."""
+        `awaiting_upload` (or loses the versioned write) and starts nothing. None when nothing
+        started; `original_landed` says why."""
+        return self.original_landed(tenant_id, asset_id, size=size, etag=etag)[1]
+
+    def original_landed(
+        self, tenant_id: str, asset_id: str, *, size: int | None, etag: str | None
+    ) -> tuple[Landing, Task | None]:
+        """As original_uploaded, with what the landing was: the caller deletes an UNWANTED object."""
         asset = self._assets.get(tenant_id, asset_id)
-        if asset is None:
-            log.warning("upload for unknown asset dropped", extra={"asset_id": asset_id})
-            return None
+        if _unwanted(asset):
+            log.warning("upload for a deleted or ended asset is unwanted", extra={"asset_id": asset_id})
+            return Landing.UNWANTED, None
+        assert asset is not None
         if asset.status != AssetStatus.AWAITING_UPLOAD:
             self._restart_if_stranded(asset)
-            return None
+            return Landing.DUPLICATE, None
         asset.size_bytes = size if size is not None else asset.size_bytes
         asset.etag = etag
         if asset.upload:
             asset.upload.completed = True
-        return self._start(asset, TaskKind.INGEST)
+        task = self._start(asset, TaskKind.INGEST)
+        if task is not None:
+            return Landing.STARTED, task
+        # Lost the versioned write: to a start of the same upload, or to a delete or an expiry.
+        return (
+            Landing.UNWANTED if _unwanted(self._assets.get(tenant_id, asset_id)) else Landing.DUPLICATE
+        ), None
+
+    def awaits_original(self, tenant_id: str, asset_id: str) -> bool:
+        """Whether an original for the asset would be taken now (checked before bytes are sent)."""
+        asset = self._assets.get(tenant_id, asset_id)
+        return asset is not None and asset.status == AssetStatus.AWAITING_UPLOAD
 
     def _restart_if_stranded(self, asset: Asset) -> None:
         """A repeated event for an asset whose ingest task never left `queued` (the orchestrator

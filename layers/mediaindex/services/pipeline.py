@@ -3,7 +3,13 @@ the local worker pool calls it in-process; the Batch container entrypoint calls 
 
 A step function only writes blobs and returns a StepResult; this runner is the one place that
 turns results into rows (derivatives, segments, search docs, feature states), so re-running a
-step replaces its outputs rather than adding to them."""
+step replaces its outputs rather than adding to them.
+
+A step can outlive its asset: deleted while the step ran, the asset's purge has already removed
+its files and rows when the step writes its own. So the runner keeps nothing of a step whose task
+was cancelled or whose asset is gone, and when the asset is gone it removes what the step left
+(everything under the asset's prefixes, search documents, rows) itself. It looks again after
+recording, so a purge that lands while the rows are written is caught too."""
 
 from __future__ import annotations
 
@@ -14,6 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mediaindex.domain.blob_keys import asset_prefixes
+from mediaindex.domain.errors import NotFoundError
 from mediaindex.domain.failures import is_media_error_code
 from mediaindex.domain.models import (
     ACTIVE_STATES,
@@ -79,8 +87,13 @@ class PipelineRunner(StepRunner):
             return False
         if spec.url_sources_only and asset.source_url is None:
             return False
-        for f in served:
-            self._tasks.mutate_with_asset(tenant_id, task_id, _setter(f, FeatureStatus.PROCESSING))
+        try:
+            for f in served:
+                self._tasks.mutate_with_asset(tenant_id, task_id, _setter(f, FeatureStatus.PROCESSING))
+        except NotFoundError:
+            if self._asset_gone(asset):
+                return False  # deleted just now: nothing written, nothing to do
+            raise
         workdir = Path(tempfile.mkdtemp(prefix=f"mi-{step_name}-"))
         try:
             ctx = StepContext(
@@ -91,9 +104,15 @@ class PipelineRunner(StepRunner):
                 models=self.models,
             )
             result = self._load(step_name)(ctx)
+        except Exception:
+            if self._asset_gone(asset):
+                # Failed because its asset was deleted under it (its original went): nothing to retry.
+                self._forget(asset)
+                return True
+            raise
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
-        self._record(tenant_id, task_id, spec, result)
+        self._record(tenant_id, task_id, asset, spec, result)
         return True
 
     def fail_step(self, tenant_id: str, task_id: str, step_name: str, error: ErrorInfo) -> None:
@@ -101,16 +120,21 @@ class PipelineRunner(StepRunner):
         spec = STEP_BY_NAME[step_name]
         if self._tasks.get(tenant_id, task_id) is None:
             return
-        if not spec.features:
-            media_error = spec.judges_media or is_media_error_code(error.code)
-            self._tasks.mutate_with_asset(
-                tenant_id, task_id, lambda t, a: progress.fail_all(t, a, error, asset_error=media_error)
-            )
-            return
-        for f in spec.features:
-            self._tasks.mutate_with_asset(
-                tenant_id, task_id, _setter(f, FeatureStatus.FAILED, error=error.code)
-            )
+        try:
+            if not spec.features:
+                media_error = spec.judges_media or is_media_error_code(error.code)
+                self._tasks.mutate_with_asset(
+                    tenant_id, task_id, lambda t, a: progress.fail_all(t, a, error, asset_error=media_error)
+                )
+                return
+            for f in spec.features:
+                self._tasks.mutate_with_asset(
+                    tenant_id, task_id, _setter(f, FeatureStatus.FAILED, error=error.code)
+                )
+        except NotFoundError:
+            if self._tasks.get(tenant_id, task_id) is not None:
+                raise
+            # The task went with its asset while the step failed: nothing left to mark.
 
     def finish_task(self, tenant_id: str, task_id: str) -> None:
         """Every step has ended. Drops the original of an ingest that was asked not to keep it
@@ -160,11 +184,41 @@ class PipelineRunner(StepRunner):
         view.upload.key = proxy
         return view
 
-    def _record(self, tenant_id: str, task_id: str, spec: StepSpec, result: StepResult) -> None:
+    def _asset_gone(self, asset: Asset) -> bool:
+        return self._assets.get(asset.tenant_id, asset.id) is None
+
+    def _forget(self, asset: Asset) -> None:
+        """Removes what a step wrote for an asset that has been deleted meanwhile: its files (the
+        purge removed the ones that were there then), search documents, and any row that a
+        store without foreign keys kept (deleting a missing asset sweeps its partition)."""
+        log.info("asset deleted while a step ran: its outputs are removed", extra={"asset_id": asset.id})
+        for prefix in asset_prefixes(asset.tenant_id, asset.id):
+            self._blobs.delete_prefix(prefix)
+        self._search.delete_asset(asset.tenant_id, asset.id)
+        self._assets.delete(asset.tenant_id, asset.id)
+
+    def _record(self, tenant_id: str, task_id: str, asset: Asset, spec: StepSpec, result: StepResult) -> None:
+        if self._asset_gone(asset):
+            # Deleted while running: keep nothing, files included.
+            self._forget(asset)
+            return
         task = self._tasks.get(tenant_id, task_id)
         if task is None or task.state == TaskState.CANCELLED:
-            return  # cancelled or deleted while running: keep nothing of it
-        asset_id = task.asset_id
+            # Cancelled while running: keep no rows. Its files stay: they share their keys with
+            # the outputs of earlier runs, which are still the asset's.
+            return
+        try:
+            self._write_outputs(task, spec, result)
+        except NotFoundError:
+            if not self._asset_gone(asset):
+                raise
+            self._forget(asset)
+            return
+        if self._asset_gone(asset):  # a purge that ran while we wrote
+            self._forget(asset)
+
+    def _write_outputs(self, task: Task, spec: StepSpec, result: StepResult) -> None:
+        tenant_id, task_id, asset_id = task.tenant_id, task.id, task.asset_id
         if result.derivatives or result.replaced_kinds:
             kinds = sorted(set(result.replaced_kinds) | {d.kind for d in result.derivatives})
             self._outputs.replace_derivatives(tenant_id, asset_id, kinds, result.derivatives)

@@ -1,5 +1,10 @@
 """BlobStore on S3. Clients upload and download with presigned URLs, so media bytes never pass
-through Lambda; S3 errors become domain errors here, with `from e`."""
+through Lambda; S3 errors become domain errors here, with `from e`.
+
+Upload rules are signed into the URLs, so S3 itself enforces them: Content-Length (a body of any
+other length fails the signature) and, for one-shot uploads, `If-None-Match: *` (a second PUT to the
+key gets 412 PreconditionFailed: a used URL cannot replace the original). The multipart completion
+carries If-None-Match and the expected object size (`x-amz-mp-object-size`) too."""
 
 from __future__ import annotations
 
@@ -10,18 +15,25 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from mediaindex.domain.errors import NotFoundError, UnavailableError, ValidationError
+from mediaindex.domain.errors import ConflictError, NotFoundError, UnavailableError, ValidationError
 from mediaindex.ports.blobs import (
     MAX_PART_NUMBER,
+    UPLOAD_ALREADY_COMPLETED,
+    UPLOAD_SIZE_MISMATCH,
     BlobInfo,
     BlobStore,
     SignedRequest,
     attachment_disposition,
+    upload_headers,
     validate_key,
 )
 
 _NOT_FOUND = frozenset({"404", "NoSuchKey", "NotFound"})
-_BAD_PARTS = frozenset({"InvalidPart", "InvalidPartOrder", "EntityTooSmall", "MalformedXML"})
+_BAD_PARTS = frozenset(
+    {"InvalidPart", "InvalidPartOrder", "EntityTooSmall", "MalformedXML", "InvalidArgument", "InvalidRequest"}
+)
+# If-None-Match lost: the key holds an object (412), or a concurrent conditional write won (409).
+_TAKEN = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict"})
 _DELETE_BATCH = 1000  # DeleteObjects' limit
 
 
@@ -130,12 +142,28 @@ class S3BlobStore(BlobStore):
         validate_key(prefix, prefix=True)
         return list(self._iter_keys(prefix))
 
-    def presign_put(self, key: str, content_type: str, expires_s: int) -> SignedRequest:
+    def presign_put(
+        self,
+        key: str,
+        content_type: str,
+        expires_s: int,
+        *,
+        expected_size: int | None = None,
+        one_shot: bool = False,
+    ) -> SignedRequest:
         validate_key(key)
-        # Content-Type is signed: the client must send exactly this header (returned in headers).
-        # Encryption comes from the bucket's default (set in infra), so clients send no SSE header.
-        url = self._presign("put_object", {"Key": key, "ContentType": content_type}, expires_s)
-        return SignedRequest("PUT", url, _expiry(expires_s), {"Content-Type": content_type})
+        # Content-Type (and Content-Length, If-None-Match) are signed: the client must send exactly
+        # these headers (returned in headers). Encryption comes from the bucket's default (set in
+        # infra), so clients send no SSE header.
+        params: dict[str, Any] = {"Key": key, "ContentType": content_type}
+        if expected_size is not None:
+            params["ContentLength"] = int(expected_size)
+        if one_shot:
+            params["IfNoneMatch"] = "*"
+        url = self._presign("put_object", params, expires_s)
+        return SignedRequest(
+            "PUT", url, _expiry(expires_s), upload_headers(content_type, expected_size, one_shot)
+        )
 
     def presign_get(
         self, key: str, expires_s: int, *, filename: str | None = None, content_type: str | None = None
@@ -158,16 +186,28 @@ class S3BlobStore(BlobStore):
             raise _unavailable(e) from e
         return str(resp["UploadId"])
 
-    def presign_part(self, key: str, upload_id: str, part_number: int, expires_s: int) -> SignedRequest:
+    def presign_part(
+        self, key: str, upload_id: str, part_number: int, expires_s: int, *, expected_size: int | None = None
+    ) -> SignedRequest:
         validate_key(key)
         if not 1 <= part_number <= MAX_PART_NUMBER:
             raise ValidationError(
                 f"part_number must be 1..{MAX_PART_NUMBER}", code="upload_parts_invalid", field="part_number"
             )
-        params = {"Key": key, "UploadId": upload_id, "PartNumber": part_number}
+        params: dict[str, Any] = {"Key": key, "UploadId": upload_id, "PartNumber": part_number}
+        if expected_size is not None:
+            params["ContentLength"] = int(expected_size)  # signed: S3 refuses a part of another length
         return SignedRequest("PUT", self._presign("upload_part", params, expires_s), _expiry(expires_s))
 
-    def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> BlobInfo:
+    def complete_multipart(
+        self,
+        key: str,
+        upload_id: str,
+        parts: list[tuple[int, str]],
+        *,
+        expected_size: int | None = None,
+        one_shot: bool = False,
+    ) -> BlobInfo:
         validate_key(key)
         ordered = sorted((n, etag.strip('"')) for n, etag in parts)
         numbers = [n for n, _ in ordered]
@@ -175,15 +215,29 @@ class S3BlobStore(BlobStore):
             raise ValidationError(
                 "parts must be listed once each", code="upload_parts_invalid", field="parts"
             )
+        if not 1 <= numbers[0] <= numbers[-1] <= MAX_PART_NUMBER:
+            raise ValidationError(
+                f"part numbers must be 1..{MAX_PART_NUMBER}", code="upload_parts_invalid", field="parts"
+            )
+        conditions: dict[str, Any] = {}
+        if one_shot:
+            conditions["IfNoneMatch"] = "*"
+        if expected_size is not None:
+            conditions["MpuObjectSize"] = int(expected_size)  # S3 checks the parts add up to it
         try:
             resp = self._s3.complete_multipart_upload(
                 Bucket=self._bucket,
                 Key=key,
                 UploadId=upload_id,
                 MultipartUpload={"Parts": [{"PartNumber": n, "ETag": f'"{etag}"'} for n, etag in ordered]},
+                **conditions,
             )
         except ClientError as e:
             code = _code(e)
+            if code in _TAKEN:
+                raise ConflictError(
+                    f"{key!r} has been uploaded already; an upload writes once", code=UPLOAD_ALREADY_COMPLETED
+                ) from e
             if code in _BAD_PARTS:
                 raise ValidationError(
                     f"the parts do not make a valid upload ({code})",
@@ -198,6 +252,15 @@ class S3BlobStore(BlobStore):
         info = self.head(key)
         if info is None:  # pragma: no cover - S3 is read-after-write consistent
             raise UnavailableError(f"{key!r} vanished after completing its upload")
+        if expected_size is not None and info.size != expected_size:
+            # S3 refuses this itself (x-amz-mp-object-size); a store that ignores the header (moto)
+            # must not leave an object of the wrong size either.
+            self.delete(key)
+            raise ValidationError(
+                f"the parts add up to {info.size} bytes, not the {expected_size} declared",
+                code=UPLOAD_SIZE_MISMATCH,
+                field="parts",
+            )
         return BlobInfo(key, info.size, resp.get("ETag", info.etag).strip('"'), info.content_type)
 
     def abort_multipart(self, key: str, upload_id: str) -> None:

@@ -2,7 +2,13 @@
 
 Part of the local blob adapter: the composition root hands this router to the app when blobs live
 in a folder (there is no service between a signed URL and its bytes). Refusals are raised as domain
-errors and rendered by the app's one error handler (mediaindex.api.errors)."""
+errors and rendered by the app's one error handler (mediaindex.api.errors).
+
+An original is wanted only while its asset awaits it: `original_wanted(key)` is asked before the
+bytes are read, and `on_original_created(key, info)` after they landed; when that answers False
+(the asset went, or stopped waiting, meanwhile) the object is deleted again and the PUT refused, so
+a late upload leaves nothing behind. A URL signed one-shot writes once (409 after), one signed with
+a size takes exactly that many bytes."""
 
 from __future__ import annotations
 
@@ -16,9 +22,10 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from mediaindex.adapters.local.fs_blobs import LocalBlobStore
-from mediaindex.adapters.local.fs_writes import CHUNK
+from mediaindex.adapters.local.fs_writes import CHUNK, already_uploaded, size_mismatch
 from mediaindex.domain.blob_keys import ORIGINALS_PREFIX
 from mediaindex.domain.errors import (
+    ConflictError,
     PayloadTooLargeError,
     SignatureError,
 )
@@ -26,23 +33,42 @@ from mediaindex.ports.blobs import BlobInfo, attachment_disposition
 
 log = logging.getLogger(__name__)
 
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+# Positions of at most 19 digits: a longer number is no real offset, and int() refuses one of
+# over 4300 digits with a ValueError (a 500).
+_RANGE = re.compile(r"bytes=([0-9]{0,19})-([0-9]{0,19})")
+# Told an original landed; False means its asset no longer wants it (deleted, stopped waiting).
+OriginalCreated = Callable[[str, BlobInfo], bool | None]
+OriginalWanted = Callable[[str], bool]
+
+
+def _not_accepted() -> ConflictError:
+    return ConflictError(
+        "the asset this URL uploads to no longer awaits an upload (deleted, aborted or expired)",
+        code="upload_not_accepted",
+    )
 
 
 def build_local_blob_router(
-    store: LocalBlobStore, on_original_created: Callable[[str, BlobInfo], None]
+    store: LocalBlobStore,
+    on_original_created: OriginalCreated,
+    original_wanted: OriginalWanted | None = None,
 ) -> APIRouter:
     router = APIRouter(include_in_schema=False)
 
     @router.put("/_blobs/{key:path}")
     async def put_blob(key: str, request: Request) -> Response:
         signed = store.verify("PUT", key, dict(request.query_params))
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > store.max_object_bytes:
+        raw_length = request.headers.get("content-length")
+        declared = int(raw_length) if raw_length and raw_length.isascii() and raw_length.isdigit() else None
+        if declared is not None and declared > store.max_object_bytes:
             raise PayloadTooLargeError(f"the object is larger than {store.max_object_bytes} bytes")
+        if signed.size is not None and declared is not None and declared != signed.size:
+            raise size_mismatch(signed.size, declared)  # before a byte is read
         if signed.is_part:
             assert signed.upload_id is not None and signed.part_number is not None
-            info = await store.write_part(key, signed.upload_id, signed.part_number, request.stream())
+            info = await store.write_part(
+                key, signed.upload_id, signed.part_number, request.stream(), expected_size=signed.size
+            )
         else:
             sent_type = request.headers.get("content-type")
             # As on S3, a signed Content-Type must be sent exactly as signed.
@@ -50,14 +76,34 @@ def build_local_blob_router(
                 raise SignatureError(
                     "Content-Type differs from the one the URL was signed with.", code="signature_invalid"
                 )
-            info = await store.write_stream(key, request.stream(), signed.content_type or sent_type)
+            # One-shot when signed so (S3: the signed If-None-Match), or when the client asks.
+            once = signed.once or request.headers.get("if-none-match", "").strip() == "*"
+            if once and await run_in_threadpool(store.exists, key):
+                # A used one-shot URL tried again: worth a line for whoever watches (key, never the URL).
+                log.warning("signed upload refused: the object was already written", extra={"key": key})
+                raise already_uploaded(key)  # early; the write itself is the atomic check
             # Mirrors the AWS upload rule, which listens on originals/ only.
-            if key.startswith(ORIGINALS_PREFIX):
+            original = key.startswith(ORIGINALS_PREFIX)
+            if original and original_wanted is not None and not await run_in_threadpool(original_wanted, key):
+                raise _not_accepted()
+            info = await store.write_stream(
+                key,
+                request.stream(),
+                signed.content_type or sent_type,
+                expected_size=signed.size,
+                exclusive=once,
+            )
+            if original:
                 try:
-                    await run_in_threadpool(on_original_created, key, info)
+                    keep = await run_in_threadpool(on_original_created, key, info)
                 except Exception:
                     # The bytes are stored; as with S3 events, a failed listener does not fail the PUT.
                     log.exception("on_original_created failed for %s", key)
+                    keep = None
+                if keep is False:
+                    # Its asset went (or stopped waiting) while the bytes came: keep nothing.
+                    await run_in_threadpool(store.delete, key)
+                    raise _not_accepted()
         return Response(
             status_code=200, headers={"ETag": f'"{info.etag}"', "Access-Control-Expose-Headers": "ETag"}
         )

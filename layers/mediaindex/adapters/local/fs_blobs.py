@@ -5,10 +5,13 @@ Layout under `root`:
   meta/<key>.json                   content type, etag, sha256, and the inode/mtime they describe
   uploads/<upload_id>/upload.json   a multipart upload's key, content type, start time
   uploads/<upload_id>/<nnnnn>.<md5> one uploaded part; its name carries its etag
+  uploads/<upload_id>.completing/   an upload one completion has claimed (renamed: one wins)
   tmp/                              where every write starts, then os.replace (never half-written)
 
 As on S3, keys are flat strings; as on a file system, a key cannot also be a "folder" of another
 key (`a` and `a/b`): that is refused with ConflictError(`blob_key_conflict`), a local-only limit.
+Uploads through signed URLs can be one-shot (a write only if the key is free: a used URL cannot
+replace the original) and bound to a length (counted as it streams).
 This module holds the store: keys to paths, reads, deletes, listing and signed URLs; it writes
 through fs_writes, keeps records with fs_meta, stages multipart uploads with fs_multipart and signs
 with signing.
@@ -28,11 +31,11 @@ from urllib.parse import urlencode
 
 from mediaindex.adapters.local.fs_meta import MetaRecords
 from mediaindex.adapters.local.fs_multipart import MultipartUploads, check_part_number, multipart_etag
-from mediaindex.adapters.local.fs_writes import CHUNK, Chunks, Sink, drain, file_chunks
+from mediaindex.adapters.local.fs_writes import CHUNK, Chunks, Sink, already_uploaded, drain, file_chunks
 from mediaindex.adapters.local.signing import SignedParams, UrlSigner
 from mediaindex.domain.blob_keys import ORIGINALS_PREFIX
 from mediaindex.domain.errors import NotFoundError, SignatureError, ValidationError
-from mediaindex.ports.blobs import BlobInfo, BlobStore, SignedRequest, validate_key
+from mediaindex.ports.blobs import BlobInfo, BlobStore, SignedRequest, upload_headers, validate_key
 
 DEFAULT_MAX_OBJECT_BYTES = 50 * 1024**3
 
@@ -132,9 +135,19 @@ class LocalBlobStore(BlobStore):
                     keys.append(key)
         return sorted(keys)
 
-    def presign_put(self, key: str, content_type: str, expires_s: int) -> SignedRequest:
-        url, expires_at = self._sign_url("PUT", key, expires_s, content_type=content_type)
-        return SignedRequest("PUT", url, expires_at, {"Content-Type": content_type})
+    def presign_put(
+        self,
+        key: str,
+        content_type: str,
+        expires_s: int,
+        *,
+        expected_size: int | None = None,
+        one_shot: bool = False,
+    ) -> SignedRequest:
+        url, expires_at = self._sign_url(
+            "PUT", key, expires_s, content_type=content_type, size=expected_size, once=one_shot
+        )
+        return SignedRequest("PUT", url, expires_at, upload_headers(content_type, expected_size, one_shot))
 
     def presign_get(
         self, key: str, expires_s: int, *, filename: str | None = None, content_type: str | None = None
@@ -145,17 +158,40 @@ class LocalBlobStore(BlobStore):
     def create_multipart(self, key: str, content_type: str) -> str:
         return self._multipart.create(key, content_type)
 
-    def presign_part(self, key: str, upload_id: str, part_number: int, expires_s: int) -> SignedRequest:
+    def presign_part(
+        self, key: str, upload_id: str, part_number: int, expires_s: int, *, expected_size: int | None = None
+    ) -> SignedRequest:
         check_part_number(part_number)
-        url, expires_at = self._sign_url("PUT", key, expires_s, upload_id=upload_id, part_number=part_number)
+        url, expires_at = self._sign_url(
+            "PUT", key, expires_s, upload_id=upload_id, part_number=part_number, size=expected_size
+        )
         return SignedRequest("PUT", url, expires_at)
 
-    def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> BlobInfo:
+    def complete_multipart(
+        self,
+        key: str,
+        upload_id: str,
+        parts: list[tuple[int, str]],
+        *,
+        expected_size: int | None = None,
+        one_shot: bool = False,
+    ) -> BlobInfo:
         staging, content_type = self._multipart.staging(key, upload_id)
-        files = self._multipart.part_files(staging, parts, self.max_object_bytes)
-        # Concatenate by streaming into one object, under S3's multipart etag.
-        info = self._write(key, file_chunks(files), content_type, etag=multipart_etag(files))
-        self._multipart.discard(staging)
+        if one_shot and self.exists(key):
+            raise already_uploaded(key)
+        # One rename takes the upload: a concurrent completion is told it is under way, and
+        # cannot find its parts gone from under it half-way.
+        claimed = self._multipart.claim(staging)
+        try:
+            files = self._multipart.part_files(claimed, parts, self.max_object_bytes, expected_size)
+            # Concatenate by streaming into one object, under S3's multipart etag.
+            info = self._write(
+                key, file_chunks(files), content_type, etag=multipart_etag(files), exclusive=one_shot
+            )
+        except BaseException:
+            self._multipart.unclaim(claimed)
+            raise
+        self._multipart.discard(claimed)
         return info
 
     def abort_multipart(self, key: str, upload_id: str) -> None:
@@ -175,22 +211,41 @@ class LocalBlobStore(BlobStore):
         """Stores an object from chunks, synchronously (in-process writers)."""
         return self._write(key, chunks, content_type)
 
-    async def write_stream(self, key: str, chunks: Chunks, content_type: str | None) -> BlobInfo:
-        """Stores an object from a request body as it arrives; disk and hashing run off the loop."""
+    def exists(self, key: str) -> bool:
+        return self._obj(key).is_file()
+
+    async def write_stream(
+        self,
+        key: str,
+        chunks: Chunks,
+        content_type: str | None,
+        *,
+        expected_size: int | None = None,
+        exclusive: bool = False,
+    ) -> BlobInfo:
+        """Stores an object from a request body as it arrives; disk and hashing run off the loop.
+        `expected_size`: exactly that many bytes or ValidationError(`upload_size_mismatch`);
+        `exclusive`: only if the key is free, else ConflictError(`upload_already_completed`)."""
         dest = self._obj(key)
-        sink = await asyncio.to_thread(Sink, self._tmp, self.max_object_bytes, durable=_durable(key))
+        sink = await asyncio.to_thread(
+            Sink, self._tmp, self.max_object_bytes, durable=_durable(key), exact=expected_size
+        )
         try:
             await drain(chunks, sink)
-            written = await asyncio.to_thread(sink.commit, dest)
+            written = await asyncio.to_thread(sink.commit, dest, exclusive=exclusive, key=key)
         except BaseException:
             sink.discard()
             raise
         await asyncio.to_thread(self._records.write, key, dest, written, content_type, written.md5)
         return BlobInfo(key, written.size, written.md5, content_type, written.sha256)
 
-    async def write_part(self, key: str, upload_id: str, part_number: int, chunks: Chunks) -> BlobInfo:
+    async def write_part(
+        self, key: str, upload_id: str, part_number: int, chunks: Chunks, *, expected_size: int | None = None
+    ) -> BlobInfo:
         """Stores one part of a multipart upload; its BlobInfo.etag is what complete_multipart expects."""
-        return await self._multipart.write_part(key, upload_id, part_number, chunks, self.max_object_bytes)
+        return await self._multipart.write_part(
+            key, upload_id, part_number, chunks, self.max_object_bytes, expected_size
+        )
 
     def open_read(self, key: str) -> tuple[IO[bytes], BlobInfo]:
         """An open file and its info; the open file keeps this version even if the key is replaced."""
@@ -205,26 +260,40 @@ class LocalBlobStore(BlobStore):
             raise NotFoundError(f"no object {key!r}", code="blob_not_found")
         return f, info
 
+    def stale_uploads(self, older_than_s: float) -> list[tuple[str, str]]:
+        """(key, upload id) of the multipart uploads idle (no start, no part) for `older_than_s`."""
+        cutoff = time.time() - older_than_s
+        return [(key, upload_id) for key, upload_id, _ in self._multipart.idle_since(cutoff)]
+
     def cleanup_stale_uploads(self, older_than_s: float) -> int:
-        """Removes multipart uploads started more than `older_than_s` ago (S3's
+        """Removes multipart uploads idle (no start, no part) for more than `older_than_s` (S3's
         AbortIncompleteMultipartUpload) and orphaned temp files; returns how many uploads went."""
         cutoff = time.time() - older_than_s
         removed = self._multipart.remove_started_before(cutoff)
         for tmp in self._tmp.iterdir():
-            if tmp.stat().st_mtime < cutoff:
-                tmp.unlink(missing_ok=True)
+            try:
+                if tmp.stat().st_mtime < cutoff:
+                    tmp.unlink(missing_ok=True)
+            except FileNotFoundError:
+                continue  # a write landed (or gave up) while we looked
         return removed
 
     # ---- internals -----------------------------------------------------------------------------
     def _write(
-        self, key: str, chunks: Iterable[bytes], content_type: str | None, *, etag: str | None = None
+        self,
+        key: str,
+        chunks: Iterable[bytes],
+        content_type: str | None,
+        *,
+        etag: str | None = None,
+        exclusive: bool = False,
     ) -> BlobInfo:
         dest = self._obj(key)
         sink = Sink(self._tmp, self.max_object_bytes, durable=_durable(key))
         try:
             for chunk in chunks:
                 sink.write(chunk)
-            written = sink.commit(dest)
+            written = sink.commit(dest, exclusive=exclusive, key=key)
         except BaseException:
             sink.discard()
             raise
@@ -242,6 +311,8 @@ class LocalBlobStore(BlobStore):
         part_number: int | None = None,
         content_type: str | None = None,
         filename: str | None = None,
+        size: int | None = None,
+        once: bool = False,
     ) -> tuple[str, datetime]:
         validate_key(key)
         exp = int(self._signer.now()) + int(expires_s)
@@ -253,6 +324,8 @@ class LocalBlobStore(BlobStore):
             part_number=part_number,
             content_type=content_type,
             filename=filename,
+            size=size,
+            once=once,
         )
         return f"{self.base_url}/_blobs/{key}?{urlencode(query)}", _iso(exp)
 

@@ -5,12 +5,16 @@ time) and one file per part, `<nnnnn>.<md5>`, whose name carries the etag the cl
 a part sent again replaces the earlier one, as on S3. Completing checks the quoted parts the way S3
 does (each once, all present with that etag, every part but the last at least MIN_PART_BYTES, the
 whole within the object limit) and names the parts' files for the store to concatenate; the
-object's etag is S3's md5-of-md5s with `-N`. Stale uploads go as with S3's
+object's etag is S3's md5-of-md5s with `-N`. Completing first claims the folder with one rename
+(`<upload_id>` -> `<upload_id>.completing`), so of concurrent completions exactly one proceeds and
+the others are told the upload is being completed; a completion that fails puts the folder back.
+Uploads idle for longer than a threshold (no part since) go as with S3's
 AbortIncompleteMultipartUpload. The store owns the objects; this owns only the staging."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -20,13 +24,21 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mediaindex.adapters.local.fs_writes import Chunks, Sink, drain
-from mediaindex.domain.errors import NotFoundError, PayloadTooLargeError, ValidationError
+from mediaindex.adapters.local.fs_writes import Chunks, Sink, drain, size_mismatch
+from mediaindex.domain.errors import ConflictError, NotFoundError, PayloadTooLargeError, ValidationError
 from mediaindex.domain.ids import new_id
-from mediaindex.ports.blobs import MAX_PART_NUMBER, MIN_PART_BYTES, BlobInfo, validate_key
+from mediaindex.ports.blobs import (
+    MAX_PART_NUMBER,
+    MIN_PART_BYTES,
+    UPLOAD_ALREADY_COMPLETED,
+    BlobInfo,
+    validate_key,
+)
 
 MAX_PART_BYTES = 5 * 1024**3  # S3's part limit
 _UPLOAD_ID = re.compile(r"upl_[0-9a-z]{26}")
+_ETAG = re.compile(r"[0-9a-f]{32}")  # a part's etag is its md5; anything else names no part
+CLAIMED = ".completing"  # the suffix of a staging folder whose completion is under way
 
 
 def check_part_number(part_number: int) -> None:
@@ -57,7 +69,8 @@ class MultipartUploads:
         return upload_id
 
     def staging(self, key: str, upload_id: str) -> tuple[Path, str | None]:
-        """The upload's folder and content type, or NotFoundError(`upload_not_found`)."""
+        """The upload's folder and content type, or NotFoundError(`upload_not_found`), or
+        ConflictError(`upload_already_completed`) while another call completes it."""
         validate_key(key)
         missing = NotFoundError("the multipart upload does not exist", code="upload_not_found")
         if not _UPLOAD_ID.fullmatch(upload_id):
@@ -65,14 +78,39 @@ class MultipartUploads:
         staging = self.root / upload_id
         try:
             doc: dict[str, Any] = json.loads((staging / "upload.json").read_text())
-        except (FileNotFoundError, ValueError) as e:
+        except (FileNotFoundError, NotADirectoryError, ValueError) as e:
+            if (self.root / f"{upload_id}{CLAIMED}").is_dir():
+                raise _being_completed() from e
             raise missing from e
         if doc.get("key") != key:
             raise missing
         return staging, doc.get("content_type")
 
-    def part_files(self, staging: Path, parts: list[tuple[int, str]], max_object_bytes: int) -> list[Path]:
-        """The files of the quoted (part number, etag) pairs in part order, once they pass S3's checks."""
+    def claim(self, staging: Path) -> Path:
+        """Takes the upload for one completion: one rename, which only one caller can win."""
+        claimed = staging.with_name(staging.name + CLAIMED)
+        try:
+            os.rename(staging, claimed)  # fails when the source is gone (another claim won)
+        except FileNotFoundError as e:
+            if claimed.is_dir():
+                raise _being_completed() from e
+            raise NotFoundError("the multipart upload does not exist", code="upload_not_found") from e
+        return claimed
+
+    def unclaim(self, claimed: Path) -> None:
+        """A completion that failed gives the upload back, so the client can fix its parts and retry."""
+        with contextlib.suppress(OSError):  # aborted or swept meanwhile: nothing to give back
+            os.rename(claimed, claimed.with_name(claimed.name.removesuffix(CLAIMED)))
+
+    def part_files(
+        self,
+        staging: Path,
+        parts: list[tuple[int, str]],
+        max_object_bytes: int,
+        expected_size: int | None = None,
+    ) -> list[Path]:
+        """The files of the quoted (part number, etag) pairs in part order, once they pass S3's
+        checks (and add up to `expected_size` when given)."""
         ordered = sorted((n, etag.strip('"')) for n, etag in parts)
         numbers = [n for n, _ in ordered]
         if not ordered or len(set(numbers)) != len(numbers):
@@ -81,6 +119,11 @@ class MultipartUploads:
             )
         files: list[Path] = []
         for i, (n, etag) in enumerate(ordered):
+            if not 1 <= n <= MAX_PART_NUMBER or not _ETAG.fullmatch(etag):
+                # An etag is a part's file name here: never let one be a path.
+                raise ValidationError(
+                    f"part {n} is missing or its etag differs", code="upload_parts_invalid", field="parts"
+                )
             f = staging / f"{n:05d}.{etag}"
             if not f.is_file():
                 raise ValidationError(
@@ -93,17 +136,27 @@ class MultipartUploads:
                     field="parts",
                 )
             files.append(f)
-        if sum(f.stat().st_size for f in files) > max_object_bytes:
+        total = sum(f.stat().st_size for f in files)
+        if total > max_object_bytes:
             raise PayloadTooLargeError(f"the object is larger than {max_object_bytes} bytes")
+        if expected_size is not None and total != expected_size:
+            raise size_mismatch(expected_size, total)
         return files
 
     async def write_part(
-        self, key: str, upload_id: str, part_number: int, chunks: Chunks, limit: int
+        self,
+        key: str,
+        upload_id: str,
+        part_number: int,
+        chunks: Chunks,
+        limit: int,
+        expected_size: int | None = None,
     ) -> BlobInfo:
-        """Stages one part, within `limit` and S3's part limit; BlobInfo.etag names its file."""
+        """Stages one part, within `limit` and S3's part limit (exactly `expected_size` bytes when
+        given); BlobInfo.etag names its file."""
         check_part_number(part_number)
         staging, _ = self.staging(key, upload_id)
-        sink = await asyncio.to_thread(Sink, self._tmp, min(MAX_PART_BYTES, limit))
+        sink = await asyncio.to_thread(Sink, self._tmp, min(MAX_PART_BYTES, limit), exact=expected_size)
         try:
             await drain(chunks, sink)
             # The md5 is known only at the end, and it is part of the file's name.
@@ -115,7 +168,7 @@ class MultipartUploads:
         final = staging / f"{part_number:05d}.{written.md5}"
         try:
             os.replace(landed, final)
-        except FileNotFoundError as e:  # aborted while the part was on its way
+        except FileNotFoundError as e:  # aborted or completed while the part was on its way
             landed.unlink(missing_ok=True)
             raise NotFoundError("the multipart upload does not exist", code="upload_not_found") from e
         # A part sent again replaces the earlier one, as on S3.
@@ -125,25 +178,53 @@ class MultipartUploads:
         return BlobInfo(key, written.size, written.md5, None, written.sha256)
 
     def abort(self, key: str, upload_id: str) -> None:
-        # Idempotent: aborting an unknown or finished upload is a no-op, as cleanup may run twice.
+        # Idempotent: aborting an unknown or finished upload is a no-op, as cleanup may run twice;
+        # one being completed is left to its completion.
         try:
             staging, _ = self.staging(key, upload_id)
-        except NotFoundError:
+        except (NotFoundError, ConflictError):
             return
         self.discard(staging)
 
     def discard(self, staging: Path) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
-    def remove_started_before(self, cutoff: float) -> int:
-        """Removes the uploads started before `cutoff` (unix s); returns how many went."""
-        removed = 0
+    def idle_since(self, cutoff: float) -> list[tuple[str, str, Path]]:
+        """(key, upload id, folder) of the uploads with no activity (start, or a part landing)
+        since `cutoff` (unix s), claimed ones included (a completion that died part-way)."""
+        found = []
         for staging in self.root.iterdir():
+            upload_id = staging.name.removesuffix(CLAIMED)
+            if not _UPLOAD_ID.fullmatch(upload_id) or not staging.is_dir():
+                continue
             try:
-                started = float(json.loads((staging / "upload.json").read_text())["created_at"])
-            except (OSError, ValueError, KeyError):
-                started = staging.stat().st_mtime
-            if started < cutoff:
-                self.discard(staging)
-                removed += 1
-        return removed
+                doc = json.loads((staging / "upload.json").read_text())
+                key, last = str(doc["key"]), float(doc["created_at"])
+                for part in staging.iterdir():
+                    if part.name != "upload.json":  # a part landing is activity; the record is not
+                        last = max(last, part.stat().st_mtime)
+                if staging.name.endswith(CLAIMED):
+                    last = max(last, staging.stat().st_ctime)  # the rename that claimed it
+            except FileNotFoundError:
+                continue  # completed or aborted while we looked
+            except (OSError, ValueError, KeyError, TypeError):
+                try:  # unreadable: judged by the folder alone
+                    key, last = "", staging.stat().st_mtime
+                except OSError:
+                    continue
+            if last < cutoff:
+                found.append((key, upload_id, staging))
+        return found
+
+    def remove_started_before(self, cutoff: float) -> int:
+        """Removes the uploads idle since before `cutoff` (unix s); returns how many went."""
+        stale = self.idle_since(cutoff)
+        for _key, _upload_id, staging in stale:
+            self.discard(staging)
+        return len(stale)
+
+
+def _being_completed() -> ConflictError:
+    return ConflictError(
+        "this multipart upload is being completed by another request", code=UPLOAD_ALREADY_COMPLETED
+    )
