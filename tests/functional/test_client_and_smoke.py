@@ -15,7 +15,7 @@ from mediaindex.bootstrap import Runtime
 from mediaindex.bootstrap.app import build_app
 from mediaindex.bootstrap.local import build_local
 from mediaindex.client import Client, _PartSigner
-from mediaindex.services import assets as asset_service
+from mediaindex.services import uploads as upload_service
 from mediaindex.settings import Settings
 from mediaindex.smoke import run_smoke
 
@@ -54,7 +54,7 @@ def test_the_client_signs_the_parts_the_answer_left_out(
 ) -> None:
     # Given a server that hands out one part URL with the asset and signs one per call after that
     runtime, client = served
-    monkeypatch.setattr(asset_service, "SIGNED_PARTS_PER_CALL", 1)
+    monkeypatch.setattr(upload_service, "SIGNED_PARTS_PER_CALL", 1)
     monkeypatch.setattr(_PartSigner, "BATCH", 1)
     # When a 5-part file is uploaded with the CLI's client
     data = bytes(range(256)) * (4 * 5 * MiB // 256) + b"tail"

@@ -38,6 +38,7 @@ from mediaindex.pipeline.context import StepContext, StepResult
 from mediaindex.services.upload_events import object_created
 from tests.apiclient import Api, error_code
 from tests.functional.conftest import BASE_URL, make_settings
+from tests.moto_server import moto_server
 
 MiB = 1024 * 1024
 # Multipart from 5 MiB on, in 5 MiB parts: a two-part upload costs 5 MiB and a byte.
@@ -47,15 +48,9 @@ SMALL_PARTS: dict[str, Any] = {"multipart_threshold_bytes": 5 * MiB, "part_size_
 # ---- runtimes ---------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 def _build(kind: str, data_dir: Path, request: pytest.FixtureRequest) -> Runtime:
@@ -519,7 +514,7 @@ def test_an_idle_multipart_upload_is_swept_and_its_asset_fails(rt: Runtime, api:
     if is_s3(rt):
         # No sweeper runs on AWS (the bucket's lifecycle rule aborts the parts after a day); the
         # service's expiry is the same on DynamoDB: the asset ends failed and the upload is aborted.
-        assert rt.services.assets.expire_upload(tenant_of(rt, api), asset_id, mp["upload_id"])
+        assert rt.services.uploads.expire_upload(tenant_of(rt, api), asset_id, mp["upload_id"])
     else:
         # Given the upload idle for a day and a bit, the other one busy
         _age_upload(rt, mp["upload_id"], 25 * 3600)

@@ -26,7 +26,7 @@ from mediaindex.bootstrap import Runtime
 from mediaindex.bootstrap.app import build_app
 from mediaindex.bootstrap.local import build_local
 from mediaindex.domain.errors import ValidationError
-from mediaindex.net import url_guard
+from mediaindex.net.download import download
 from tests import mediagen
 from tests.apiclient import Api, error_code
 from tests.functional.conftest import BASE_URL, make_settings
@@ -226,7 +226,7 @@ def test_a_redirect_into_private_space_is_refused_before_it_is_followed(
     handler.target = target
     dest = tmp_path / "out"
     with httpx.Client() as client, pytest.raises(ValidationError) as exc:
-        url_guard.download(
+        download(
             f"{base}/start",
             dest,
             max_bytes=1024,
@@ -244,7 +244,7 @@ def test_a_redirect_into_private_space_is_refused_before_it_is_followed(
 def test_a_redirect_loop_gives_up(redirector: tuple[str, type[_Redirector]], tmp_path: Path) -> None:
     base, handler = redirector
     with httpx.Client() as client, pytest.raises(ValidationError) as exc:
-        url_guard.download(
+        download(
             f"{base}/loop",
             tmp_path / "out",
             max_bytes=1024,

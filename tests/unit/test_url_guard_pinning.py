@@ -1,7 +1,8 @@
-"""What an attacker tries next against the URL fetcher (net/url_guard.py), on loopback servers:
-DNS rebinding between the check and the connection, a long redirect chain, a gzip bomb, and
-sources too slow to finish. No test leaves the machine: names resolve through injected resolvers
-and connections to "public" addresses are routed to loopback by an injected socket backend."""
+"""What an attacker tries next against the URL fetcher (net/: url_guard, pinned, download), on
+loopback servers: DNS rebinding between the check and the connection, a long redirect chain, a gzip
+bomb, and sources too slow to finish. No test leaves the machine: names resolve through injected
+resolvers and connections to "public" addresses are routed to loopback by an injected socket
+backend."""
 
 from __future__ import annotations
 
@@ -19,7 +20,10 @@ import httpcore
 import pytest
 
 from mediaindex.domain.errors import MediaError, ValidationError
-from mediaindex.net import url_guard
+from mediaindex.net.budget import FetchAborted, FetchBudget, abort_in_flight
+from mediaindex.net.download import download
+from mediaindex.net.pinned import PinnedBackend
+from mediaindex.net.url_guard import check_url
 
 PUBLIC = "93.184.216.34"  # what the check is told the name resolves to
 
@@ -114,7 +118,7 @@ def _fetch(url: str, dest: Path, **kw: Any) -> tuple[int, str | None]:
         "max_redirects": 5,
         **kw,
     }
-    return url_guard.download(url, dest, **args)
+    return download(url, dest, **args)
 
 
 def test_the_connection_goes_to_the_checked_address_not_a_second_answer(
@@ -136,9 +140,9 @@ def test_a_rebinding_name_is_refused_where_the_second_answer_is_checked(tmp_path
     """The contrast: had the connection resolved again, the answer would have been loopback;
     checked, that answer is refused."""
     resolver = Rebinding()
-    url_guard.check_url("http://rebind.test/", allow_private=False, resolver=resolver)
+    check_url("http://rebind.test/", allow_private=False, resolver=resolver)
     with pytest.raises(ValidationError) as exc:
-        url_guard.check_url("http://rebind.test/", allow_private=False, resolver=resolver)
+        check_url("http://rebind.test/", allow_private=False, resolver=resolver)
     assert exc.value.code == "asset_url_forbidden"
 
 
@@ -290,13 +294,13 @@ def test_abort_in_flight_ends_a_download_at_once(server: Server, tmp_path: Path)
     t.start()
     time.sleep(1.0)
     t0 = time.monotonic()
-    url_guard.abort_in_flight()
+    abort_in_flight()
     t.join(5)
     assert not t.is_alive() and time.monotonic() - t0 < 1.0
-    assert isinstance(box["e"], url_guard.FetchAborted)  # not the source's fault: no failure recorded
+    assert isinstance(box["e"], FetchAborted)  # not the source's fault: no failure recorded
 
 
 def test_a_connection_to_an_unchecked_host_is_refused() -> None:
-    backend = url_guard.PinnedBackend(url_guard.FetchBudget(deadline_s=5))
+    backend = PinnedBackend(FetchBudget(deadline_s=5))
     with pytest.raises(httpcore.ConnectError):
         backend.connect_tcp("never-checked.test", 80)

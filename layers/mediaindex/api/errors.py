@@ -45,7 +45,7 @@ HTTP_CODES = {
     415: "unsupported_media_type",
 }
 # Validation failures that carry a contract code of their own (pydantic's PydanticCustomError
-# type, raised by request models, and domain rules run by schemas._domain_check): the code.
+# type, raised by request models, and domain rules run by schemas.base.domain_check): the code.
 CUSTOM_CODES = frozenset(
     {
         "parameter_invalid",

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable
 
 from mediaindex.net import url_guard
+from mediaindex.net.image_fetch import image_fetcher
 from mediaindex.ports.blobs import BlobStore
 from mediaindex.ports.indexes import PurgeLedger
 from mediaindex.ports.orchestrator import Orchestrator
@@ -23,6 +24,7 @@ from mediaindex.services.ingest import IngestService
 from mediaindex.services.keys import KeyService
 from mediaindex.services.search import SearchService
 from mediaindex.services.tasks import TaskService
+from mediaindex.services.uploads import UploadService
 from mediaindex.services.usage import UsageService
 from mediaindex.settings import Settings
 
@@ -91,7 +93,7 @@ def compose_services(
         index=search_index,
         encoder=encoder,
         blobs=blobs,
-        image_loader=url_guard.image_fetcher(
+        image_loader=image_fetcher(
             allow_private=settings.allow_private_urls,
             timeout_s=settings.fetch_timeout_s,
             max_redirects=settings.fetch_max_redirects,
@@ -100,12 +102,14 @@ def compose_services(
         ),
         url_ttl_s=settings.download_url_ttl_s,
     )
-    assets = AssetService(visible, blobs, indexes, ingest, cleanup, settings, check_url)
+    uploads = UploadService(visible, blobs, ingest, settings)
+    assets = AssetService(visible, blobs, indexes, ingest, cleanup, uploads, settings, check_url)
     return Services(
         settings=settings,
         keys=KeyService(stores.keys),
         indexes=indexes,
         assets=assets,
+        uploads=uploads,
         outputs=AssetOutputService(assets, stores.outputs, blobs, settings),
         tasks=TaskService(visible, stores.tasks, orchestrator),
         ingest=ingest,

@@ -12,7 +12,7 @@ from mediaindex.bootstrap.pipeline import build_runner
 from mediaindex.bootstrap.runtime import LocalExecutor, Runtime
 from mediaindex.ml.query_encoder import ModelQueryEncoder
 from mediaindex.ml.registry import ModelRegistry
-from mediaindex.net import url_guard
+from mediaindex.net.budget import abort_in_flight
 from mediaindex.ports.blobs import BlobStore
 from mediaindex.ports.search import SearchIndex
 from mediaindex.ports.step_runner import StepRunner
@@ -105,5 +105,5 @@ def in_process_runtime(
         runtime.closers.append(executor.pool.stop)  # closers run last-in first: the pool stops first
     # First of all at close: abort in-flight URL fetches, so workers and request threads stuck on
     # a slow source return at once (their jobs stay `running`, resumed by the next start).
-    runtime.closers.append(url_guard.abort_in_flight)
+    runtime.closers.append(abort_in_flight)
     return runtime

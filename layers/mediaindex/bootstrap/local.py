@@ -23,8 +23,8 @@ from mediaindex.bootstrap.in_process import in_process_runtime
 from mediaindex.bootstrap.runtime import Runtime
 from mediaindex.domain.blob_keys import parse_original_key
 from mediaindex.ports.blobs import BlobInfo
-from mediaindex.services.assets import AssetService
 from mediaindex.services.ingest import Landing
+from mediaindex.services.uploads import UploadService
 from mediaindex.settings import Settings
 
 DATABASE_FILE = "mediaindex.db"
@@ -85,7 +85,7 @@ def build_local(settings: Settings, *, start_workers: bool | None = None) -> Run
     if workers and settings.upload_sweep_interval_s > 0:
         sweeper = Periodic(
             settings.upload_sweep_interval_s,
-            lambda: sweep_stale_uploads(blobs, runtime.services.assets, settings),
+            lambda: sweep_stale_uploads(blobs, runtime.services.uploads, settings),
             name="mi-upload-sweeper",
         )
         sweeper.start()
@@ -93,7 +93,7 @@ def build_local(settings: Settings, *, start_workers: bool | None = None) -> Run
     return runtime
 
 
-def sweep_stale_uploads(blobs: LocalBlobStore, assets: AssetService, settings: Settings) -> int:
+def sweep_stale_uploads(blobs: LocalBlobStore, uploads: UploadService, settings: Settings) -> int:
     """Ends the multipart uploads idle past the threshold (never less than the upload URL TTL):
     their assets `failed` with `upload_expired`, their parts removed, with what half-written
     uploads left in the temp folder. Returns how many assets were expired."""
@@ -104,7 +104,7 @@ def sweep_stale_uploads(blobs: LocalBlobStore, assets: AssetService, settings: S
         if parsed is None:
             continue
         try:
-            expired += assets.expire_upload(parsed[0], parsed[1], upload_id)
+            expired += uploads.expire_upload(parsed[0], parsed[1], upload_id)
         except Exception:
             log.exception("expiring a stale upload failed", extra={"upload_id": upload_id})
     removed = blobs.cleanup_stale_uploads(older_than_s)

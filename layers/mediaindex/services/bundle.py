@@ -12,6 +12,7 @@ from mediaindex.services.ingest import IngestService
 from mediaindex.services.keys import KeyService
 from mediaindex.services.search import SearchService
 from mediaindex.services.tasks import TaskService
+from mediaindex.services.uploads import UploadService
 from mediaindex.services.usage import UsageService
 from mediaindex.settings import Settings
 
@@ -22,6 +23,7 @@ class Services:
     keys: KeyService
     indexes: IndexService
     assets: AssetService
+    uploads: UploadService
     outputs: AssetOutputService
     tasks: TaskService
     ingest: IngestService

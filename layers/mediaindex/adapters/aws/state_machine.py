@@ -30,6 +30,9 @@ Execution input: {"tenant_id", "task_id", "asset_id", "features": [...], "source
 The execution succeeds when the feature branches ran (each feature's state is in the metadata
 store); it fails when a shared step failed, so the failed-executions alarm means "an asset got
 nothing at all", or when something unexpected failed around the feature branches.
+
+The Task states are built in state_machine_tasks.py, the feature branches in
+state_machine_branches.py; this module assembles the whole definition.
 """
 
 from __future__ import annotations
@@ -37,213 +40,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
+from mediaindex.adapters.aws.state_machine_branches import branch, feature_chains
+from mediaindex.adapters.aws.state_machine_tasks import State, batch_task, catch_all, lambda_task
 from mediaindex.pipeline.spec import STEPS, StepSpec
 
-BATCH_SUBMIT_SYNC = "arn:aws:states:::batch:submitJob.sync"
-LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
-
-# Lambda's own transient failures, retried before the Catch of a reporting state could be needed.
-_LAMBDA_TRANSIENT = [
-    "Lambda.ServiceException",
-    "Lambda.AWSLambdaException",
-    "Lambda.SdkClientException",
-    "Lambda.TooManyRequestsException",
-]
-_MAX_BACKOFF_S = 600
 # How long a Batch job may wait in its queue (RUNNABLE: no capacity yet, a GPU instance scaling from
 # zero, an image pull) on top of its own run time before its state times out.
 DEFAULT_QUEUE_WAIT_S = 1800
-# The status a branch writes for each of its steps before any runs (a step not requested stays so).
-SKIPPED = "skipped"
-
-State = dict[str, Any]
-
-
-def _catch_all(next_state: str, result_path: str = "$.error") -> list[State]:
-    return [{"ErrorEquals": ["States.ALL"], "ResultPath": result_path, "Next": next_state}]
-
-
-def _batch_task(
-    step: StepSpec,
-    *,
-    queue_arn: str,
-    job_definition_arn: str,
-    retry_interval_s: int,
-    queue_wait_s: int,
-    next_state: str,
-    catch_state: str,
-) -> State:
-    state: State = {
-        "Type": "Task",
-        "Resource": BATCH_SUBMIT_SYNC,
-        "Parameters": {
-            # Batch job names allow [A-Za-z0-9_-]{1,128}; task ids are made of those.
-            "JobName.$": f"States.Format('{step.name}-{{}}', $.task_id)",
-            "JobQueue": queue_arn,
-            "JobDefinition": job_definition_arn,
-            "ContainerOverrides": {
-                "Command.$": "States.Array('--tenant-id', $.tenant_id, '--task-id', $.task_id, "
-                f"'--step', '{step.name}')",
-            },
-            # Batch enforces this from RUNNING on; the state's own timeout also bounds the queueing.
-            "Timeout": {"AttemptDurationSeconds": step.timeout_s},
-        },
-        "TimeoutSeconds": step.timeout_s + queue_wait_s,
-        # Keep the state small: the job description Batch returns is large.
-        "ResultSelector": {"status": "completed", "job_id.$": "$.JobId"},
-        "ResultPath": f"$.outcome.{step.name}",
-        "Catch": _catch_all(catch_state),
-        "Next": next_state,
-    }
-    if step.max_attempts > 1:
-        state["Retry"] = [
-            # A job that never left the queue in time would queue again: no retry.
-            {"ErrorEquals": ["States.Timeout"], "MaxAttempts": 0},
-            {
-                "ErrorEquals": ["States.ALL"],
-                "IntervalSeconds": retry_interval_s,
-                # The spec counts attempts; ASL counts retries after the first attempt.
-                "MaxAttempts": step.max_attempts - 1,
-                "BackoffRate": 2.0,
-                "MaxDelaySeconds": _MAX_BACKOFF_S,
-                "JitterStrategy": "FULL",
-            },
-        ]
-    return state
-
-
-def _lambda_task(
-    function_arn: str, payload: Mapping[str, Any], *, next_state: str | None, catch_state: str | None = None
-) -> State:
-    """An invoke of the events Lambda. Its handler is idempotent (a settled feature stays settled),
-    so any error is retried a few times, Lambda's own transient ones more."""
-    state: State = {
-        "Type": "Task",
-        "Resource": LAMBDA_INVOKE,
-        "Parameters": {"FunctionName": function_arn, "Payload": dict(payload)},
-        "ResultPath": None,
-        "Retry": [
-            {
-                "ErrorEquals": _LAMBDA_TRANSIENT,
-                "IntervalSeconds": 2,
-                "MaxAttempts": 6,
-                "BackoffRate": 2.0,
-                "JitterStrategy": "FULL",
-            },
-            {
-                "ErrorEquals": ["States.ALL"],
-                "IntervalSeconds": 5,
-                "MaxAttempts": 3,
-                "BackoffRate": 2.0,
-                "JitterStrategy": "FULL",
-            },
-        ],
-    }
-    if catch_state is not None:
-        # Where the report itself failed for good: recorded beside the state, never over `error`.
-        state["Catch"] = _catch_all(catch_state, "$.report_error")
-    if next_state is None:
-        state["End"] = True
-    else:
-        state["Next"] = next_state
-    return state
-
-
-def _feature_chains(spec: Sequence[StepSpec]) -> list[list[StepSpec]]:
-    """Feature steps grouped into chains: a step that needs another feature step follows it."""
-    feature_steps = [s for s in spec if s.features]
-    names = {s.name for s in feature_steps}
-    chains: list[list[StepSpec]] = []
-    where: dict[str, list[StepSpec]] = {}
-    for step in feature_steps:
-        if len(step.features) != 1:
-            raise ValueError(f"step {step.name!r}: the state machine supports one feature per feature step")
-        upstream = [n for n in step.needs if n in names]
-        if not upstream:
-            chain = [step]
-            chains.append(chain)
-        elif len(upstream) == 1 and upstream[0] in where and where[upstream[0]][-1].name == upstream[0]:
-            chain = where[upstream[0]]
-            chain.append(step)
-        else:
-            raise ValueError(f"step {step.name!r}: feature steps must form chains (needs {upstream})")
-        where[step.name] = chain
-    return chains
-
-
-def _branch(
-    chain: list[StepSpec],
-    *,
-    queues: Mapping[str, str],
-    job_definitions: Mapping[str, str],
-    events_function_arn: str,
-    retry_interval_s: int,
-    queue_wait_s: int,
-) -> State:
-    states: dict[str, State] = {}
-    start = f"{chain[0].name} branch"
-    done = f"{chain[0].name} branch done"
-    # Every outcome this branch's Choices read exists from here on, whatever was requested.
-    states[start] = {
-        "Type": "Pass",
-        "Result": {step.name: {"status": SKIPPED} for step in chain},
-        "ResultPath": "$.outcome",
-        "Next": f"{chain[0].name} requested?",
-    }
-    for i, step in enumerate(chain):
-        feature = str(step.features[0])
-        after = f"{chain[i + 1].name} requested?" if i + 1 < len(chain) else done
-        upstream = chain[i - 1].name if i > 0 else None
-        wanted: State = {"Variable": f"$.wants.{feature}", "BooleanEquals": True}
-        choices: list[State] = []
-        if upstream is not None:
-            # The step needs its upstream's output: if that failed in this task, this fails too.
-            # (Not requested, the upstream stays `skipped`: this step reads what an earlier task left.)
-            choices.append(
-                {
-                    "And": [wanted, {"Variable": f"$.outcome.{upstream}.status", "StringEquals": "failed"}],
-                    "Next": f"{step.name} blocked",
-                }
-            )
-        choices.append({**wanted, "Next": step.name})
-        states[f"{step.name} requested?"] = {"Type": "Choice", "Choices": choices, "Default": after}
-        if upstream is not None:
-            states[f"{step.name} blocked"] = {
-                "Type": "Pass",
-                "Result": {"Error": "UpstreamFailed", "Cause": f"{step.name} needs {upstream}, which failed"},
-                "ResultPath": "$.error",
-                "Next": f"{step.name} failed",
-            }
-        states[step.name] = _batch_task(
-            step,
-            queue_arn=queues[step.compute],
-            job_definition_arn=job_definitions[step.image],
-            retry_interval_s=retry_interval_s,
-            queue_wait_s=queue_wait_s,
-            next_state=after,
-            catch_state=f"{step.name} failed",
-        )
-        states[f"{step.name} failed"] = _lambda_task(
-            events_function_arn,
-            {
-                "action": "feature_failed",
-                "tenant_id.$": "$.tenant_id",
-                "task_id.$": "$.task_id",
-                "feature": feature,
-                "error.$": "$.error",
-            },
-            next_state=f"{step.name} marked failed",
-            # Unreported, the feature is still active at the end: task_finished fails it then.
-            catch_state=f"{step.name} marked failed",
-        )
-        states[f"{step.name} marked failed"] = {
-            "Type": "Pass",
-            "Result": {"status": "failed"},
-            "ResultPath": f"$.outcome.{step.name}",
-            "Next": after,
-        }
-    states[done] = {"Type": "Pass", "OutputPath": "$.outcome", "End": True}
-    return {"StartAt": start, "States": states}
 
 
 def definition(
@@ -266,7 +69,7 @@ def definition(
     feature_names = [str(s.features[0]) for s in spec if s.features]
 
     def finished(next_state: str) -> State:
-        return _lambda_task(
+        return lambda_task(
             events_function_arn,
             {"action": "task_finished", "tenant_id.$": "$.tenant_id", "task_id.$": "$.task_id"},
             next_state=next_state,
@@ -298,7 +101,7 @@ def definition(
     for name in ("fetch", "probe"):
         if name not in by_name:
             continue
-        states[name] = _batch_task(
+        states[name] = batch_task(
             by_name[name],
             queue_arn=queues[by_name[name].compute],
             job_definition_arn=job_definitions[by_name[name].image],
@@ -322,7 +125,7 @@ def definition(
     states["features"] = {
         "Type": "Parallel",
         "Branches": [
-            _branch(
+            branch(
                 chain,
                 queues=queues,
                 job_definitions=job_definitions,
@@ -330,12 +133,12 @@ def definition(
                 retry_interval_s=retry_interval_s,
                 queue_wait_s=queue_wait_s,
             )
-            for chain in _feature_chains(spec)
+            for chain in feature_chains(spec)
         ],
         "ResultPath": "$.branches",
         # Nothing in a branch should fail it (each failure is caught there); should anything,
         # the task still finishes (settling what is left), and the execution fails.
-        "Catch": _catch_all("task finished after error"),
+        "Catch": catch_all("task finished after error"),
         "Next": "task finished",
     }
     states["task finished"] = finished("done")
@@ -360,7 +163,7 @@ def definition(
             "ProcessorConfig": {"Mode": "INLINE"},
             "StartAt": "report feature failed",
             "States": {
-                "report feature failed": _lambda_task(
+                "report feature failed": lambda_task(
                     events_function_arn,
                     {
                         "action": "feature_failed",
@@ -377,7 +180,7 @@ def definition(
             },
         },
         "ResultPath": None,
-        "Catch": _catch_all("task finished after failure", "$.report_error"),
+        "Catch": catch_all("task finished after failure", "$.report_error"),
         "Next": "task finished after failure",
     }
     states["task finished after failure"] = finished("describe shared step")

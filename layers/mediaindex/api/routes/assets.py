@@ -25,7 +25,7 @@ from mediaindex.api.deps import (
     respond,
 )
 from mediaindex.api.errors import BodyRefused, from_pydantic
-from mediaindex.api.schemas import (
+from mediaindex.api.schemas.assets import (
     AssetCreate,
     AssetCreated,
     AssetList,
@@ -33,19 +33,18 @@ from mediaindex.api.schemas import (
     AssetPatch,
     BatchDeleteOut,
     BatchGetOut,
-    CompleteUpload,
+    IdList,
+)
+from mediaindex.api.schemas.base import ErrorBody
+from mediaindex.api.schemas.outputs import (
     DerivativeList,
     DerivativeOut,
-    ErrorBody,
-    IdList,
-    MultipartOut,
-    PartNumbers,
     SegmentList,
     SegmentOut,
     SignedUrlOut,
-    TaskOut,
-    UploadOut,
 )
+from mediaindex.api.schemas.tasks import TaskOut
+from mediaindex.api.schemas.uploads import CompleteUpload, MultipartOut, PartNumbers, UploadOut
 from mediaindex.api.strict_json import StrictJsonRoute
 from mediaindex.domain.errors import PayloadTooLargeError, ValidationError
 from mediaindex.domain.models import AssetStatus, MediaType
@@ -278,7 +277,7 @@ def delete_asset(asset_id: IdPath, services: ServicesDep, tenant_id: TenantId) -
 def sign_parts(
     asset_id: IdPath, body: PartNumbers, services: ServicesDep, tenant_id: TenantId
 ) -> MultipartOut:
-    return MultipartOut.of(services.assets.sign_parts(tenant_id, asset_id, body.part_numbers))
+    return MultipartOut.of(services.uploads.sign_parts(tenant_id, asset_id, body.part_numbers))
 
 
 @router.post("/{asset_id}/upload/complete", response_model=AssetOut, responses={409: {"model": ErrorBody}})
@@ -287,7 +286,7 @@ def complete_upload(
 ) -> JSONResponse:
     parts = [(p.part_number, p.etag) for p in body.parts]
     return post.respond(
-        200, lambda: AssetOut.of(services.assets.complete_upload(post.tenant_id, asset_id, parts))
+        200, lambda: AssetOut.of(services.uploads.complete_upload(post.tenant_id, asset_id, parts))
     )
 
 
@@ -295,7 +294,7 @@ def complete_upload(
     "/{asset_id}/upload", status_code=204, response_class=Response, responses={409: {"model": ErrorBody}}
 )
 def abort_upload(asset_id: IdPath, services: ServicesDep, tenant_id: TenantId) -> Response:
-    services.assets.abort_upload(tenant_id, asset_id)
+    services.uploads.abort_upload(tenant_id, asset_id)
     return Response(status_code=204)
 
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 
 from mediaindex import __version__
 from mediaindex.api.deps import ServicesDep, TenantId
-from mediaindex.api.schemas import Health, Usage
+from mediaindex.api.schemas.meta import Health, Usage
 
 router = APIRouter(prefix="/v1", tags=["meta"])
 

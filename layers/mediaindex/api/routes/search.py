@@ -3,8 +3,11 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from mediaindex.api.deps import ServicesDep, TenantId
-from mediaindex.api.schemas import ErrorBody, SearchRequest, SearchResponse
+from mediaindex.api.schemas.base import ErrorBody
 from mediaindex.api.strict_json import StrictJsonRoute
+
+# The search request and response are the search service's own values, served as they are.
+from mediaindex.domain.search import SearchRequest, SearchResponse
 
 router = APIRouter(prefix="/v1", tags=["search"], route_class=StrictJsonRoute)
 

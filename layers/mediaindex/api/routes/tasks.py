@@ -4,7 +4,8 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from mediaindex.api.deps import Cursor, IdempotentPostDep, IdPath, Limit, ServicesDep, TenantId
-from mediaindex.api.schemas import ErrorBody, TaskCreate, TaskList, TaskOut
+from mediaindex.api.schemas.base import ErrorBody
+from mediaindex.api.schemas.tasks import TaskCreate, TaskList, TaskOut
 from mediaindex.api.strict_json import StrictJsonRoute
 from mediaindex.domain.rules import parse_features
 

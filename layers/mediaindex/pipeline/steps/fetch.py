@@ -1,12 +1,12 @@
 """`fetch`: downloads an asset_url into storage, through the SSRF guard, within the size limit and
 the download budget (deadline, minimum rate). A download abandoned at shutdown raises
-`url_guard.FetchAborted`, which is no failure of the asset: its job is resumed by the next start."""
+`net.budget.FetchAborted`, which is no failure of the asset: its job is resumed by the next start."""
 
 from __future__ import annotations
 
 from mediaindex.domain.errors import MediaError, MediaindexError
 from mediaindex.domain.models import UploadInfo
-from mediaindex.net import url_guard
+from mediaindex.net.download import download
 from mediaindex.pipeline.context import StepContext, StepResult
 
 
@@ -16,7 +16,7 @@ def run(ctx: StepContext) -> StepResult:
     dest = ctx.workdir / "download"
     try:
         # Connections pinned to the checked addresses; the whole download within its budget.
-        size, ctype = url_guard.download(
+        size, ctype = download(
             asset.source_url,
             dest,
             max_bytes=s.max_asset_bytes,
