@@ -19,13 +19,13 @@ import httpx
 import pytest
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.s3.models import s3_backends
-from moto.server import ThreadedMotoServer
 
 from mediaindex.adapters.aws.s3_blobs import S3BlobStore
 from mediaindex.adapters.local.fs_blobs import LocalBlobStore
 from mediaindex.domain.errors import ConflictError, MediaindexError, NotFoundError, ValidationError
 from mediaindex.ports.blobs import MIN_PART_BYTES, BlobInfo, BlobStore
 from tests.contract.conftest_blobs import local_blob_server, moto_s3_client
+from tests.moto_server import moto_server
 
 MiB = 1024 * 1024
 BUCKET = "contract-blobs"
@@ -62,11 +62,8 @@ def local_harness(tmp_path_factory: pytest.TempPathFactory, http: httpx.Client) 
 
 @pytest.fixture(scope="module")
 def s3_harness(http: httpx.Client) -> Iterator[Harness]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        client = moto_s3_client(f"http://{host}:{port}")
+    with moto_server() as endpoint:
+        client = moto_s3_client(endpoint)
         client.create_bucket(Bucket=BUCKET)
         backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
 
@@ -76,8 +73,6 @@ def s3_harness(http: httpx.Client) -> Iterator[Harness]:
                 backend.put_object(BUCKET, k, b"")
 
         yield Harness("s3", S3BlobStore(BUCKET, client), http, seed, s3_client=client)
-    finally:
-        server.stop()
 
 
 @pytest.fixture(params=["local", "s3"])

@@ -16,7 +16,6 @@ import boto3
 import httpx
 import pytest
 from moto import mock_aws
-from moto.server import ThreadedMotoServer
 from starlette.testclient import TestClient
 
 from mediaindex.adapters.aws.provision import UPLOAD_NOTIFICATION_ID, provision
@@ -27,19 +26,15 @@ from mediaindex.bootstrap.aws import build_aws
 from mediaindex.cli import main
 from tests.apiclient import Api
 from tests.aws_runtime import aws_test_settings, shared_clients
+from tests.moto_server import moto_server
 
 pytestmark = pytest.mark.aws
 
 
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 def serve(endpoint: str, tmp_path: Path, *, start_workers: bool) -> Runtime:

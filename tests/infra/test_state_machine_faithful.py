@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from moto.server import ThreadedMotoServer
 
 from mediaindex.adapters.aws.state_machine import definition
 from mediaindex.adapters.aws.stepfunctions import execution_arn
@@ -44,6 +43,7 @@ from mediaindex.bootstrap import Runtime
 from mediaindex.domain.models import Feature, FeatureStatus, TaskKind, TaskState
 from mediaindex.pipeline.spec import STEP_BY_NAME, STEP_FOR_FEATURE, STEPS, StepSpec
 from tests.aws_runtime import REGION, build_aws_test_services
+from tests.moto_server import moto_server
 
 pytestmark = [pytest.mark.aws, pytest.mark.slow]
 
@@ -301,10 +301,8 @@ def world(node: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World
     clip = mediagen.talking_video(tmp / "talk.mp4", "the quick brown fox", lead_silence_s=0.5)
     quiet = pytest.MonkeyPatch()
     quiet.setattr(logging.getLogger("werkzeug"), "level", logging.WARNING)  # moto's request log
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
+    servers = contextlib.ExitStack()
+    endpoint = servers.enter_context(moto_server())
     runtime = build_aws_test_services(tmp / "api", endpoint_url=endpoint, allow_private_urls=True)
     try:
         tenant, _, _ = runtime.services.keys.create_key("acme")
@@ -332,7 +330,7 @@ def world(node: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World
         yield World(node, tmp, runtime, tenant.id, index.id, clip, env)
     finally:
         runtime.close()
-        server.stop()
+        servers.close()
         quiet.undo()
 
 
