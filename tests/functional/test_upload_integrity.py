@@ -519,7 +519,7 @@ def test_an_idle_multipart_upload_is_swept_and_its_asset_fails(rt: Runtime, api:
         # Given the upload idle for a day and a bit, the other one busy
         _age_upload(rt, mp["upload_id"], 25 * 3600)
         # When the sweep runs
-        assert sweep_stale_uploads(rt.blobs, rt.services.assets, rt.settings) == 1
+        assert sweep_stale_uploads(rt.blobs, rt.services.uploads, rt.settings) == 1
         assert not (rt.settings.data_dir / "blobs" / "uploads" / mp["upload_id"]).exists()
 
     # Then the idle asset ended failed (upload_expired) and its upload takes nothing more
