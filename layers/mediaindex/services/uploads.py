@@ -236,16 +236,23 @@ class _Unchanged(Exception):
     """Raised inside a versioned write to leave the asset as it is."""
 
 
+def _open_upload(asset: Asset, upload_id: str) -> UploadInfo:
+    """The asset's multipart upload `upload_id` while nothing has completed or ended it; else 409
+    `upload_already_completed` (what a completion or an abort that lost the race answers)."""
+    up = asset.upload
+    if (
+        asset.status != AssetStatus.AWAITING_UPLOAD
+        or up is None
+        or up.multipart_upload_id != upload_id
+        or up.completed
+    ):
+        raise ConflictError("this asset's upload is already complete", code=UPLOAD_ALREADY_COMPLETED)
+    return up
+
+
 def _claim_completion(upload_id: str) -> Callable[[Asset], Asset]:
     def claim(asset: Asset) -> Asset:
-        up = asset.upload
-        if (
-            asset.status != AssetStatus.AWAITING_UPLOAD
-            or up is None
-            or up.multipart_upload_id != upload_id
-            or up.completed
-        ):
-            raise ConflictError("this asset's upload is already complete", code=UPLOAD_ALREADY_COMPLETED)
+        up = _open_upload(asset, upload_id)
         up.completed = True
         asset.updated_at = utcnow()
         return asset
@@ -255,14 +262,7 @@ def _claim_completion(upload_id: str) -> Callable[[Asset], Asset]:
 
 def _abort(upload_id: str) -> Callable[[Asset], Asset]:
     def abort(asset: Asset) -> Asset:
-        up = asset.upload
-        if (
-            asset.status != AssetStatus.AWAITING_UPLOAD
-            or up is None
-            or up.multipart_upload_id != upload_id
-            or up.completed
-        ):
-            raise ConflictError("this asset's upload is already complete", code=UPLOAD_ALREADY_COMPLETED)
+        _open_upload(asset, upload_id)
         return _mark_aborted(asset)
 
     return abort
