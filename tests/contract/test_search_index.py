@@ -132,6 +132,12 @@ def test_text_search_ranks_by_bm25_with_english_stemming(index: SearchIndex) -> 
     assert index.text(A, query='"zebra NEAR( * OR', k=10) == []
 
 
+def test_stopwords_alone_never_make_a_text_match(index: SearchIndex) -> None:
+    index.upsert([doc("seg_1", text="we went to the shop and up the hill"), doc("seg_2", text="bake bread")])
+    # "how to ... up" share only stopwords with seg_1: only the content word finds anything.
+    assert [h.segment_id for h in index.text(A, query="how to bake it up", k=10)] == ["seg_2"]
+
+
 def test_upsert_replaces_a_segment(index: SearchIndex) -> None:
     index.upsert([doc("seg_1", vec=unit(1), text="old words")])
     index.upsert([doc("seg_1", vec=unit(2), text="new words")])

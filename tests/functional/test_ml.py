@@ -402,8 +402,14 @@ def test_embedding_cuts_a_scene_video_into_shots_with_keyframes_and_visual_vecto
     ctx = make_ctx(tmp_path, media["scenes"], MediaType.VIDEO, models, settings)
     # When embedding runs
     result = embedding.run(ctx)
-    # Then there is one segment per shot, cut near 2 s and 4 s
-    assert result.feature_states == {}
+    # Then it completes its visual part and says there was no speech to embed
+    state = result.feature_states[Feature.EMBEDDING]
+    assert state.state == FeatureStatus.COMPLETED and state.parts is not None
+    assert {m: (p.state, p.reason) for m, p in state.parts.items()} == {
+        "visual": (FeatureStatus.COMPLETED, None),
+        "transcription": (FeatureStatus.NA, "no speech to embed"),
+    }
+    # And there is one segment per shot, cut near 2 s and 4 s
     segs = result.segments or []
     assert [s.kind for s in segs] == ["shot"] * 3
     assert [round(s.start) for s in segs] == [0, 2, 4]
@@ -453,8 +459,11 @@ def test_embedding_of_a_talking_video_makes_speech_segments_from_the_transcript(
     )
     # When embedding runs
     result = embedding.run(ctx)
-    # Then it completes on text alone
-    assert result.feature_states == {}
+    # Then it completes on text alone, and says the visual part is not there and why
+    state = result.feature_states[Feature.EMBEDDING]
+    assert (state.state, state.reason) == (FeatureStatus.COMPLETED, "visual: no CLIP model configured")
+    assert state.parts is not None and state.parts["visual"].state == FeatureStatus.NA
+    assert state.parts["transcription"].state == FeatureStatus.COMPLETED
     segs = result.segments or []
     speech = [s for s in segs if s.kind == "speech"]
     assert speech
@@ -467,9 +476,9 @@ def test_embedding_of_a_talking_video_makes_speech_segments_from_the_transcript(
         assert model_id == "sentence-transformers/all-MiniLM-L6-v2" and len(vec) == 384
         assert "visual" not in docs[s.id].vectors
         assert s.keyframe_key is not None
-    # And the shot segments carry the words spoken inside them
+    # And the shots carry no text (speech is indexed once, by sentence) and, without CLIP, no doc
     shots = [s for s in segs if s.kind != "speech"]
-    assert "fox" in " ".join(s.text or "" for s in shots).lower()
+    assert shots and all(s.text is None and s.id not in docs for s in shots)
 
 
 def test_embedding_of_an_image_is_one_segment(

@@ -79,12 +79,23 @@ def test_user_metadata_filter_narrows_the_results(world: dict[str, Any]) -> None
         world["index"]["id"],
         query_text="morning",
         filter={"user_metadata": {"topic": "cooking"}},
+        threshold=0.0,  # nothing about mornings is said in the kitchen: keep every candidate
     )
     assert hits and {h["asset_id"] for h in hits} == {world["ids"]["kitchen.mp4"]}
+    # At the default threshold the unrelated kitchen clip is not an answer.
+    travel = _search(
+        world["api"],
+        world["index"]["id"],
+        query_text="morning",
+        filter={"user_metadata": {"topic": "cooking"}},
+    )
+    assert travel == []
 
 
 def test_group_by_asset_returns_one_hit_per_asset(world: dict[str, Any]) -> None:
-    hits = _search(world["api"], world["index"]["id"], query_text="rain mountains", group_by="asset")
+    hits = _search(
+        world["api"], world["index"]["id"], query_text="rain mountains", group_by="asset", threshold=0.0
+    )
     assert len({h["asset_id"] for h in hits}) == len(hits) == 3
     assert hits[0]["asset_id"] == world["ids"]["weather.mp4"]
 
@@ -105,7 +116,8 @@ def test_a_query_needs_exactly_one_kind(world: dict[str, Any]) -> None:
 def test_a_deleted_asset_is_gone_from_results_at_once(world: dict[str, Any], tmp_path: Path) -> None:
     api: Api = world["api"]
     target = world["ids"]["weather.mp4"]
-    assert _search(api, world["index"]["id"], query_text="heavy rain")[0]["asset_id"] == target
+    query = "northern mountains tonight"
+    assert _search(api, world["index"]["id"], query_text=query)[0]["asset_id"] == target
     assert api.call("DELETE", f"/v1/assets/{target}").status_code == 204
-    hits = _search(api, world["index"]["id"], query_text="heavy rain")
+    hits = _search(api, world["index"]["id"], query_text=query, threshold=0.0)
     assert target not in {h["asset_id"] for h in hits}

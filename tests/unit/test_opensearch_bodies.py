@@ -187,12 +187,14 @@ def test_knn_query_body_filters_inside_the_knn_clause() -> None:
 
 
 def test_text_query_body() -> None:
-    assert text_query_body(SearchFilter(tenant_id="ten_a", index_id="idx_one"), query="red car", k=7) == {
+    flt = SearchFilter(tenant_id="ten_a", index_id="idx_one")
+    # Stopwords ("how", "to", "up") are dropped before OpenSearch sees the query, as the embedded index does.
+    assert text_query_body(flt, query="How to fix up a red car", k=7) == {
         "size": 7,
         "_source": ["segment_id", "asset_id", "start", "end", "text", "keyframe_key"],
         "query": {
             "bool": {
-                "must": [{"match": {"text": {"query": "red car"}}}],
+                "must": [{"match": {"text": {"query": "fix red car"}}}],
                 "filter": [{"term": {"tenant_id": "ten_a"}}, {"term": {"index_id": "idx_one"}}],
             }
         },

@@ -14,10 +14,19 @@ from mediaindex.adapters.local.embedded_search import EmbeddedSearchIndex
 from mediaindex.domain.errors import NotFoundError, ValidationError
 from mediaindex.domain.models import Asset, Index, MediaType, Page, Segment
 from mediaindex.domain.search import SearchRequest
+from mediaindex.domain.text_terms import coverage, query_terms
 from mediaindex.ports.blobs import SignedRequest
-from mediaindex.ports.search import SearchDoc
+from mediaindex.ports.search import SearchDoc, SearchHit
 from mediaindex.services.search import SearchService
-from mediaindex.services.search_fusion import rrf_fuse
+from mediaindex.services.search_fusion import (
+    CALIBRATIONS,
+    DEFAULT_THRESHOLD,
+    TEXT_QUERY,
+    Fused,
+    ModalityLists,
+    fuse,
+    merge_overlapping,
+)
 
 CLIP = "clip:fake"
 MINILM = "minilm:fake"
@@ -155,7 +164,10 @@ class World:
         )
 
     def search(self, tenant: str = "ten_a", **kw: Any) -> list[dict[str, Any]]:
+        """Random fake vectors of unrelated texts sit near cosine 0: threshold 0 keeps every
+        candidate unless a test is about the threshold."""
         kw.setdefault("index_id", "idx_1")
+        kw.setdefault("threshold", 0.0)
         resp = self.service.search(tenant, SearchRequest(**kw))
         return [r.model_dump(exclude_none=True) for r in resp.data]
 
@@ -169,34 +181,80 @@ def ids(results: list[dict[str, Any]]) -> list[str]:
     return [r["segment_id"] for r in results]
 
 
-def test_rrf_ranks_agreement_of_modalities_first(world: World) -> None:
+def test_a_segment_matching_in_both_modalities_scores_near_one_and_says_why(world: World) -> None:
     # Given one segment that looks like and talks about a sunset, and two that match one modality
     world.add("seg_both", "ast_1", visual="sunset", text="sunset")
     world.add("seg_seen", "ast_2", visual="sunset")
     world.add("seg_said", "ast_3", visual="city", text="sunset")
     # When searching for "sunset" in both modalities
     results = world.search(query_text="sunset")
-    # Then the segment both modalities rank first wins with the top score, and its scores say why
-    assert ids(results)[0] == "seg_both"
-    top = results[0]
-    assert top["score"] == pytest.approx(1.0)
-    assert top["scores"] == {"visual": pytest.approx(1.0), "transcription": pytest.approx(1.0)}
+    by_id = {r["segment_id"]: r for r in results}
+    # Then each exact match scores near 1 in its own modality, with its scores saying why
+    top = by_id["seg_both"]
+    assert top["score"] > 0.99
+    assert top["scores"]["visual"] > 0.99 and top["scores"]["transcription"] > 0.99
     assert top["thumbnail_url"] == "https://blobs.test/derived/ten_a/ast_1/seg_both.jpg?ttl=3600"
     assert top["text"] == "sunset"
+    # And a modality that does not find a segment does not cap it: seen-only still scores near 1
+    assert by_id["seg_seen"]["score"] > 0.99
+    assert by_id["seg_said"]["scores"]["transcription"] > 0.99
+    # And agreeing modalities add up: both is more certain than either alone
+    assert top["score"] >= by_id["seg_said"]["score"]
     assert set(ids(results)) == {"seg_both", "seg_seen", "seg_said"}
-    assert all(r["score"] < top["score"] for r in results[1:])
 
 
-def test_rrf_fuse_scale_is_documented_zero_to_one() -> None:
-    from mediaindex.ports.search import SearchHit
+def hit(sid: str, score: float, text: str | None = None, asset: str | None = None) -> SearchHit:
+    return SearchHit(sid, asset or f"ast_{sid}", 0.0, 1.0, score, text)
 
-    a, b = SearchHit("s1", "a1", 0, 1, 0.9), SearchHit("s2", "a2", 0, 1, 0.8)
-    fused = rrf_fuse({"visual": {"vector": [a, b]}, "transcription": {"text": [b], "vector": []}})
-    # s1: first in visual (1.0), absent from transcription -> 0.5. s2: second visual, first BM25 of two lists.
-    assert [(f.hit.segment_id, round(f.score, 4)) for f in fused] == [
-        ("s2", round((61 / 62 + 0.5) / 2, 4)),
-        ("s1", 0.5),
-    ]
+
+TRANSCRIPT_CAL = CALIBRATIONS[TEXT_QUERY, "transcription"]
+
+
+def test_scores_are_absolute_so_rank_in_both_lists_cannot_beat_a_strong_vector_hit() -> None:
+    # The vector list's top hit is a clear paraphrase (cos 0.75, no shared word); a weak segment
+    # sits 20th in both lists and shares one stray word with the query.
+    filler = [hit(f"f{i:02d}", 0.25 - i * 0.001, "other words") for i in range(19)]
+    weak = hit("weak", 0.2, "we use it up")
+    strong = hit("strong", 0.75, "ocean waves after an earthquake")
+    lists = {
+        "transcription": ModalityLists(
+            TRANSCRIPT_CAL, vector=[strong, *filler, weak], text=[*filler[:19], weak]
+        )
+    }
+    ranked = fuse(lists, wanted=query_terms("how to use giant sea waves"))
+    assert ranked[0].hit.segment_id == "strong"
+    assert ranked[0].score > 0.9
+    # And the score means something: the weak one is below the default threshold.
+    assert next(f.score for f in ranked if f.hit.segment_id == "weak") < DEFAULT_THRESHOLD
+
+
+def test_stopwords_do_not_count_as_matching_words() -> None:
+    assert query_terms("how to use it") == {"use"}
+    assert coverage(query_terms("the history of tsunamis"), "A tsunami has a long history.") == 1.0
+    assert coverage(query_terms("the history of tsunamis"), "the story of it") == 0.0
+    assert coverage(query_terms("three bees"), "3 bee") == 1.0  # numbers and plurals fold
+    assert query_terms("to be or not to be") == {"to", "be", "or", "not"}  # all stopwords: keep them
+
+
+def test_overlapping_hits_of_one_asset_merge_into_the_tightest_range() -> None:
+    shot = Fused(SearchHit("shot", "ast_1", 0.0, 10.0, 0.3, None, "k1.jpg"), {"visual": 0.9}, 0.9)
+    said = Fused(SearchHit("said", "ast_1", 3.0, 6.5, 0.7, "the words", None), {"transcription": 0.8}, 0.8)
+    later = Fused(SearchHit("later", "ast_1", 12.0, 15.0, 0.6, "more"), {"transcription": 0.7}, 0.7)
+    other = Fused(SearchHit("other", "ast_2", 3.0, 6.0, 0.6, "x"), {"transcription": 0.6}, 0.6)
+    merged = merge_overlapping([shot, said, later, other])
+    assert [f.hit.segment_id for f in merged] == ["said", "later", "other"]
+    first = merged[0]
+    assert (first.hit.start, first.hit.end, first.hit.text) == (3.0, 6.5, "the words")
+    assert first.hit.keyframe_key == "k1.jpg"  # the shot's picture, for a thumbnail
+    assert first.score == 0.9 and first.scores == {"visual": 0.9, "transcription": 0.8}
+
+
+def test_default_threshold_drops_queries_about_nothing_in_the_index(world: World) -> None:
+    world.add("seg_1", "ast_1", visual="harbour", text="boats in the harbour")
+    # Random vectors for an unrelated query sit near cosine 0: nothing passes the default threshold.
+    assert world.service.search("ten_a", SearchRequest(index_id="idx_1", query_text="quantum")).data == []
+    # An explicit threshold of 0 returns every candidate, still ranked.
+    assert ids(world.search(query_text="quantum", threshold=0.0)) == ["seg_1"]
 
 
 def test_operator_and_keeps_segments_found_by_every_modality(world: World) -> None:
@@ -223,7 +281,8 @@ def test_threshold_is_on_the_fused_score(world: World) -> None:
     all_hits = world.search(query_text="sun")
     assert len(all_hits) == 2
     assert ids(world.search(query_text="sun", threshold=0.9)) == ["seg_both"]
-    assert world.search(query_text="zzz", threshold=0.99, search_options=["transcription"]) == []
+    assert ids(world.search(query_text="sun", threshold=None)) == ["seg_both"]  # the default
+    assert world.search(query_text="zzz", threshold=0.5, search_options=["transcription"]) == []
 
 
 def test_group_by_asset_collapses_to_best_segment_with_segments_inside(world: World) -> None:
@@ -270,7 +329,7 @@ def test_pages_follow_cursors_without_repeats(world: World) -> None:
     cursor = None
     while True:
         resp = world.service.search(
-            "ten_a", SearchRequest(index_id="idx_1", query_text="tree", limit=3, cursor=cursor)
+            "ten_a", SearchRequest(index_id="idx_1", query_text="tree", limit=3, cursor=cursor, threshold=0.0)
         )
         seen += [r.segment_id for r in resp.data]
         cursor = resp.next_cursor
@@ -278,7 +337,9 @@ def test_pages_follow_cursors_without_repeats(world: World) -> None:
             break
     assert seen == everything and len(seen) == 7
     # A cursor belongs to its search
-    first = world.service.search("ten_a", SearchRequest(index_id="idx_1", query_text="tree", limit=3))
+    first = world.service.search(
+        "ten_a", SearchRequest(index_id="idx_1", query_text="tree", limit=3, threshold=0.0)
+    )
     assert first.next_cursor is not None
     with pytest.raises(ValidationError) as err:
         world.search(query_text="bush", limit=3, cursor=first.next_cursor)

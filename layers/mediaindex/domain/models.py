@@ -95,11 +95,19 @@ class Index(Entity):
     version: int = 0
 
 
+class FeaturePart(Entity):
+    """One modality of a feature that has several (embedding: `visual`, `transcription`)."""
+
+    state: FeatureStatus
+    reason: str | None = None
+
+
 class FeatureState(Entity):
     state: FeatureStatus = FeatureStatus.QUEUED
     reason: str | None = None
     error: str | None = None
     updated_at: datetime = Field(default_factory=utcnow)
+    parts: dict[str, FeaturePart] | None = None
 
 
 class ErrorInfo(Entity):

@@ -27,12 +27,28 @@ def _both() -> list[Modality]:
     return ["visual", "transcription"]
 
 
+# The default `threshold`: a hit scoring below it is a near miss, not an answer (see search_fusion).
+DEFAULT_THRESHOLD = 0.5
+
+
 class SearchRequestFilter(BaseModel):
+    """Narrows the search inside the query itself (never after it)."""
+
     # Strict: JSON types are taken as they are (no "10" for 10, no 1 for true); enums by value.
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    media_type: MediaType | None = Field(None, strict=False)
-    user_metadata: dict[str, Any] = Field(default_factory=dict)
+    media_type: MediaType | None = Field(
+        None, strict=False, description="Only assets of this media type.", examples=["video"]
+    )
+    user_metadata: dict[str, Any] = Field(
+        default_factory=dict,
+        description=(
+            "Only assets whose user_metadata has each of these key/value pairs "
+            f"(at most {MAX_FILTER_KEYS} keys; values are strings, numbers, booleans or null, "
+            "compared with their JSON type)."
+        ),
+        examples=[{"team": "news", "season": 3}],
+    )
 
     @field_validator("user_metadata")
     @classmethod
@@ -58,43 +74,109 @@ class SearchRequestFilter(BaseModel):
 
 
 class SearchRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    """One search in one index: exactly one of query_text, query_asset_id or query_image_url."""
 
-    index_id: str = Field(max_length=MAX_ID_LEN)
-    query_text: str | None = None
-    query_asset_id: str | None = Field(None, max_length=MAX_ID_LEN)
-    query_start: float | None = Field(None, ge=0)
-    query_image_url: str | None = Field(None, max_length=4096)
-    search_options: list[Modality] = Field(default_factory=lambda: _both(), min_length=1)
-    operator: Literal["or", "and"] = "or"
-    threshold: float | None = Field(None, ge=0, le=1)
-    group_by: Literal["segment", "asset"] = "segment"
-    filter: SearchRequestFilter | None = None
-    limit: int = Field(20, ge=1, le=100)
-    cursor: str | None = Field(None, max_length=MAX_CURSOR_LEN)
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={
+            "examples": [
+                {"index_id": "idx_01j9z3k7r8m2q4w6e8t0y2u4i6", "query_text": "ferry leaves the harbour"}
+            ]
+        },
+    )
+
+    index_id: str = Field(max_length=MAX_ID_LEN, description="The index to search.")
+    query_text: str | None = Field(
+        None,
+        description=(
+            "Words to find: said in the transcript (by meaning and by word) and, with a CLIP model, shown."
+        ),
+        examples=["the ferry leaves at seven"],
+    )
+    query_asset_id: str | None = Field(
+        None,
+        max_length=MAX_ID_LEN,
+        description=(
+            "More like this: find segments like this asset's segment at query_start (else its first)."
+        ),
+    )
+    query_start: float | None = Field(
+        None, ge=0, description="Seconds into query_asset_id whose segment is the example."
+    )
+    query_image_url: str | None = Field(
+        None,
+        max_length=4096,
+        description=(
+            "An image (http or https) to find by looks; needs a CLIP model. Fetched through the SSRF guard."
+        ),
+    )
+    search_options: list[Modality] = Field(
+        default_factory=lambda: _both(),
+        min_length=1,
+        description="Modalities to search: visual (CLIP, shots) and/or transcription (speech, by sentence).",
+    )
+    operator: Literal["or", "and"] = Field(
+        "or", description="`and` keeps only segments found by every searched modality."
+    )
+    threshold: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description=(
+            f"Drop hits scoring below this confidence (0..1). Omitted: {DEFAULT_THRESHOLD}, the line "
+            "between an answer and a near miss, so a search about nothing returns no hits. "
+            "0 returns every candidate."
+        ),
+        examples=[0.5],
+    )
+    group_by: Literal["segment", "asset"] = Field(
+        "segment", description="`asset`: one hit per asset, its best segments inside (at most 10)."
+    )
+    filter: SearchRequestFilter | None = Field(None, description="Narrow the search to some assets.")
+    limit: int = Field(20, ge=1, le=100, description="Hits per page.")
+    cursor: str | None = Field(
+        None, max_length=MAX_CURSOR_LEN, description="next_cursor of the previous page of this same search."
+    )
 
 
 class ModalityScores(BaseModel):
-    visual: float | None = None
-    transcription: float | None = None
+    """Each searched modality's own confidence for the hit (null: that modality did not find it)."""
+
+    visual: float | None = Field(None, description="Confidence from the keyframe's CLIP vector, 0..1.")
+    transcription: float | None = Field(
+        None, description="Confidence from the spoken sentence (meaning and words), 0..1."
+    )
 
 
 class SearchResultSegment(BaseModel):
-    segment_id: str
-    start: float
-    end: float
-    score: float
+    segment_id: str = Field(description="The segment (a shot, a spoken sentence or an image) that matched.")
+    start: float = Field(description="Seconds from the start of the asset where the match begins.")
+    end: float = Field(description="Seconds where it ends (a spoken sentence's last word).")
+    score: float = Field(
+        description=(
+            "Confidence in 0..1 that this answers the query: 1 - product of (1 - scores[m]) over the "
+            "modalities that found it. 0.5 is the line between an answer and a near miss."
+        )
+    )
     scores: ModalityScores
-    text: str | None = None
-    thumbnail_url: str | None = None
+    text: str | None = Field(None, description="The words spoken in the segment, when it is speech.")
+    thumbnail_url: str | None = Field(
+        None, description="A signed URL of a picture of the moment (the keyframe of its shot)."
+    )
 
 
 class SearchResult(SearchResultSegment):
-    asset_id: str
-    # group_by=asset only: the asset's best segments, best first (the first is the hit itself).
-    segments: list[SearchResultSegment] | None = None
+    asset_id: str = Field(description="The asset the segment belongs to.")
+    segments: list[SearchResultSegment] | None = Field(
+        None, description="group_by=asset only: the asset's best segments, best first (the first is the hit)."
+    )
 
 
 class SearchResponse(BaseModel):
-    data: list[SearchResult]
-    next_cursor: str | None = None
+    data: list[SearchResult] = Field(
+        description="Hits, best first; overlapping hits of one asset are merged."
+    )
+    next_cursor: str | None = Field(
+        None, description="Pass as cursor for the next page; null on the last page."
+    )

@@ -235,8 +235,10 @@ class PipelineRunner(StepRunner):
                 setattr(a, k, v)
             for f, fs in result.feature_states.items():
                 if f in t.features:
-                    t, a = progress.set_feature(t, a, f, fs.state, reason=fs.reason, error=fs.error)
-            for f in spec.features:
+                    t, a = progress.set_feature(
+                        t, a, f, fs.state, reason=fs.reason, error=fs.error, parts=fs.parts
+                    )
+            for f in spec.features:  # what the step did not report otherwise is done
                 t, a = progress.set_feature(t, a, f, FeatureStatus.COMPLETED)
             return t, a
 

@@ -9,6 +9,7 @@ from mediaindex.domain.models import (
     AssetStatus,
     ErrorInfo,
     Feature,
+    FeaturePart,
     FeatureState,
     FeatureStatus,
     Task,
@@ -36,13 +37,14 @@ def set_feature(
     *,
     reason: str | None = None,
     error: str | None = None,
+    parts: dict[str, FeaturePart] | None = None,
 ) -> tuple[Task, Asset]:
     """Moves one feature of the task. A feature that the task has already settled (or cancelled)
     stays settled: late or duplicate reports cannot move it back."""
     current = task.features.get(feature)
     if current is None or current.state not in ACTIVE_STATES:
         return task, asset
-    fs = FeatureState(state=state, reason=reason, error=error, updated_at=utcnow())
+    fs = FeatureState(state=state, reason=reason, error=error, parts=parts, updated_at=utcnow())
     task.features = {**task.features, feature: fs}
     # The asset shows the latest task's view of each feature.
     asset.features = {**asset.features, feature: fs}

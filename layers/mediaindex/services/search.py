@@ -1,21 +1,14 @@
 """Search: a query by text, image or example segment -> ranked segments (or assets) of one index.
 
-Each selected modality yields ranked lists from the SearchIndex port: `visual` one k-NN list over CLIP
-vectors; `transcription` a BM25 list over transcript text and a k-NN list over sentence vectors. The
-lists are fused once, here, the same for both backends, by reciprocal rank fusion (k=60):
+Each selected modality nominates candidates through the SearchIndex port: `visual` a k-NN list over
+CLIP vectors; `transcription` a BM25 list over sentence text and a k-NN list over sentence vectors.
+mediaindex.services.search_fusion scores them (a calibrated confidence in [0, 1], the same for both
+backends), merges overlapping hits of one asset and defines the cursor. Without a `threshold` in the
+request, DEFAULT_THRESHOLD applies; `threshold: 0` returns every candidate.
 
-    rrf(list) = 1 / (60 + rank)                     (rank 1 = first; 0 when absent)
-    scores[m] = mean over m's lists of rrf / (1/61)  in [0, 1]: 1 = first in every list of m
-    score     = mean over the searched modalities of scores[m]   in [0, 1]
-
-so `threshold` is on that 0..1 scale (1.0 = ranked first by every list; a hit first in one of two
-modalities and absent from the other scores 0.5). It measures agreement of rankings, not absolute
-similarity. `operator=and` keeps only segments found by every searched modality.
-
-Paging is by offset over the fused ranking (the cursor carries it, bound to the request), reaching at
-most MAX_CANDIDATES hits deep. The tenant and index are part of every index query (SearchFilter),
-and hits whose asset no longer exists are dropped, so a deleted asset vanishes at once even while an
-eventually consistent backend (OpenSearch Serverless) still returns it."""
+The tenant and index are part of every index query (SearchFilter), and hits whose asset no longer
+exists are dropped, so a deleted asset vanishes at once even while an eventually consistent backend
+(OpenSearch Serverless) still returns it."""
 
 from __future__ import annotations
 
@@ -34,13 +27,26 @@ from mediaindex.domain.search import (
     SearchResult,
     SearchResultSegment,
 )
+from mediaindex.domain.text_terms import query_terms
 from mediaindex.ports.assets import AssetRepository
 from mediaindex.ports.blobs import BlobStore
 from mediaindex.ports.indexes import IndexRepository
 from mediaindex.ports.outputs import OutputRepository
 from mediaindex.ports.query_encoder import ImageInput, QueryEncoder
-from mediaindex.ports.search import SearchFilter, SearchHit, SearchIndex
-from mediaindex.services.search_fusion import MAX_CANDIDATES, Fused, decode_cursor, encode_cursor, rrf_fuse
+from mediaindex.ports.search import SearchFilter, SearchIndex
+from mediaindex.services.search_fusion import (
+    CALIBRATIONS,
+    DEFAULT_THRESHOLD,
+    IMAGE_QUERY,
+    MAX_CANDIDATES,
+    TEXT_QUERY,
+    Fused,
+    ModalityLists,
+    decode_cursor,
+    encode_cursor,
+    fuse,
+    merge_overlapping,
+)
 
 MAX_GROUP_SEGMENTS = 10
 ImageLoader = Callable[[str], ImageInput]
@@ -110,19 +116,23 @@ class SearchService:
             user_metadata=dict(request.filter.user_metadata) if request.filter else {},
         )
         exclude: str | None = None
+        wanted: set[str] = set()
         if request.query_text is not None:
             lists = self._text_lists(flt, request.query_text, request.search_options, depth)
+            wanted = query_terms(request.query_text)
         elif request.query_image_url is not None:
             lists = self._image_lists(flt, request.query_image_url, request.search_options, depth)
         else:
             assert request.query_asset_id is not None
-            lists, exclude = self._asset_lists(
+            lists, exclude, example_text = self._asset_lists(
                 tenant_id, flt, request.query_asset_id, request.query_start, request.search_options, depth
             )
+            wanted = query_terms(example_text or "")
 
-        fused = [f for f in rrf_fuse(lists, operator=request.operator) if f.hit.segment_id != exclude]
-        if request.threshold is not None:
-            fused = [f for f in fused if f.score >= request.threshold]
+        ranked = fuse(lists, wanted=wanted, operator=request.operator)
+        ranked = [f for f in ranked if f.hit.segment_id != exclude]
+        threshold = DEFAULT_THRESHOLD if request.threshold is None else request.threshold
+        fused = merge_overlapping([f for f in ranked if f.score >= threshold])
         # Enough live hits (or assets) to fill this page and tell whether another follows.
         want = offset + request.limit + 1
         live = self._live(tenant_id, request.index_id, fused, want=want, by_asset=request.group_by == "asset")
@@ -141,22 +151,27 @@ class SearchService:
 
     def _text_lists(
         self, flt: SearchFilter, text: str, options: list[Modality], k: int
-    ) -> dict[str, dict[str, list[SearchHit]]]:
-        lists: dict[str, dict[str, list[SearchHit]]] = {}
+    ) -> dict[str, ModalityLists]:
+        lists: dict[str, ModalityLists] = {}
         if VISUAL in options and (v := self._encoder.visual_text(text)) is not None:
-            lists[VISUAL] = {"vector": self._index.knn(flt, modality=VISUAL, model_id=v[0], vector=v[1], k=k)}
+            lists[VISUAL] = ModalityLists(
+                CALIBRATIONS[TEXT_QUERY, VISUAL],
+                vector=self._index.knn(flt, modality=VISUAL, model_id=v[0], vector=v[1], k=k),
+            )
         if TRANSCRIPTION in options:
-            named = {"text": self._index.text(flt, query=text, k=k)}
-            if (t := self._encoder.transcript_text(text)) is not None:
-                named["vector"] = self._index.knn(
-                    flt, modality=TRANSCRIPTION, model_id=t[0], vector=t[1], k=k
-                )
-            lists[TRANSCRIPTION] = named
+            lists[TRANSCRIPTION] = self._transcript_lists(flt, text, k)
         return self._require(lists)
+
+    def _transcript_lists(self, flt: SearchFilter, text: str, k: int) -> ModalityLists:
+        vector = None
+        if (t := self._encoder.transcript_text(text)) is not None:
+            vector = self._index.knn(flt, modality=TRANSCRIPTION, model_id=t[0], vector=t[1], k=k)
+        words = self._index.text(flt, query=text, k=k)
+        return ModalityLists(CALIBRATIONS[TEXT_QUERY, TRANSCRIPTION], vector=vector, text=words)
 
     def _image_lists(
         self, flt: SearchFilter, url: str, options: list[Modality], k: int
-    ) -> dict[str, dict[str, list[SearchHit]]]:
+    ) -> dict[str, ModalityLists]:
         if VISUAL not in options:
             raise ValidationError(
                 "an image query searches the visual modality",
@@ -166,9 +181,12 @@ class SearchService:
         if self._image_loader is None:
             raise ValidationError("image queries are not enabled here", field="query_image_url")
         v = self._encoder.visual_image(self._image_loader(url))
-        lists: dict[str, dict[str, list[SearchHit]]] = {}
+        lists: dict[str, ModalityLists] = {}
         if v is not None:
-            lists[VISUAL] = {"vector": self._index.knn(flt, modality=VISUAL, model_id=v[0], vector=v[1], k=k)}
+            lists[VISUAL] = ModalityLists(
+                CALIBRATIONS[IMAGE_QUERY, VISUAL],
+                vector=self._index.knn(flt, modality=VISUAL, model_id=v[0], vector=v[1], k=k),
+            )
         return self._require(lists)
 
     def _asset_lists(
@@ -179,9 +197,10 @@ class SearchService:
         start: float | None,
         options: list[Modality],
         k: int,
-    ) -> tuple[dict[str, dict[str, list[SearchHit]]], str]:
+    ) -> tuple[dict[str, ModalityLists], str, str | None]:
         """More like this: the segment at `start` (else the first) is re-encoded from its keyframe
-        and its text, so both backends serve it the same way without reading vectors back."""
+        and its text, so both backends serve it the same way without reading vectors back. Returns
+        the lists, the example's own segment id (left out of the results) and its text."""
         asset = self._assets.get(tenant_id, asset_id)
         if asset is None:
             raise NotFoundError(f"asset {asset_id} not found", code="asset_not_found")
@@ -192,21 +211,17 @@ class SearchService:
                 code="query_asset_not_indexed",
                 field="query_asset_id",
             )
-        lists: dict[str, dict[str, list[SearchHit]]] = {}
+        lists: dict[str, ModalityLists] = {}
         if VISUAL in options and seg.keyframe_key:
             v = self._encoder.visual_image(self._blobs.get_bytes(seg.keyframe_key))
             if v is not None:
-                lists[VISUAL] = {
-                    "vector": self._index.knn(flt, modality=VISUAL, model_id=v[0], vector=v[1], k=k + 1)
-                }
-        if TRANSCRIPTION in options and seg.text and seg.text.strip():
-            named = {"text": self._index.text(flt, query=seg.text, k=k + 1)}
-            if (t := self._encoder.transcript_text(seg.text)) is not None:
-                named["vector"] = self._index.knn(
-                    flt, modality=TRANSCRIPTION, model_id=t[0], vector=t[1], k=k + 1
+                lists[VISUAL] = ModalityLists(
+                    CALIBRATIONS[IMAGE_QUERY, VISUAL],
+                    vector=self._index.knn(flt, modality=VISUAL, model_id=v[0], vector=v[1], k=k + 1),
                 )
-            lists[TRANSCRIPTION] = named
-        return self._require(lists), seg.id
+        if TRANSCRIPTION in options and seg.text and seg.text.strip():
+            lists[TRANSCRIPTION] = self._transcript_lists(flt, seg.text, k + 1)
+        return self._require(lists), seg.id, seg.text
 
     def _segment_at(self, asset: Asset, start: float | None) -> Segment | None:
         best: Segment | None = None
@@ -226,7 +241,7 @@ class SearchService:
             cursor = page.next_cursor
 
     @staticmethod
-    def _require(lists: dict[str, dict[str, list[SearchHit]]]) -> dict[str, dict[str, list[SearchHit]]]:
+    def _require(lists: dict[str, ModalityLists]) -> dict[str, ModalityLists]:
         if not lists:
             raise ValidationError(
                 "none of the requested search_options can serve this query here (is the model configured?)",

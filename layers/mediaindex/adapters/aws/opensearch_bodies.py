@@ -17,6 +17,7 @@ from mediaindex.adapters.aws.opensearch_mapping import (
     model_field,
     vector_field,
 )
+from mediaindex.domain.text_terms import content_words
 from mediaindex.ports.search import SearchDoc, SearchFilter
 
 SOURCE_FIELDS = ["segment_id", "asset_id", "start", "end", "text", "keyframe_key"]
@@ -94,10 +95,13 @@ def knn_query_body(
 
 
 def text_query_body(flt: SearchFilter, *, query: str, k: int) -> dict[str, Any]:
+    """The query's content words (mediaindex.domain.text_terms: the same stopwords the embedded index
+    drops; the `english` analyzer's own list is shorter), OR-ed by `match`."""
+    words = " ".join(content_words(query))
     return {
         "size": k,
         "_source": SOURCE_FIELDS,
-        "query": {"bool": {"must": [{"match": {"text": {"query": query}}}], "filter": filter_clauses(flt)}},
+        "query": {"bool": {"must": [{"match": {"text": {"query": words}}}], "filter": filter_clauses(flt)}},
     }
 
 

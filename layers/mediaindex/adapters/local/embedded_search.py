@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from mediaindex.domain.errors import ValidationError
+from mediaindex.domain.text_terms import content_words
 from mediaindex.ports.search import SearchDoc, SearchFilter, SearchHit, SearchIndex
 
 _SCHEMA = """
@@ -126,9 +127,9 @@ def _matches(meta: _Meta, flt: SearchFilter) -> bool:
 
 
 def fts_query(text: str) -> str | None:
-    """User text -> an FTS5 expression: every word quoted (so FTS syntax in the input is inert) and
-    OR-ed, as OpenSearch's `match` does by default; BM25 ranks documents with more terms higher."""
-    words = _WORD.findall(text.lower())
+    """User text -> an FTS5 expression: its content words (stopwords dropped, as OpenSearch's `english`
+    analyzer does) each quoted, so FTS syntax in the input is inert, and OR-ed as `match` does."""
+    words = [p for w in content_words(text) for p in _WORD.findall(w)]
     if not words:
         return None
     return " OR ".join('"' + w.replace('"', '""') + '"' for w in dict.fromkeys(words))

@@ -1,10 +1,15 @@
 """embedding: the asset's canonical time segments, one keyframe per visual segment, and their vectors.
 
-Video is cut at shot changes (ffmpeg's scene score), long shots split so no segment passes
-MAX_SEGMENT_S; an image is one segment; audio is cut into fixed windows. Each visual segment gets
-a CLIP vector of its keyframe (when a CLIP model is configured) and a text vector of the words
-spoken inside it. Finer `speech` segments follow the transcript's phrases, so a transcript hit
-lands within a second of the spoken words."""
+Two kinds of segment, each searched by its own modality, so no text is indexed twice:
+- visual: video is cut at shot changes (ffmpeg's scene score), long shots split so none passes
+  MAX_SEGMENT_S, an image is one segment; each gets a keyframe and, when a CLIP model is configured,
+  its CLIP vector. They carry no transcript text.
+- speech: the transcript's sentences (mediaindex.pipeline.sentences), each with its text and a text
+  vector, so a transcript hit answers with the sentence that was spoken, start to end. Audio has
+  only these.
+
+The embedding feature reports each part (`visual`, `transcription`) with its own state, so a video
+indexed without a CLIP model says so instead of claiming a visual index it does not have."""
 
 from __future__ import annotations
 
@@ -22,22 +27,23 @@ from mediaindex.domain.models import (
     Asset,
     Derivative,
     Feature,
+    FeaturePart,
     FeatureState,
     FeatureStatus,
     MediaType,
     Segment,
 )
-from mediaindex.domain.transcripts import Transcript, Word
+from mediaindex.domain.transcripts import Transcript
 from mediaindex.media import ffmpeg
 from mediaindex.media.probe import media_duration
 from mediaindex.pipeline.context import StepContext, StepResult
+from mediaindex.pipeline.sentences import sentences
 from mediaindex.pipeline.steps.transcription import transcript_key
 from mediaindex.ports.search import SearchDoc
 
 MAX_SEGMENT_S = 10.0
 MIN_SHOT_S = 0.5  # cuts closer than this to another boundary are flashes, not shots
 SCENE_THRESHOLD = 0.3
-MAX_PHRASE_S = 5.0  # speech segments are transcript phrases cut to at most this long
 KEYFRAME_MAX_WIDTH = 640
 _PTS_TIME = re.compile(r"pts_time:\s*([0-9]+(?:\.[0-9]+)?)")
 
@@ -116,43 +122,6 @@ def load_transcript(ctx: StepContext) -> Transcript | None:
     return Transcript.model_validate_json(ctx.blobs.get_bytes(key))
 
 
-def _words(t: Transcript) -> list[Word]:
-    out: list[Word] = []
-    for seg in t.segments:
-        # A segment without word times counts as one "word" spanning it.
-        out += seg.words or [Word(start=seg.start, end=seg.end, word=seg.text)]
-    return out
-
-
-def text_between(words: list[Word], start: float, end: float, *, last: bool = False) -> str:
-    """Words whose midpoint falls in [start, end) ([start, end] for the last segment)."""
-    picked = []
-    for w in words:
-        mid = (w.start + w.end) / 2
-        if start <= mid < end or (last and mid >= start):
-            picked.append(w.word)
-    return " ".join(picked).strip()
-
-
-def speech_phrases(t: Transcript, *, max_len: float = MAX_PHRASE_S) -> list[tuple[float, float, str]]:
-    """Transcript segments cut at word boundaries into phrases of at most max_len seconds."""
-    out: list[tuple[float, float, str]] = []
-    for seg in t.segments:
-        if not seg.words:
-            if seg.text.strip():
-                out.append((seg.start, seg.end, seg.text.strip()))
-            continue
-        cur: list[Word] = []
-        for w in seg.words:
-            if cur and w.end - cur[0].start > max_len:
-                out.append((cur[0].start, cur[-1].end, " ".join(x.word for x in cur)))
-                cur = []
-            cur.append(w)
-        if cur:
-            out.append((cur[0].start, cur[-1].end, " ".join(x.word for x in cur)))
-    return [(s, e, txt.strip()) for s, e, txt in out if txt.strip()]
-
-
 def _media_type(asset: Asset) -> MediaType:
     if asset.media_type is not None:
         return asset.media_type
@@ -165,9 +134,9 @@ def _visual_segments(ctx: StepContext, media_type: MediaType, src: Path) -> list
     timeout = ctx.settings.job_timeout_s
     if media_type == MediaType.IMAGE:
         return [_Seg(0.0, 0.0, "image")]
-    duration = ctx.asset.duration_s or media_duration(src)
     if media_type == MediaType.AUDIO:
-        return [_Seg(s, e, "window") for s, e in plan_segments([], duration)]
+        return []
+    duration = ctx.asset.duration_s or media_duration(src)
     cuts = detect_cuts(src, timeout_s=timeout, max_duration_s=ctx.settings.max_duration_s)
     kind = "shot" if cuts is not None else "window"
     return [_Seg(s, e, kind) for s, e in plan_segments(cuts or [], duration)]
@@ -200,25 +169,51 @@ def _store_keyframes(
     return derivatives
 
 
+def _speech_segments(transcript: Transcript | None, visual: list[_Seg]) -> list[_Seg]:
+    out: list[_Seg] = []
+    for sent in sentences(transcript) if transcript is not None else []:
+        # The thumbnail of a speech hit is the keyframe of the shot it is mostly spoken over.
+        mid = (sent.start + sent.end) / 2
+        host = next((v for v in visual if v.start <= mid < v.end), visual[-1] if visual else None)
+        keyframe = host.keyframe_key if host else None
+        out.append(_Seg(sent.start, sent.end, "speech", text=sent.text, keyframe_key=keyframe))
+    return out
+
+
+def _embedding_state(
+    media_type: MediaType, *, clip_configured: bool, visual_vectors: int, text_vectors: int
+) -> FeatureState:
+    """The feature's state, with one part per modality so that a missing half is never hidden."""
+    parts: dict[str, FeaturePart] = {}
+    if media_type == MediaType.AUDIO:
+        parts["visual"] = FeaturePart(state=FeatureStatus.NA, reason="audio has no pictures")
+    elif not clip_configured:
+        parts["visual"] = FeaturePart(state=FeatureStatus.NA, reason="no CLIP model configured")
+    elif visual_vectors:
+        parts["visual"] = FeaturePart(state=FeatureStatus.COMPLETED)
+    else:
+        parts["visual"] = FeaturePart(state=FeatureStatus.NA, reason="no frame could be decoded")
+    if text_vectors:
+        parts["transcription"] = FeaturePart(state=FeatureStatus.COMPLETED)
+    else:
+        parts["transcription"] = FeaturePart(state=FeatureStatus.NA, reason="no speech to embed")
+    if any(p.state == FeatureStatus.COMPLETED for p in parts.values()):
+        missing = [f"{m}: {p.reason}" for m, p in parts.items() if p.state != FeatureStatus.COMPLETED]
+        return FeatureState(state=FeatureStatus.COMPLETED, reason="; ".join(missing) or None, parts=parts)
+    main = "transcription" if media_type == MediaType.AUDIO else "visual"
+    return FeatureState(state=FeatureStatus.NA, reason=parts[main].reason, parts=parts)
+
+
 def run(ctx: StepContext) -> StepResult:
     asset = ctx.asset
     media_type = _media_type(asset)
     src = ctx.original_path()
 
-    segs = _visual_segments(ctx, media_type, src)
+    visual_segs = _visual_segments(ctx, media_type, src)
     derivatives: list[Derivative] = []
-    if media_type != MediaType.AUDIO:
-        derivatives = _store_keyframes(ctx, segs, src, media_type)
-
-    transcript = load_transcript(ctx)
-    if transcript is not None and transcript.segments:
-        words = _words(transcript)
-        for i, seg in enumerate(segs):
-            seg.text = text_between(words, seg.start, seg.end, last=i == len(segs) - 1)
-        for start, end, text in speech_phrases(transcript):
-            # The thumbnail of a speech hit is the keyframe of the shot it starts in.
-            host = next((v for v in segs if v.start <= start < v.end), segs[-1])
-            segs.append(_Seg(start, end, "speech", text=text, keyframe_key=host.keyframe_key))
+    if visual_segs:
+        derivatives = _store_keyframes(ctx, visual_segs, src, media_type)
+    segs = visual_segs + _speech_segments(load_transcript(ctx), visual_segs)
 
     clip = ctx.models.clip() if media_type != MediaType.AUDIO else None
     visual: dict[int, tuple[str, np.ndarray]] = {}
@@ -260,17 +255,11 @@ def run(ctx: StepContext) -> StepResult:
             )
         )  # fmt: skip
 
-    states: dict[Feature, FeatureState] = {}
-    if not docs:
-        if media_type == MediaType.AUDIO:
-            reason = "no speech to embed"
-        elif clip is None:
-            reason = "no CLIP model configured"
-        else:
-            reason = "no frame could be decoded"
-        states[Feature.EMBEDDING] = FeatureState(state=FeatureStatus.NA, reason=reason)
+    state = _embedding_state(
+        media_type, clip_configured=clip is not None, visual_vectors=len(visual), text_vectors=len(textual)
+    )
     return StepResult(
-        feature_states=states,
+        feature_states={Feature.EMBEDDING: state},
         derivatives=derivatives,
         replaced_kinds=["keyframe"],
         segments=segments,
