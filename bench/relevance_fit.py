@@ -4,7 +4,7 @@ dev split, from a raw run saved by `python -m bench.relevance.runner RAW.json`:
     python -m bench.relevance_fit RAW.json
 
 For each weight of lexical coverage it ranks every query's candidates (the BM25 and k-NN lists the
-service saw) by `cos + w_lex * lex` and counts top-1 asset hits and sentence midpoints inside the top
+service saw) by `cos + w_lex * lex**2` and counts top-1 asset hits and sentence midpoints inside the top
 hit; of the weights with the best dev count, the middle one wins (the centre of the flat optimum:
 the least sensitive to the set). The centre is the cut on the top hit's value
 that best separates real queries from off-corpus ones on dev (maximising the smaller of "kept" and
@@ -13,6 +13,7 @@ how they do on the test split, which played no part in choosing them."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import statistics
@@ -24,7 +25,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).res
 
 from mediaindex.domain.text_terms import coverage, query_terms  # noqa: E402
 
-WEIGHTS = [0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5]
+WEIGHTS = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
 Candidate = tuple[dict[str, Any], float, float]  # hit, cos, lex
 
 
@@ -53,8 +54,8 @@ def midpoint_inside(q: dict[str, Any], h: dict[str, Any]) -> bool:
 def top(cands: list[Candidate], w_lex: float) -> tuple[dict[str, Any] | None, float]:
     if not cands:
         return None, -1.0
-    h, cos, lex = max(cands, key=lambda c: c[1] + w_lex * c[2])
-    return h, cos + w_lex * lex
+    h, cos, lex = max(cands, key=lambda c: c[1] + w_lex * c[2] ** 2)
+    return h, cos + w_lex * lex**2
 
 
 def ranking_score(queries: list[dict[str, Any]], w_lex: float) -> tuple[int, int]:
@@ -71,7 +72,7 @@ def ranking_score(queries: list[dict[str, Any]], w_lex: float) -> tuple[int, int
 def best_cut(real: list[float], off: list[float]) -> tuple[float, float, float]:
     values = sorted(set(real + off))
     best = (-1.0, 0.0, 0.0, 0.0)
-    for lo, hi in zip(values, values[1:], strict=False):
+    for lo, hi in itertools.pairwise(values):
         cut = (lo + hi) / 2
         keep = sum(x >= cut for x in real) / len(real)
         drop = sum(x < cut for x in off) / len(off)

@@ -6,8 +6,9 @@ is then scored on absolute evidence, the same on both backends:
     cos   cosine of the query's vector and the segment's. A candidate only the text list found gets
           the lowest cosine its k-NN list returned (its own is no higher).
     lex   share of the query's content words in the segment's text (mediaindex.domain.text_terms:
-          stopwords dropped, numbers and suffixes folded); 0 where the modality has no text.
-    p[m]  = sigmoid((w_cos * cos + w_lex * lex - centre) / spread), per modality m and query kind
+          stopwords dropped, numbers and suffixes folded); 0 where the modality has no text. It
+          counts squared: the whole phrase said is strong evidence, one shared word barely any.
+    p[m]  = sigmoid((w_cos * cos + w_lex * lex**2 - centre) / spread), per modality m and query kind
     score = 1 - prod over modalities of (1 - p[m])    a modality that did not find it adds nothing
 
 p[m] is calibrated so that 0.5 is the line between an answer and a near miss (see CALIBRATIONS and
@@ -40,7 +41,7 @@ IMAGE_QUERY = "image"  # query_image_url, or the keyframe of a more-like-this se
 
 @dataclass(frozen=True)
 class Calibration:
-    """p = sigmoid((w_cos * cos + w_lex * lex - centre) / spread)."""
+    """p = sigmoid((w_cos * cos + w_lex * lex**2 - centre) / spread)."""
 
     w_cos: float
     w_lex: float
@@ -48,19 +49,20 @@ class Calibration:
     spread: float
 
     def __call__(self, cos: float, lex: float) -> float:
-        z = (self.w_cos * cos + self.w_lex * lex - self.centre) / self.spread
+        z = (self.w_cos * cos + self.w_lex * lex * lex - self.centre) / self.spread
         return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
 
 
 # (query kind, modality) -> calibration. The transcription one is fitted by bench/relevance_fit.py
 # on the dev split of the relevance bench (MiniLM sentence vectors against Whisper sentences): the
-# lexical weight is the middle of the weights that rank best (0..0.2 tie: words only break ties
-# between near-equal meanings), the centre the cut that best separates real queries from queries
-# about nothing in the corpus. The visual ones follow CLIP ViT-B/32's published similarity ranges
-# (no CLIP weights ship in a package, so they are not measured here): text-to-image cosines of
-# ~0.25 and up for a matching picture, image-to-image ~0.85 and up for the same scene.
+# lexical weight is the middle of the weights that rank best (a phrase said verbatim wins over a
+# vaguely similar sentence; a stray shared word changes nothing), the centre the cut that best
+# separates real queries from queries about nothing in the corpus. The visual ones follow CLIP
+# ViT-B/32's published similarity ranges (no CLIP weights ship in a package, so they are not
+# measured here): text-to-image cosines of ~0.25 and up for a matching picture, image-to-image
+# ~0.85 and up for the same scene.
 CALIBRATIONS: dict[tuple[str, str], Calibration] = {
-    (TEXT_QUERY, "transcription"): Calibration(w_cos=1.0, w_lex=0.1, centre=0.31, spread=0.115),
+    (TEXT_QUERY, "transcription"): Calibration(w_cos=1.0, w_lex=0.4, centre=0.31, spread=0.115),
     (TEXT_QUERY, "visual"): Calibration(w_cos=1.0, w_lex=0.0, centre=0.24, spread=0.02),
     (IMAGE_QUERY, "visual"): Calibration(w_cos=1.0, w_lex=0.0, centre=0.80, spread=0.04),
 }
