@@ -8,7 +8,15 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
-DEFAULT = ["api_latency", "cold_start", "media_bench", "transcribe_bench", "search_bench", "pipeline_bench"]
+DEFAULT = [
+    "api_latency",
+    "cold_start",
+    "media_bench",
+    "transcribe_bench",
+    "search_bench",
+    "pipeline_bench",
+    "relevance_bench",
+]
 
 
 def main(names: list[str]) -> int:
