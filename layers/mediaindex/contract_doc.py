@@ -103,12 +103,18 @@ def _default(schema: dict[str, Any]) -> str:
 def _property_rows(schema: dict[str, Any]) -> list[list[str]]:
     required = set(schema.get("required", []))
     return [
-        [f"`{name}`", type_of(prop), "yes" if name in required else "no", _default(prop)]
+        [
+            f"`{name}`",
+            type_of(prop),
+            "yes" if name in required else "no",
+            _default(prop),
+            _one_line(prop.get("description", "")),
+        ]
         for name, prop in schema.get("properties", {}).items()
     ]
 
 
-_PROPERTY_HEADER = ("property", "type", "required", "default")
+_PROPERTY_HEADER = ("property", "type", "required", "default", "description")
 
 
 # ---- operations ---------------------------------------------------------------------------------
@@ -142,6 +148,9 @@ def _render_operation(method: str, path: str, op: dict[str, Any]) -> list[str]:
         lines += [summary + ("" if summary.endswith(".") else "."), ""]
     if op.get("description"):
         lines += [_one_line(op["description"]), ""]
+    if op.get("security"):
+        schemes = " or ".join(f"`{name}`" for requirement in op["security"] for name in requirement)
+        lines += [f"Auth: {schemes} (see the security schemes below).", ""]
     # Path parameters first, then query, header and cookie; each in the order the route declares.
     params = sorted(op.get("parameters", []), key=lambda p: _PARAM_ORDER.get(p.get("in", ""), 9))
     if params:
@@ -203,12 +212,28 @@ def _render_schema(name: str, schema: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _scheme_how(scheme: dict[str, Any]) -> str:
+    if scheme.get("type") == "http":
+        return f"`Authorization: {str(scheme.get('scheme', '')).capitalize()} <credentials>`"
+    if scheme.get("type") == "apiKey":
+        return f"{scheme.get('in', '')} `{scheme.get('name', '')}`"
+    return ""
+
+
 def render_reference(openapi: dict[str, Any]) -> str:
-    """The generated section: every operation (by path, then method) and every component schema
-    (by name) of `openapi`, as Markdown. Deterministic; ends with one newline."""
+    """The generated section: every operation (by path, then method), the security schemes and
+    every component schema (by name) of `openapi`, as Markdown. Deterministic; ends with one newline."""
     lines = ["### Operations", ""]
     for method, path, op in operations(openapi):
         lines += _render_operation(method, path, op)
+    schemes = openapi.get("components", {}).get("securitySchemes", {})
+    if schemes:
+        lines += ["### Security schemes", ""]
+        rows = [
+            [f"`{n}`", s.get("type", ""), _scheme_how(s), _one_line(s.get("description", ""))]
+            for n, s in sorted(schemes.items())
+        ]
+        lines += [*_table(("name", "type", "sent as", "description"), rows), ""]
     schemas = openapi.get("components", {}).get("schemas", {})
     lines += ["### Schemas", ""]
     for name in sorted(schemas):

@@ -6,17 +6,17 @@ import logging
 import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from mediaindex import __version__
-from mediaindex.api import errors
+from mediaindex.api import errors, openapi_doc
 from mediaindex.api.middleware import BodyGuard, RequestContext
 from mediaindex.api.ratelimit import RateLimiter
-from mediaindex.api.routes import assets, indexes, meta, playground, search, tasks
+from mediaindex.api.routes import assets, docs, indexes, meta, playground, search, tasks
+from mediaindex.api.trailing_slash import StripTrailingSlash
 from mediaindex.services.bundle import Services
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,12 @@ SECURITY_HEADERS = {
 }
 
 
+DESCRIPTION = (
+    "Send an API key with every request but `/v1/health`: `Authorization: Bearer <key>` (or "
+    '`x-api-key`). Every failure answers `{"error": {"code", "message", "request_id"}}`. '
+    "Paths work with or without a trailing slash. The full contract, with examples, is docs/api.md."
+)
+
 _SIG = re.compile(r"([?&]sig=)[^&\s\"]+")
 
 
@@ -43,42 +49,6 @@ class RedactSignatures(logging.Filter):
         if isinstance(record.args, tuple):
             record.args = tuple(_SIG.sub(r"\1REDACTED", a) if isinstance(a, str) else a for a in record.args)
         return True
-
-
-def _document_errors_as_400(app: FastAPI) -> None:
-    """FastAPI documents request validation as 422 HTTPValidationError, but errors.install answers
-    400 with the one error body (docs/api.md), and every POST with an Idempotency-Key may answer
-    409. Rewrite the document to say what the server sends (found by schemathesis)."""
-    from fastapi.openapi.utils import get_openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema:
-            return app.openapi_schema
-        doc = get_openapi(
-            title=app.title,
-            version=app.version,
-            summary=app.summary,
-            routes=app.routes,
-            separate_input_output_schemas=app.separate_input_output_schemas,
-        )
-        error = {"description": "Invalid request", "content": {"application/json": {"schema": {
-            "$ref": "#/components/schemas/ErrorBody"}}}}  # fmt: skip
-        for item in doc.get("paths", {}).values():
-            for op in item.values():
-                responses = op.get("responses", {})
-                if responses.pop("422", None) is not None:
-                    responses.setdefault("400", error)
-                # Any POST that takes an Idempotency-Key can answer 409 idempotency_key_reused.
-                if any(p.get("name") == "Idempotency-Key" for p in op.get("parameters", [])):
-                    responses.setdefault("409", {**error, "description": "Conflict"})
-        schemas = doc.get("components", {}).get("schemas", {})
-        if "ErrorBody" in schemas:
-            for unused in ("HTTPValidationError", "ValidationError"):
-                schemas.pop(unused, None)
-        app.openapi_schema = doc
-        return doc
-
-    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _own_prefixes(routers: Sequence[APIRouter]) -> list[str]:
@@ -111,14 +81,17 @@ def create_app(
         title="mediaindex",
         version=__version__,
         summary="Self-hosted media indexing: uploads, proxies, transcripts, embeddings and search.",
+        description=DESCRIPTION,
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # routes/docs.py serves it, self-hosted
         redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
+        redirect_slashes=False,  # StripTrailingSlash: both spellings, no redirect
         lifespan=lifespan,
         separate_input_output_schemas=False,
     )
     app.state.services = services
-    _document_errors_as_400(app)
+    openapi_doc.install(app)
     app.state.rate_limiter = RateLimiter(services.settings.rate_limit_per_minute)
     errors.install(app)
 
@@ -138,11 +111,16 @@ def create_app(
             allow_headers=["*"],
             expose_headers=["ETag", "x-request-id", "Retry-After"],
         )
+    app.add_middleware(StripTrailingSlash)  # first of all, so every layer sees one spelling
 
     for module in (meta, indexes, assets, tasks, search):
         app.include_router(module.router)
     for router in routers:
         app.include_router(router, include_in_schema=False)
+    swagger = docs.assets()
+    if swagger is not None:
+        app.include_router(docs.router)
+        app.mount(docs.ASSETS, swagger, name="docs-assets")
     if playground.STATIC_DIR.is_dir():
         app.include_router(playground.router)
         app.mount("/static", StaticFiles(directory=playground.STATIC_DIR), name="static")

@@ -6,9 +6,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, Path, Query, Request
+from fastapi import Depends, Header, Path, Query, Request, Security
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from mediaindex.api.middleware import presented_key
 from mediaindex.domain.search import MAX_ID_LEN
@@ -24,16 +25,33 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
+# The two ways a key is sent, as OpenAPI security schemes: every route that authenticates lists
+# them, and /docs shows its Authorize button. The key itself is read by `presented_key`, as the body
+# guard reads it, so these never refuse anything themselves.
+BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearerAuth",
+    description="An API key (`mi_...`, printed by `make run` or `mediaindex keys create`) as "
+    "`Authorization: Bearer <key>`.",
+)
+X_API_KEY = APIKeyHeader(
+    name="x-api-key",
+    auto_error=False,
+    scheme_name="apiKeyHeader",
+    description="The same API key in an `x-api-key` header, for clients that cannot set Authorization.",
+)
+
+
 def authenticate(
     request: Request,
     services: ServicesDep,
-    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
-    x_api_key: Annotated[str | None, Header(include_in_schema=False)] = None,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)],
+    x_api_key: Annotated[str | None, Security(X_API_KEY)],
 ) -> str:
     # A request with a body was authenticated by the body guard before its body was read.
     key = getattr(request.state, "api_key", None)
     if key is None:
-        key = services.keys.authenticate(presented_key(authorization, x_api_key))
+        key = services.keys.authenticate(presented_key(request.headers.get("authorization"), x_api_key))
     request.state.key_id = key.id
     request.app.state.rate_limiter.check(key.id)
     return key.tenant_id

@@ -101,14 +101,20 @@ def status_for(exc: MediaindexError) -> int:
 
 
 def _field(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
-    return ".".join(parts) or "body"
+    # Only the first item names where the value came from: a body field may itself be called
+    # `query` or `path`, and must keep its name.
+    if loc and loc[0] in ("body", "query", "path", "header", "cookie"):
+        loc = loc[1:]
+    return ".".join(str(p) for p in loc) or "body"
 
 
 def from_pydantic(errors: Sequence[Any]) -> ValidationError:
     """The contract's validation error for pydantic's first complaint about a request: one mapping
     for FastAPI's request validation and for bodies a route parses itself."""
-    first = errors[0] if errors else {"loc": (), "msg": "invalid request", "type": ""}
+    # An unknown field is named first: most often it is a misspelt one, which is also why another
+    # is missing (`{"query": ...}` for `query_text`).
+    unknown = [e for e in errors if e.get("type") == "extra_forbidden"]
+    first = (unknown or list(errors) or [{"loc": (), "msg": "invalid request", "type": ""}])[0]
     kind = first.get("type")
     if kind == "json_invalid":
         ctx = first.get("ctx")

@@ -8,7 +8,8 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import ValidationError as PydanticValidationError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -50,31 +51,34 @@ from mediaindex.domain.errors import PayloadTooLargeError, ValidationError
 from mediaindex.domain.models import AssetStatus, MediaType
 from mediaindex.domain.rules import parse_features
 from mediaindex.domain.transcript_formats import render as render_transcript
+from mediaindex.domain.transcripts import Transcript
 from mediaindex.services.bundle import Services
 
-router = APIRouter(
-    prefix="/v1/assets", tags=["assets"], responses={404: {"model": ErrorBody}}, route_class=StrictJsonRoute
-)
+router = APIRouter(prefix="/v1/assets", tags=["assets"], route_class=StrictJsonRoute)
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody}}
+CONFLICT: dict[int | str, dict[str, Any]] = {409: {"model": ErrorBody}}
 
+_FORM_FIELDS: dict[str, dict[str, Any]] = {
+    "index_id": {"type": "string", "description": "The index to add the asset to."},
+    "name": {"type": "string", "description": "A file name with an extension; default: the file's name."},
+    "save_original": {"type": "boolean", "description": "Keep the original file."},
+    "features": {
+        "type": "array",
+        "items": {"type": "string"},
+        "description": "Features besides the index's defaults, one form field each.",
+        "example": ["embedding", "transcription"],
+    },
+    "user_metadata": {"type": "string", "description": "A JSON object, as text."},
+    "asset_file": {"type": "string", "format": "binary", "description": "The file (up to the form limit)."},
+    "asset_url": {"type": "string", "description": "A public http(s) URL to fetch, instead of asset_file."},
+}
 _CREATE_BODY = {
     "requestBody": {
         "required": True,
         "content": {
             "application/json": {"schema": AssetCreate.model_json_schema()},
             "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["index_id", "name"],
-                    "properties": {
-                        "index_id": {"type": "string"},
-                        "name": {"type": "string"},
-                        "save_original": {"type": "boolean"},
-                        "features": {"type": "array", "items": {"type": "string"}},
-                        "user_metadata": {"type": "string", "description": "a JSON object"},
-                        "asset_file": {"type": "string", "format": "binary"},
-                        "asset_url": {"type": "string"},
-                    },
-                }
+                "schema": {"type": "object", "required": ["index_id", "name"], "properties": _FORM_FIELDS}
             },
         },
     }
@@ -161,13 +165,16 @@ def _form_to_body(form: Any) -> tuple[AssetCreate, UploadFile | None]:
     status_code=201,
     response_model=AssetCreated,
     openapi_extra=_CREATE_BODY,
-    responses={400: {"model": ErrorBody}, 413: {"model": ErrorBody}},
+    responses={**NOT_FOUND, 400: {"model": ErrorBody}, 413: {"model": ErrorBody}},
+    summary="Create an asset",
+    description="JSON: answers the asset and a signed `upload` (PUT the bytes there, or multipart parts "
+    "over 64 MiB); the bytes never pass through the API. JSON with `asset_url`, or multipart/form-data "
+    "with `asset_file` (a small file) or `asset_url`, as in Aspect: answers the asset and its ingest "
+    "`task`. An unknown index is 404 `index_not_found`.",
 )
 async def create_asset(
     request: Request, services: ServicesDep, tenant_id: TenantId, idem: IdempotencyKey = None
 ) -> JSONResponse:
-    """JSON creates an asset with a signed upload (or an `asset_url` to fetch); multipart/form-data
-    carries a small file (or a URL) as in Aspect."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     limit = services.settings.max_form_upload_bytes
     if ctype in ("multipart/form-data", "application/x-www-form-urlencoded"):
@@ -223,13 +230,20 @@ async def create_asset(
     )
 
 
-@router.get("", response_model=AssetList)
+@router.get(
+    "",
+    response_model=AssetList,
+    responses=NOT_FOUND,
+    summary="List assets",
+    description="The tenant's assets, of one index, status or media type if asked, a page at a time; an "
+    "unknown `index_id` is 404 `index_not_found`.",
+)
 def list_assets(
     services: ServicesDep,
     tenant_id: TenantId,
-    index_id: str | None = Query(None, max_length=64),
-    status: AssetStatus | None = None,
-    media_type: MediaType | None = None,
+    index_id: str | None = Query(None, max_length=64, description="Only this index's assets."),
+    status: AssetStatus | None = Query(None, description="Only assets in this status."),
+    media_type: MediaType | None = Query(None, description="Only assets of this media type."),
     limit: Limit = 20,
     cursor: Cursor = None,
 ) -> AssetList:
@@ -239,13 +253,23 @@ def list_assets(
     return AssetList(data=[AssetOut.of(a) for a in page.data], next_cursor=page.next_cursor)
 
 
-@router.post("/batch-get", response_model=BatchGetOut)
+@router.post(
+    "/batch-get",
+    response_model=BatchGetOut,
+    summary="Get many assets",
+    description="Up to 100 assets by id in one call; ids that name none are listed in `not_found_ids`.",
+)
 def batch_get(body: IdList, services: ServicesDep, tenant_id: TenantId) -> BatchGetOut:
     found, missing = services.assets.batch_get(tenant_id, body.ids)
     return BatchGetOut(data=[AssetOut.of(a) for a in found], not_found_ids=missing)
 
 
-@router.post("/batch-delete", response_model=BatchDeleteOut)
+@router.post(
+    "/batch-delete",
+    response_model=BatchDeleteOut,
+    summary="Delete many assets",
+    description="Up to 100 assets by id, as DELETE /v1/assets/{id} does each.",
+)
 def batch_delete(body: IdList, post: IdempotentPostDep, services: ServicesDep) -> JSONResponse:
     def execute() -> BatchDeleteOut:
         deleted, missing = services.assets.batch_delete(post.tenant_id, body.ids)
@@ -254,12 +278,24 @@ def batch_delete(body: IdList, post: IdempotentPostDep, services: ServicesDep) -
     return post.respond(200, execute)
 
 
-@router.get("/{asset_id}", response_model=AssetOut)
+@router.get(
+    "/{asset_id}",
+    response_model=AssetOut,
+    responses=NOT_FOUND,
+    summary="Get an asset",
+    description="The asset, its status and the state of each feature (poll this until `ready`).",
+)
 def get_asset(asset_id: IdPath, services: ServicesDep, tenant_id: TenantId) -> AssetOut:
     return AssetOut.of(services.assets.get(tenant_id, asset_id))
 
 
-@router.patch("/{asset_id}", response_model=AssetOut)
+@router.patch(
+    "/{asset_id}",
+    response_model=AssetOut,
+    responses=NOT_FOUND,
+    summary="Change an asset",
+    description="Renames it or replaces its `user_metadata`; only the fields sent change.",
+)
 def patch_asset(asset_id: IdPath, body: AssetPatch, services: ServicesDep, tenant_id: TenantId) -> AssetOut:
     changes = body.model_dump(include=body.model_fields_set)
     if "name" in changes and changes["name"] is None:
@@ -267,20 +303,39 @@ def patch_asset(asset_id: IdPath, body: AssetPatch, services: ServicesDep, tenan
     return AssetOut.of(services.assets.patch(tenant_id, asset_id, changes))
 
 
-@router.delete("/{asset_id}", status_code=204, response_class=Response)
+@router.delete(
+    "/{asset_id}",
+    status_code=204,
+    response_class=Response,
+    responses=NOT_FOUND,
+    summary="Delete an asset",
+    description="Removes its original, derivatives, segments and vectors, and cancels its running work.",
+)
 def delete_asset(asset_id: IdPath, services: ServicesDep, tenant_id: TenantId) -> Response:
     services.assets.delete(tenant_id, asset_id)
     return Response(status_code=204)
 
 
-@router.post("/{asset_id}/upload/parts", response_model=MultipartOut, responses={409: {"model": ErrorBody}})
+@router.post(
+    "/{asset_id}/upload/parts",
+    response_model=MultipartOut,
+    responses={**NOT_FOUND, **CONFLICT},
+    summary="Sign more multipart upload parts",
+    description="Fresh signed URLs for up to 100 parts of a multipart upload (new ones, or expired ones).",
+)
 def sign_parts(
     asset_id: IdPath, body: PartNumbers, services: ServicesDep, tenant_id: TenantId
 ) -> MultipartOut:
     return MultipartOut.of(services.uploads.sign_parts(tenant_id, asset_id, body.part_numbers))
 
 
-@router.post("/{asset_id}/upload/complete", response_model=AssetOut, responses={409: {"model": ErrorBody}})
+@router.post(
+    "/{asset_id}/upload/complete",
+    response_model=AssetOut,
+    responses={**NOT_FOUND, **CONFLICT},
+    summary="Complete a multipart upload",
+    description="Joins the parts (each with the ETag its PUT answered) into the file; processing starts.",
+)
 def complete_upload(
     asset_id: IdPath, body: CompleteUpload, post: IdempotentPostDep, services: ServicesDep
 ) -> JSONResponse:
@@ -291,20 +346,49 @@ def complete_upload(
 
 
 @router.delete(
-    "/{asset_id}/upload", status_code=204, response_class=Response, responses={409: {"model": ErrorBody}}
+    "/{asset_id}/upload",
+    status_code=204,
+    response_class=Response,
+    responses={**NOT_FOUND, **CONFLICT},
+    summary="Abort a multipart upload",
+    description="The asset ends `failed` with `upload_aborted`, and its parts are removed.",
 )
 def abort_upload(asset_id: IdPath, services: ServicesDep, tenant_id: TenantId) -> Response:
     services.uploads.abort_upload(tenant_id, asset_id)
     return Response(status_code=204)
 
 
-@router.get("/{asset_id}/download", response_model=SignedUrlOut, responses={409: {"model": ErrorBody}})
-def download(asset_id: IdPath, services: ServicesDep, tenant_id: TenantId) -> SignedUrlOut:
+@router.get(
+    "/{asset_id}/download",
+    response_model=SignedUrlOut,
+    responses={
+        **NOT_FOUND,
+        **CONFLICT,
+        307: {"description": "With `redirect=true`: `Location` is the signed URL", "content": {}},
+    },
+    summary="Download the original file",
+    description="A signed URL of the original, or with `redirect=true` a 307 to it (`curl -L` then saves "
+    "the file). 409 `original_not_saved` when it was not kept, `original_not_available` before its upload.",
+)
+def download(
+    asset_id: IdPath,
+    services: ServicesDep,
+    tenant_id: TenantId,
+    redirect: bool = Query(False, description="Answer 307 to the signed URL instead of JSON."),
+) -> Response:
     signed = services.outputs.download(tenant_id, asset_id)
-    return SignedUrlOut(url=signed.url, expires_at=signed.expires_at)
+    if redirect:
+        return RedirectResponse(signed.url, status_code=307)
+    return JSONResponse(jsonable_encoder(SignedUrlOut(url=signed.url, expires_at=signed.expires_at)))
 
 
-@router.get("/{asset_id}/derivatives", response_model=DerivativeList)
+@router.get(
+    "/{asset_id}/derivatives",
+    response_model=DerivativeList,
+    responses=NOT_FOUND,
+    summary="List an asset's derivatives",
+    description="Its proxy, poster, thumbnail and storyboard, each with a signed URL.",
+)
 def derivatives(asset_id: IdPath, services: ServicesDep, tenant_id: TenantId) -> DerivativeList:
     return DerivativeList(
         data=[DerivativeOut.of(v) for v in services.outputs.derivatives(tenant_id, asset_id)]
@@ -315,21 +399,37 @@ def derivatives(asset_id: IdPath, services: ServicesDep, tenant_id: TenantId) ->
     "/{asset_id}/transcript",
     responses={
         200: {
-            "content": {"application/json": {}, "text/vtt": {}, "application/x-subrip": {}, "text/plain": {}}
-        }
+            "model": Transcript,
+            "description": "The transcript, in the format asked",
+            "content": {
+                "text/vtt": {"schema": {"type": "string"}},
+                "application/x-subrip": {"schema": {"type": "string"}},
+                "text/plain": {"schema": {"type": "string"}},
+            },
+        },
+        **NOT_FOUND,
     },
+    summary="Get an asset's transcript",
+    description="What was said, with segment and word times: JSON, WebVTT, SubRip or plain text "
+    "(`format`). 404 `transcript_not_found` when there is none.",
 )
 def transcript(
     asset_id: IdPath,
     services: ServicesDep,
     tenant_id: TenantId,
-    format: Literal["json", "vtt", "srt", "txt"] = "json",
+    format: Literal["json", "vtt", "srt", "txt"] = Query("json", description="The transcript's format."),
 ) -> Response:
     body, content_type = render_transcript(services.outputs.transcript(tenant_id, asset_id), format)
     return Response(body, media_type=content_type)
 
 
-@router.get("/{asset_id}/segments", response_model=SegmentList)
+@router.get(
+    "/{asset_id}/segments",
+    response_model=SegmentList,
+    responses=NOT_FOUND,
+    summary="List an asset's segments",
+    description="The time segments search answers with, in time order, a page at a time.",
+)
 def segments(
     asset_id: IdPath, services: ServicesDep, tenant_id: TenantId, limit: Limit = 20, cursor: Cursor = None
 ) -> SegmentList:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
@@ -9,12 +11,19 @@ from mediaindex.api.schemas.indexes import IndexCreate, IndexList, IndexOut, Ind
 from mediaindex.api.strict_json import StrictJsonRoute
 from mediaindex.domain.rules import parse_features
 
-router = APIRouter(
-    prefix="/v1/indexes", tags=["indexes"], responses={404: {"model": ErrorBody}}, route_class=StrictJsonRoute
+router = APIRouter(prefix="/v1/indexes", tags=["indexes"], route_class=StrictJsonRoute)
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody}}
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=IndexOut,
+    responses={409: {"model": ErrorBody}},
+    summary="Create an index",
+    description="An index is a searchable collection of assets; its `default_features` run on every "
+    "asset added to it. A name already used in the tenant is 409 `index_name_already_exists`.",
 )
-
-
-@router.post("", status_code=201, response_model=IndexOut, responses={409: {"model": ErrorBody}})
 def create_index(body: IndexCreate, post: IdempotentPostDep, services: ServicesDep) -> JSONResponse:
     features = (
         parse_features(body.default_features, field="default_features")
@@ -36,7 +45,12 @@ def create_index(body: IndexCreate, post: IdempotentPostDep, services: ServicesD
     return post.respond(201, execute)
 
 
-@router.get("", response_model=IndexList)
+@router.get(
+    "",
+    response_model=IndexList,
+    summary="List indexes",
+    description="The tenant's indexes, a page at a time (`limit`, `cursor`).",
+)
 def list_indexes(
     services: ServicesDep, tenant_id: TenantId, limit: Limit = 20, cursor: Cursor = None
 ) -> IndexList:
@@ -44,12 +58,24 @@ def list_indexes(
     return IndexList(data=[IndexOut.of(i) for i in page.data], next_cursor=page.next_cursor)
 
 
-@router.get("/{index_id}", response_model=IndexOut)
+@router.get(
+    "/{index_id}",
+    response_model=IndexOut,
+    responses=NOT_FOUND,
+    summary="Get an index",
+    description="One index, with how many assets it holds.",
+)
 def get_index(index_id: IdPath, services: ServicesDep, tenant_id: TenantId) -> IndexOut:
     return IndexOut.of(services.indexes.get(tenant_id, index_id))
 
 
-@router.patch("/{index_id}", response_model=IndexOut, responses={409: {"model": ErrorBody}})
+@router.patch(
+    "/{index_id}",
+    response_model=IndexOut,
+    responses={**NOT_FOUND, 409: {"model": ErrorBody}},
+    summary="Change an index",
+    description="Changes only the fields sent: name, description, default features.",
+)
 def patch_index(index_id: IdPath, body: IndexPatch, services: ServicesDep, tenant_id: TenantId) -> IndexOut:
     features = (
         parse_features(body.default_features, field="default_features")
@@ -68,7 +94,15 @@ def patch_index(index_id: IdPath, body: IndexPatch, services: ServicesDep, tenan
     )
 
 
-@router.delete("/{index_id}", status_code=202, response_class=Response)
+@router.delete(
+    "/{index_id}",
+    status_code=202,
+    response_class=Response,
+    responses={**NOT_FOUND, 202: {"description": "Accepted: the index reads as gone at once"}},
+    summary="Delete an index and its assets",
+    description="The index and its assets read as gone at once; their files, segments and vectors are "
+    "removed in the background by a purge that resumes after a restart.",
+)
 def delete_index(index_id: IdPath, services: ServicesDep, tenant_id: TenantId) -> Response:
     services.indexes.delete(tenant_id, index_id)
     return Response(status_code=202)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
@@ -9,16 +11,18 @@ from mediaindex.api.schemas.tasks import TaskCreate, TaskList, TaskOut
 from mediaindex.api.strict_json import StrictJsonRoute
 from mediaindex.domain.rules import parse_features
 
-router = APIRouter(
-    prefix="/v1/tasks", tags=["tasks"], responses={404: {"model": ErrorBody}}, route_class=StrictJsonRoute
-)
+router = APIRouter(prefix="/v1/tasks", tags=["tasks"], route_class=StrictJsonRoute)
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody}}
 
 
 @router.post(
     "",
     status_code=201,
     response_model=TaskOut,
-    responses={400: {"model": ErrorBody}, 409: {"model": ErrorBody}},
+    responses={**NOT_FOUND, 400: {"model": ErrorBody}, 409: {"model": ErrorBody}},
+    summary="Run features again on an asset",
+    description="Re-runs `transcription` or `embedding` (say, after a model change); `proxy` and `preview` "
+    "are 400 `feature_not_rerunnable`. A feature already queued or processing is 409 `feature_busy`.",
 )
 def create_task(body: TaskCreate, post: IdempotentPostDep, services: ServicesDep) -> JSONResponse:
     features = parse_features(body.feature_types, field="feature_types")
@@ -27,7 +31,12 @@ def create_task(body: TaskCreate, post: IdempotentPostDep, services: ServicesDep
     )
 
 
-@router.get("/active", response_model=TaskList)
+@router.get(
+    "/active",
+    response_model=TaskList,
+    summary="List active tasks",
+    description="Tasks still queued or processing, a page at a time.",
+)
 def active_tasks(
     services: ServicesDep, tenant_id: TenantId, limit: Limit = 20, cursor: Cursor = None
 ) -> TaskList:
@@ -35,11 +44,16 @@ def active_tasks(
     return TaskList(data=[TaskOut.of(t) for t in page.data], next_cursor=page.next_cursor)
 
 
-@router.get("", response_model=TaskList)
+@router.get(
+    "",
+    response_model=TaskList,
+    summary="List tasks",
+    description="Every task of the tenant, or of one asset (`asset_id`), a page at a time.",
+)
 def list_tasks(
     services: ServicesDep,
     tenant_id: TenantId,
-    asset_id: str | None = Query(None, max_length=64),
+    asset_id: str | None = Query(None, max_length=64, description="Only this asset's tasks."),
     limit: Limit = 20,
     cursor: Cursor = None,
 ) -> TaskList:
@@ -49,11 +63,24 @@ def list_tasks(
     return TaskList(data=[TaskOut.of(t) for t in page.data], next_cursor=page.next_cursor)
 
 
-@router.get("/{task_id}", response_model=TaskOut)
+@router.get(
+    "/{task_id}",
+    response_model=TaskOut,
+    responses=NOT_FOUND,
+    summary="Get a task",
+    description="One task, with the state of each feature it runs.",
+)
 def get_task(task_id: IdPath, services: ServicesDep, tenant_id: TenantId) -> TaskOut:
     return TaskOut.of(services.tasks.get(tenant_id, task_id))
 
 
-@router.post("/{task_id}/cancel", response_model=TaskOut, responses={409: {"model": ErrorBody}})
+@router.post(
+    "/{task_id}/cancel",
+    response_model=TaskOut,
+    responses={**NOT_FOUND, 409: {"model": ErrorBody}},
+    summary="Cancel a task",
+    description="Its queued and running features end `cancelled`; a task that has ended is 409 "
+    "`task_not_active`.",
+)
 def cancel_task(task_id: IdPath, post: IdempotentPostDep, services: ServicesDep) -> JSONResponse:
     return post.respond(200, lambda: TaskOut.of(services.tasks.cancel(post.tenant_id, task_id)))

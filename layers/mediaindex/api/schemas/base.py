@@ -8,10 +8,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, model_serializer
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 from pydantic_core import PydanticCustomError
 
 from mediaindex.domain.errors import ValidationError as DomainValidationError
+
+NEXT_CURSOR = "Pass as `cursor` to get the next page; null on the last page."
 
 
 class Strict(BaseModel):
@@ -42,11 +44,24 @@ class OneOf(BaseModel):
 
 
 class ErrorDetail(BaseModel):
-    code: str
-    message: str
-    request_id: str
-    field: str | None = None
+    code: str = Field(
+        description="What went wrong, as a stable snake_case code.", examples=["asset_not_found"]
+    )
+    message: str = Field(
+        description="What went wrong, for a person.", examples=["asset ast_01j... not found"]
+    )
+    request_id: str = Field(
+        description="The request's id (also the `x-request-id` header), to find it in the logs.",
+        examples=["req_3f2a9c0d1e"],
+    )
+    field: str | None = Field(
+        None,
+        description="The body field, parameter or header at fault, where there is one.",
+        examples=["name"],
+    )
 
 
 class ErrorBody(BaseModel):
-    error: ErrorDetail
+    """What every failure answers."""
+
+    error: ErrorDetail = Field(description="The error.")

@@ -7,16 +7,26 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field, field_validator
 
-from mediaindex.api.schemas.base import Strict, domain_check
+from mediaindex.api.schemas.base import NEXT_CURSOR, Strict, domain_check
 from mediaindex.domain.models import Feature, Index
 from mediaindex.domain.rules import validate_index_name
 
+NAME = "The index's name, unique in the tenant (compared caselessly)."
+DESCRIPTION = "What the index holds, for people."
+DEFAULT_FEATURES = (
+    "The features every asset added to the index gets (`proxy`, `preview`, `transcription`, "
+    "`embedding`; `visual` is an alias of `embedding`)."
+)
+FEATURES_EXAMPLE = ["proxy", "preview", "transcription", "embedding"]
+
 
 class IndexCreate(Strict):
-    name: str = Field(min_length=1, max_length=200)
-    description: str | None = Field(None, max_length=2000)
-    default_features: list[str] | None = None
-    is_sample: bool = False
+    name: str = Field(min_length=1, max_length=200, description=NAME, examples=["My Project"])
+    description: str | None = Field(None, max_length=2000, description=DESCRIPTION, examples=["Demo index"])
+    default_features: list[str] | None = Field(
+        None, description=DEFAULT_FEATURES + " Default: all four.", examples=[FEATURES_EXAMPLE]
+    )
+    is_sample: bool = Field(False, description="Marks an index of sample media.")
 
     @field_validator("name")
     @classmethod
@@ -25,9 +35,13 @@ class IndexCreate(Strict):
 
 
 class IndexPatch(Strict):
-    name: str | None = Field(None, min_length=1, max_length=200)
-    description: str | None = Field(None, max_length=2000)
-    default_features: list[str] | None = None
+    name: str | None = Field(None, min_length=1, max_length=200, description=NAME + " Absent: unchanged.")
+    description: str | None = Field(
+        None, max_length=2000, description=DESCRIPTION + " Absent: unchanged; null clears it."
+    )
+    default_features: list[str] | None = Field(
+        None, description=DEFAULT_FEATURES + " Absent: unchanged.", examples=[["transcription", "embedding"]]
+    )
 
     @field_validator("name")
     @classmethod
@@ -36,14 +50,14 @@ class IndexPatch(Strict):
 
 
 class IndexOut(BaseModel):
-    id: str
-    name: str
-    description: str | None
-    default_features: list[Feature]
-    is_sample: bool
-    asset_count: int
-    created_at: datetime
-    updated_at: datetime
+    id: str = Field(description="The index's id.", examples=["idx_01j9zq4m3v8c2k7r5t6w0y1x2a"])
+    name: str = Field(description=NAME, examples=["My Project"])
+    description: str | None = Field(description=DESCRIPTION)
+    default_features: list[Feature] = Field(description=DEFAULT_FEATURES, examples=[FEATURES_EXAMPLE])
+    is_sample: bool = Field(description="Whether this is an index of sample media.")
+    asset_count: int = Field(description="How many assets the index holds.")
+    created_at: datetime = Field(description="When the index was created (UTC).")
+    updated_at: datetime = Field(description="When the index last changed (UTC).")
 
     @classmethod
     def of(cls, i: Index) -> IndexOut:
@@ -51,5 +65,5 @@ class IndexOut(BaseModel):
 
 
 class IndexList(BaseModel):
-    data: list[IndexOut]
-    next_cursor: str | None
+    data: list[IndexOut] = Field(description="A page of indexes.")
+    next_cursor: str | None = Field(description=NEXT_CURSOR)
