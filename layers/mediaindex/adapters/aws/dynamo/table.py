@@ -33,6 +33,7 @@ class Listing(NamedTuple):
 
 
 MAX_ATTEMPTS = 8  # optimistic attempts of a read/apply/conditional-write before a ConflictError
+TX_CONFLICT_ATTEMPTS = 12  # a transaction cancelled only by conflicts with others in flight
 _CONDITION_FAILED = "ConditionalCheckFailedException"
 _TX_CANCELLED = "TransactionCanceledException"
 _BATCH = 25  # BatchWriteItem's limit
@@ -62,9 +63,10 @@ def version(item: Item) -> int:
 # Failures ------------------------------------------------------------------------------------------
 class ConditionFailed(ConflictError):
     """A conditional write lost: one item's condition (stale version, existing key) or, for a
-    transaction, any of them (`failed[i]`: the i-th item failed its condition or lost a race with
-    another transaction, which a retry resolves the same way). Repositories turn it into the
-    contract's ConflictError or NotFoundError; `retrying` repeats the attempt instead."""
+    transaction, any of them (`failed[i]`: the i-th item failed its condition). Repositories turn
+    it into the contract's ConflictError or NotFoundError; `retrying` repeats the attempt instead.
+    A transaction that only collided with another one in flight (TransactionConflict) is not a
+    failed condition: `Table.transact` retries it and never raises this for it."""
 
     def __init__(self, failed: list[bool]) -> None:
         super().__init__("a conditional write failed", code="version_conflict")
@@ -78,9 +80,8 @@ def _error_code(e: ClientError) -> str:
     return str(e.response.get("Error", {}).get("Code", ""))
 
 
-def _cancelled_items(e: ClientError) -> list[bool]:
-    reasons = e.response.get("CancellationReasons") or []
-    return [r.get("Code") in ("ConditionalCheckFailed", "TransactionConflict") for r in reasons]
+def _cancellation_codes(e: ClientError) -> list[str]:
+    return [str(r.get("Code") or "None") for r in e.response.get("CancellationReasons") or []]
 
 
 def cursor_invalid() -> ValidationError:
@@ -181,13 +182,24 @@ class Table:
 
     # Transactions -------------------------------------------------------------------------------
     def transact(self, items: list[Item]) -> None:
-        """TransactWriteItems; ConditionFailed (with which items failed) when it is cancelled."""
-        try:
-            self._c.transact_write_items(TransactItems=items)
-        except ClientError as e:
-            if _error_code(e) == _TX_CANCELLED:
-                raise ConditionFailed(_cancelled_items(e)) from e
-            raise
+        """TransactWriteItems; ConditionFailed (with which items failed their condition) when it is
+        cancelled for a condition. A cancellation for a conflict with another transaction on one of
+        the items (a hot counter such as an index's asset_count), with no failed condition, wrote
+        nothing: it is retried with jittered backoff, then ConflictError(`write_contention`)."""
+        for attempt in range(TX_CONFLICT_ATTEMPTS):
+            try:
+                self._c.transact_write_items(TransactItems=items)
+                return
+            except ClientError as e:
+                if _error_code(e) != _TX_CANCELLED:
+                    raise
+                codes = _cancellation_codes(e)
+                if "ConditionalCheckFailed" in codes or "TransactionConflict" not in codes:
+                    raise ConditionFailed([c == "ConditionalCheckFailed" for c in codes]) from e
+            backoff(attempt)
+        raise ConflictError(
+            "the write kept colliding with others on the same items; retry", code="write_contention"
+        )
 
     def tx_put(self, item: Item, condition: str | None = None, values: Item | None = None) -> Item:
         return {"Put": self._with_condition({"Item": item}, condition, values)}

@@ -10,6 +10,7 @@ const SENTENCES = {
   internal_error: "Something went wrong on the server. Try again; if it keeps happening, check the server log.",
   service_unavailable: "A service the server needs is not available right now. Try again shortly.",
   service_busy: "The server is busy. Try again in a moment.",
+  write_contention: "Many changes are arriving at once. Try again in a moment.",
   encoder_unavailable: "Search is warming up and could not answer. Try again in a moment.",
   request_timeout: "The request took too long to arrive. Check your connection and try again.",
   payload_too_large: "That request is too large.",
