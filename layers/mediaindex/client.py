@@ -17,11 +17,15 @@ Progress = Callable[[int, int], None]
 
 
 class ApiError(Exception):
+    """An error answer: the HTTP status and the API's error `code` and `message` (docs/api.md)."""
+
     def __init__(self, status: int, body: Any) -> None:
         err = body.get("error", {}) if isinstance(body, dict) else {}
-        super().__init__(f"HTTP {status} {err.get('code', '')}: {err.get('message', body)}")
+        err = err if isinstance(err, dict) else {}
         self.status = status
-        self.code = err.get("code")
+        self.code: str | None = err.get("code")
+        self.message = str(err.get("message") or body or f"HTTP {status}")
+        super().__init__(f"HTTP {status} {self.code or ''}: {self.message}")
 
 
 class Client:
@@ -38,7 +42,7 @@ class Client:
     def request(self, method: str, path: str, **kw: Any) -> Any:
         resp = self._http.request(method, path, **kw)
         body = (
-            resp.json() if resp.headers.get("content-type", "").startswith("application/json") else resp.text
+            _json(resp) if resp.headers.get("content-type", "").startswith("application/json") else resp.text
         )
         if resp.status_code >= 400:
             raise ApiError(resp.status_code, body)
@@ -57,8 +61,48 @@ class Client:
             if not cursor:
                 break
         if not create:
-            raise ApiError(404, {"error": {"code": "index_not_found", "message": name}})
+            raise ApiError(404, {"error": {"code": "index_not_found", "message": f"no index named {name!r}"}})
         return dict(self.request("POST", "/v1/indexes", json={"name": name}))
+
+    def find_index(self, name_or_id: str) -> dict[str, Any]:
+        """The index with this id (`idx_...`) or, failing that, this name; ApiError 404 when none."""
+        if name_or_id.startswith("idx_"):
+            try:
+                return dict(self.request("GET", f"/v1/indexes/{name_or_id}"))
+            except ApiError as e:
+                if e.status != 404:
+                    raise
+        return self.index_by_name(name_or_id, create=False)
+
+    def list_assets(self, index_id: str) -> list[dict[str, Any]]:
+        """Every asset of an index, all pages."""
+        found: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            params: dict[str, Any] = {"index_id": index_id, "limit": 100}
+            if cursor:
+                params["cursor"] = cursor
+            page = self.request("GET", "/v1/assets", params=params)
+            found += page["data"]
+            cursor = page["next_cursor"]
+            if not cursor:
+                return found
+
+    def get_assets(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The assets with these ids by id (batch-get, 100 a call); ids that are gone are left out."""
+        found: dict[str, dict[str, Any]] = {}
+        for i in range(0, len(ids), 100):
+            page = self.request("POST", "/v1/assets/batch-get", json={"ids": ids[i : i + 100]})
+            found.update({a["id"]: a for a in page["data"]})
+        return found
+
+    def search(self, index_id: str, query: str, *, limit: int = 10) -> list[dict[str, Any]]:
+        """A text search; each hit gains `asset_name` (None for an asset deleted meanwhile)."""
+        hits = self.request(
+            "POST", "/v1/search", json={"index_id": index_id, "query_text": query, "limit": limit}
+        )["data"]
+        names = {i: a["name"] for i, a in self.get_assets(sorted({h["asset_id"] for h in hits})).items()}
+        return [{**h, "asset_name": names.get(h["asset_id"])} for h in hits]
 
     def upload(
         self,
