@@ -231,10 +231,10 @@ def test_transcription_step_hears_the_words_at_the_right_time(
     _, transcript = transcribed
     # Then the stored transcript has the spoken words, in English
     text = re.sub(r"[^a-z ]", "", transcript.text.lower())
-    # (tiny.en hears espeak's last word as "nog" sometimes: the distinctive words must all be there)
+    # (a small Whisper hears espeak's last word as "nog" sometimes: the distinctive words must be there)
     assert {"quick", "brown", "fox", "lazy"} <= set(text.split()), text
     assert transcript.language == "en"
-    assert transcript.model_id == "faster-whisper/tiny.en"
+    assert transcript.model_id == "faster-whisper/base"  # the default model (settings.whisper_model)
     # And the first word starts within half a second of 1.0 s
     first = transcript.segments[0].words[0]
     assert abs(first.start - 1.0) <= 0.5, first

@@ -40,8 +40,13 @@ def test_a_missing_text_model_package_is_named(tmp_path: Path, monkeypatch: pyte
     )
 
 
-def test_with_the_encoder_lambda_the_function_answers_for_its_models(tmp_path: Path) -> None:
-    aws = Settings(data_dir=tmp_path, runtime="aws", query_encoder_function="mediaindex-encoder")
-    assert unavailable_search_options(aws) == {}
+def test_with_the_encoder_lambda_the_stack_says_whether_it_carries_clip(tmp_path: Path) -> None:
+    fn = "mediaindex-encoder"
+    with_clip = Settings(data_dir=tmp_path, runtime="aws", query_encoder_function=fn, encoder_visual=True)
+    assert unavailable_search_options(with_clip) == {}
+    without = Settings(data_dir=tmp_path, runtime="aws", query_encoder_function=fn)
+    assert unavailable_search_options(without) == {
+        "visual": "the query encoder has no CLIP model (deploy with the `clip` context set)"
+    }
     # Without one, the AWS runtime embeds in process, with the models its own settings name
     assert set(unavailable_search_options(Settings(data_dir=tmp_path, runtime="aws"))) == {"visual"}

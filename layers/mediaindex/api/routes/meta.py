@@ -38,9 +38,11 @@ def usage(services: ServicesDep, tenant_id: TenantId) -> Usage:
 
 def unavailable_search_options(settings: Settings) -> dict[str, str]:
     """`search_options` that cannot work here, each with why. With the encoder Lambda (AWS) the
-    query models are that function's, set by its own environment: this process cannot see them."""
+    query models are that function's: the stack tells this one whether it carries CLIP."""
     if settings.runtime == "aws" and settings.query_encoder_function:
-        return {}
+        if settings.encoder_visual:
+            return {}
+        return {"visual": "the query encoder has no CLIP model (deploy with the `clip` context set)"}
     return unavailable_modalities(settings)
 
 
