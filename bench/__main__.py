@@ -16,6 +16,7 @@ DEFAULT = [
     "search_bench",
     "pipeline_bench",
     "relevance_bench",
+    "aws_budget",
 ]
 
 
