@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+
 from mediaindex.ml.registry import ModelRegistry
 from mediaindex.pipeline.steps import get_step
 from mediaindex.ports.blobs import BlobStore
 from mediaindex.ports.search import SearchIndex
 from mediaindex.ports.stores import MetadataStores
+from mediaindex.ports.webhooks import EventSink
 from mediaindex.services.pipeline import PipelineRunner
 from mediaindex.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def build_runner(
@@ -17,6 +23,7 @@ def build_runner(
     blobs: BlobStore,
     search_index: SearchIndex,
     models: ModelRegistry,
+    events: EventSink | None = None,
 ) -> PipelineRunner:
     return PipelineRunner(
         assets=stores.assets,
@@ -27,4 +34,26 @@ def build_runner(
         models=models,
         settings=settings,
         step_loader=get_step,
+        events=events,
     )
+
+
+def preload_models(models: ModelRegistry) -> threading.Thread:
+    """Loads the pipeline's models on a daemon thread, in the order a new asset needs them, so the
+    first asset after a start does not wait for them (the text encoder alone takes seconds). A
+    model that fails to load is only logged here: the step that needs it fails on its asset."""
+
+    def load() -> None:
+        for name, get in (
+            ("transcriber", models.transcriber),
+            ("text_encoder", models.text_encoder),
+            ("clip", models.clip),
+        ):
+            try:
+                get()
+            except Exception:
+                log.warning("preloading a model failed", extra={"model": name}, exc_info=True)
+
+    thread = threading.Thread(target=load, name="mi-model-preload", daemon=True)
+    thread.start()
+    return thread

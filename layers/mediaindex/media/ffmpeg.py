@@ -319,6 +319,12 @@ def _options() -> frozenset[str]:
     return frozenset(line.split()[0] for line in _text(proc.stdout).splitlines() if line.startswith("-"))
 
 
+def fps_mode_args(mode: str) -> list[str]:
+    """How output frames are timed (`cfr`, `vfr`, `passthrough`): `-fps_mode` (ffmpeg 5.1+),
+    `-vsync` before that."""
+    return ["-fps_mode", mode] if "-fps_mode" in _options() else ["-vsync", mode]
+
+
 def cfr_args() -> list[str]:
-    """Constant frame rate output: `-fps_mode cfr` (ffmpeg 5.1+), `-vsync cfr` before that."""
-    return ["-fps_mode", "cfr"] if "-fps_mode" in _options() else ["-vsync", "cfr"]
+    """Constant frame rate output."""
+    return fps_mode_args("cfr")

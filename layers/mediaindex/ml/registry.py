@@ -4,6 +4,7 @@ injected ready-made for tests."""
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -104,4 +105,13 @@ def build_transcriber(s: Settings) -> Transcriber:
         device=s.whisper_device,
         compute_type=s.whisper_compute_type,
         language=None if language == "auto" else language,
+        cpu_threads=_cpu_threads(s),
     )
+
+
+def _cpu_threads(s: Settings) -> int:
+    """On CPU, the cores shared out between the workers that run steps side by side (transcription
+    beside a proxy's ffmpeg); 0 (the library's default) on a GPU."""
+    if s.whisper_device != "cpu":
+        return 0
+    return max(1, (os.cpu_count() or 1) // s.workers)

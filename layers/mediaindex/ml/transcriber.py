@@ -40,6 +40,7 @@ class Transcriber(InferenceModel[Any]):
         compute_type: str = "int8",
         expected_sha256: str | None = None,
         language: str | None = None,
+        cpu_threads: int = 0,
         session: Any | None = None,
     ) -> None:
         super().__init__(model_path, model_id=model_id, session=session)
@@ -48,6 +49,9 @@ class Transcriber(InferenceModel[Any]):
         self.expected_sha256 = expected_sha256
         # None: a multilingual model detects the language from the first 30 s; an English-only one says "en".
         self.language = language
+        # 0: CTranslate2's default (every core). Beside other workers' ffmpeg, fewer threads do the
+        # same work with less contention (measured: 4.1 -> 3.7 CPU-s per minute of speech).
+        self.cpu_threads = cpu_threads
         self._batched: Any | None = None
 
     def _load(self) -> Any:
@@ -56,7 +60,12 @@ class Transcriber(InferenceModel[Any]):
             verify_model(self.model_path, self.expected_sha256)
         from faster_whisper import WhisperModel
 
-        return WhisperModel(str(self.model_path), device=self.device, compute_type=self.compute_type)
+        return WhisperModel(
+            str(self.model_path),
+            device=self.device,
+            compute_type=self.compute_type,
+            cpu_threads=self.cpu_threads,
+        )
 
     def _prepare(self, session: Any) -> None:
         if self.device == "cuda":

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 
 from mediaindex.adapters.local.sqlite.database import Database
 from mediaindex.domain.ids import new_id
-from mediaindex.pipeline.spec import STEP_BY_NAME, StepSpec
+from mediaindex.pipeline.spec import STEP_BY_NAME, STEPS, StepSpec
 
 TERMINAL = ("done", "failed", "cancelled")
 # A job with its task's tenant (kept on the plan), as Job's fields are ordered.
@@ -25,6 +25,28 @@ _SELECT_JOBS = (
     "SELECT jobs.id, task_plans.tenant_id, jobs.task_id, jobs.step, jobs.attempts, jobs.max_attempts,"
     " jobs.timeout_s FROM jobs JOIN task_plans ON task_plans.task_id = jobs.task_id"
 )
+
+
+def _after(name: str) -> int:
+    """How many steps wait, one after another, on step `name`."""
+    return max((1 + _after(s.name) for s in STEPS if name in s.needs), default=0)
+
+
+def _before(name: str) -> int:
+    """How many steps `name` waits on, one after another."""
+    return max((1 + _before(n) for n in STEP_BY_NAME[name].needs), default=0)
+
+
+# Jobs are claimed task by task (oldest plan first) and, within a task, the critical path first: the
+# steps on the longest chain (fetch, probe, transcription, embedding) before the leaves beside it
+# (proxy, preview), then in the registry's order, never by the random suffix of the job id.
+STEP_RANK = {
+    s.name: rank
+    for rank, s in enumerate(
+        sorted(STEPS, key=lambda s: (-(_before(s.name) + _after(s.name)), STEPS.index(s)))
+    )
+}
+_BY_PRIORITY = "CASE jobs.step " + " ".join(f"WHEN '{n}' THEN {r}" for n, r in STEP_RANK.items()) + " END"
 
 
 def _job(row: tuple[object, ...]) -> Job:
@@ -128,7 +150,8 @@ class JobQueue:
             return None
         with self._db.transaction() as tx:
             row = tx.execute(
-                _SELECT_JOBS + " WHERE state = 'queued' AND run_after <= ? ORDER BY run_after, id LIMIT 1",
+                _SELECT_JOBS + " WHERE state = 'queued' AND run_after <= ?"
+                f" ORDER BY task_plans.created_at, {_BY_PRIORITY}, jobs.id LIMIT 1",
                 (now,),
             ).fetchone()
             if row is None:

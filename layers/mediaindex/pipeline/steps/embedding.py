@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +33,7 @@ from mediaindex.domain.models import (
     Segment,
 )
 from mediaindex.domain.transcripts import Transcript
-from mediaindex.media import ffmpeg
+from mediaindex.media import ffmpeg, shots
 from mediaindex.media.probe import media_duration
 from mediaindex.pipeline.context import StepContext, StepResult
 from mediaindex.pipeline.sentences import sentences
@@ -43,9 +42,7 @@ from mediaindex.ports.search import SearchDoc
 
 MAX_SEGMENT_S = 10.0
 MIN_SHOT_S = 0.5  # cuts closer than this to another boundary are flashes, not shots
-SCENE_THRESHOLD = 0.3
-KEYFRAME_MAX_WIDTH = 640
-_PTS_TIME = re.compile(r"pts_time:\s*([0-9]+(?:\.[0-9]+)?)")
+SCENE_THRESHOLD = shots.SCENE_THRESHOLD
 
 
 @dataclass
@@ -65,24 +62,9 @@ def detect_cuts(
     timeout_s: float = 1800,
     max_duration_s: float | None = None,
 ) -> list[float] | None:
-    """Times of hard cuts, or None when scene detection could not run. Frames are scaled down first:
-    the scene score only needs coarse content and decoding dominates anyway. The score is taken in
-    RGB: on YUV input ffmpeg scores luma alone and misses cuts between colours of equal brightness."""
-    vf = f"scale=160:-2,format=rgb24,select='gt(scene,{threshold})',showinfo"
-    args = ["-i", str(path), "-an", "-sn", "-vf", vf, "-f", "null", "-"]
-    # Decodes the whole video: capped at the media limit (MediaError `media_too_large` past it).
-    out = ffmpeg.run_ffmpeg(
-        args, timeout_s=timeout_s, loglevel="info", check=False, max_duration_s=max_duration_s
-    )
-    if out.returncode != 0:
-        return None
-    return [
-        float(m.group(1))
-        for line in out.stderr.splitlines()
-        if "Parsed_showinfo" in line
-        for m in [_PTS_TIME.search(line)]
-        if m
-    ]
+    """Times of hard cuts, or None when scene detection could not run (a decode of its own; the
+    step takes them from the one-pass scan that also keeps the keyframes)."""
+    return shots.detect_cuts(path, threshold=threshold, timeout_s=timeout_s, max_duration_s=max_duration_s)
 
 
 def plan_segments(
@@ -105,9 +87,11 @@ def plan_segments(
 
 
 def extract_keyframe(src: Path, at_s: float, dest: Path, timeout_s: float = 120) -> bool:
-    vf = f"scale='min({KEYFRAME_MAX_WIDTH},iw)':-2"
+    """One frame at `at_s` by a seek of its own: for images, and for a video whose one-pass scan
+    kept no candidate."""
     for t in (at_s, 0.0):  # seeking near the end of a stream can find no frame; the start always has one
-        args = ["-ss", f"{t:.3f}", "-i", str(src), "-frames:v", "1", "-vf", vf, "-q:v", "3", str(dest)]
+        args = ["-ss", f"{t:.3f}", "-i", str(src), "-frames:v", "1", "-vf", shots.keyframe_scale()]
+        args += ["-q:v", "3", str(dest)]
         ok = ffmpeg.run_ffmpeg(args, timeout_s=timeout_s, check=False).returncode == 0
         if ok and dest.is_file() and dest.stat().st_size > 0:
             return True
@@ -131,31 +115,46 @@ def _media_type(asset: Asset) -> MediaType:
 
 
 def _visual_segments(ctx: StepContext, media_type: MediaType, src: Path) -> list[_Seg]:
+    """Segments at the shot changes, each holding the keyframe candidate nearest its middle: cuts
+    and candidates come from one decode (`shots.scan`)."""
     timeout = ctx.settings.job_timeout_s
     if media_type == MediaType.IMAGE:
         return [_Seg(0.0, 0.0, "image")]
     if media_type == MediaType.AUDIO:
         return []
     duration = ctx.asset.duration_s or media_duration(src)
-    cuts = detect_cuts(src, timeout_s=timeout, max_duration_s=ctx.settings.max_duration_s)
-    kind = "shot" if cuts is not None else "window"
-    return [_Seg(s, e, kind) for s, e in plan_segments(cuts or [], duration)]
+    found = shots.scan(
+        src,
+        ctx.workdir / "candidates",
+        duration_s=duration,
+        timeout_s=timeout,
+        max_duration_s=ctx.settings.max_duration_s,
+    )
+    kind = "shot" if found.cuts is not None else "window"
+    segs = [_Seg(s, e, kind) for s, e in plan_segments(found.cuts or [], duration)]
+    for seg in segs:
+        if (pick := shots.nearest(found.candidates, seg.start, seg.end)) is not None:
+            seg.keyframe = pick.path
+    return segs
 
 
 def _store_keyframes(
     ctx: StepContext, segs: list[_Seg], src: Path, media_type: MediaType
 ) -> list[Derivative]:
+    """Stores each segment's keyframe: the scan's candidate, else one frame seeked for it."""
     asset = ctx.asset
     ctx.blobs.delete_prefix(derived_key(asset.tenant_id, asset.id, "keyframes/"))  # a re-run leaves one set
     derivatives: list[Derivative] = []
     for i, seg in enumerate(segs):
-        dest = ctx.workdir / f"keyframe-{i:05d}.jpg"
-        at = 0.0 if media_type == MediaType.IMAGE else (seg.start + seg.end) / 2
-        if not extract_keyframe(src, at, dest):
-            continue
+        frame = seg.keyframe
+        if frame is None:
+            frame = ctx.workdir / f"keyframe-{i:05d}.jpg"
+            at = 0.0 if media_type == MediaType.IMAGE else (seg.start + seg.end) / 2
+            if not extract_keyframe(src, at, frame):
+                continue
         key = derived_key(asset.tenant_id, asset.id, f"keyframes/{i:05d}.jpg")
-        info = ctx.blobs.put_file(key, dest, "image/jpeg")
-        seg.keyframe, seg.keyframe_key = dest, key
+        info = ctx.blobs.put_file(key, frame, "image/jpeg")
+        seg.keyframe, seg.keyframe_key = frame, key
         derivatives.append(
             Derivative(
                 asset_id=asset.id,

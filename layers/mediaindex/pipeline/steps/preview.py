@@ -80,7 +80,8 @@ def _video_plan(src: Path, out: Path, pf: ProbeFacts) -> PreviewPlan:
     graph = ";".join(
         [
             "[0:V:0]split=3[p][t][s]",
-            f"[p]select='gte(t\\,{poster_at:.3f})',scale={pw}:{ph},setsar=1[poster]",
+            # One frame through the scaler: without the trim every frame after the poster's is converted.
+            f"[p]select='gte(t\\,{poster_at:.3f})',trim=end_frame=1,scale={pw}:{ph},setsar=1[poster]",
             f"[t]fps=fps={n_thumbs}/{duration:.3f}:start_time={duration / (2 * n_thumbs):.3f},"
             f"scale={tw}:{th},setsar=1[thumbs]",
             f"[s]fps=fps=1/{interval:g}:start_time={interval / 2:g},"
