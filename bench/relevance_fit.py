@@ -1,14 +1,17 @@
 """Fits the transcription calibration of mediaindex.services.search_fusion on the relevance bench's
-dev split, from a raw run saved by `python -m bench.relevance.runner RAW.json`:
+dev split, from raw runs saved by `python -m bench.relevance.runner RAW.json` (one per Whisper model,
+say, pooled so the constants do not depend on one recogniser's mistakes):
 
-    python -m bench.relevance_fit RAW.json
+    python -m bench.relevance_fit RAW.json [RAW2.json ...]
 
 For each weight of lexical coverage it ranks every query's candidates (the BM25 and k-NN lists the
 service saw) by `cos + w_lex * lex**2` and counts top-1 asset hits and sentence midpoints inside the top
 hit; of the weights with the best dev count, the middle one wins (the centre of the flat optimum:
 the least sensitive to the set). The centre is the cut on the top hit's value
-that best separates real queries from off-corpus ones on dev (maximising the smaller of "kept" and
-"dropped"); the spread puts the median real query's top hit at p = 0.9. It prints the constants and
+that drops the most off-corpus queries while still keeping KEEP_TARGET of the real ones on dev
+(missing a real answer is the costlier mistake for a search product, and a dev set holds few
+off-corpus queries, so their count alone would overfit the cut); the spread puts the median real
+query's top hit at p = 0.9. It prints the constants and
 how they do on the test split, which played no part in choosing them."""
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).res
 
 from mediaindex.domain.text_terms import coverage, query_terms  # noqa: E402
 
+KEEP_TARGET = 0.95
 WEIGHTS = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
 Candidate = tuple[dict[str, Any], float, float]  # hit, cos, lex
 
@@ -70,22 +74,23 @@ def ranking_score(queries: list[dict[str, Any]], w_lex: float) -> tuple[int, int
 
 
 def best_cut(real: list[float], off: list[float]) -> tuple[float, float, float]:
-    values = sorted(set(real + off))
-    best = (-1.0, 0.0, 0.0, 0.0)
-    for lo, hi in itertools.pairwise(values):
+    """The highest cut (midway between neighbouring values) that keeps KEEP_TARGET of `real`."""
+    best = (0.0, 1.0, 0.0)
+    for lo, hi in itertools.pairwise(sorted(set(real + off))):
         cut = (lo + hi) / 2
         keep = sum(x >= cut for x in real) / len(real)
-        drop = sum(x < cut for x in off) / len(off)
-        if min(keep, drop) > best[0]:
-            best = (min(keep, drop), cut, keep, drop)
-    return best[1], best[2], best[3]
+        if keep >= KEEP_TARGET:
+            best = (cut, keep, sum(x < cut for x in off) / len(off))
+    return best
 
 
-def main(raw_path: str) -> None:
-    data = json.loads(Path(raw_path).read_text())
-    queries = data["queries"]
-    for q in queries:
-        q["_cands"] = candidates(q)
+def main(raw_paths: list[str]) -> None:
+    queries = []
+    for run, path in enumerate(raw_paths):
+        for q in json.loads(Path(path).read_text())["queries"]:
+            q["id"] = f"{run}:{q['id']}"
+            q["_cands"] = candidates(q)
+            queries.append(q)
     dev = [q for q in queries if q["split"] == "dev"]
     test = [q for q in queries if q["split"] == "test"]
     scored = [(ranking_score(dev, w), w) for w in WEIGHTS]
@@ -112,4 +117,4 @@ def main(raw_path: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1:])

@@ -159,7 +159,7 @@ class SearchResultSegment(BaseModel):
             "modalities that found it. 0.5 is the line between an answer and a near miss."
         )
     )
-    scores: ModalityScores
+    scores: ModalityScores = Field(description="Each searched modality's own confidence for the hit.")
     text: str | None = Field(None, description="The words spoken in the segment, when it is speech.")
     thumbnail_url: str | None = Field(
         None, description="A signed URL of a picture of the moment (the keyframe of its shot)."

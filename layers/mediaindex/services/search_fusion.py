@@ -54,15 +54,16 @@ class Calibration:
 
 
 # (query kind, modality) -> calibration. The transcription one is fitted by bench/relevance_fit.py
-# on the dev split of the relevance bench (MiniLM sentence vectors against Whisper sentences): the
+# on the dev split of the relevance bench, run with Whisper tiny.en and base (MiniLM sentence
+# vectors against the sentences each recogniser heard): the
 # lexical weight is the middle of the weights that rank best (a phrase said verbatim wins over a
-# vaguely similar sentence; a stray shared word changes nothing), the centre the cut that best
-# separates real queries from queries about nothing in the corpus. The visual ones follow CLIP
-# ViT-B/32's published similarity ranges (no CLIP weights ship in a package, so they are not
+# vaguely similar sentence; a stray shared word changes nothing), the centre the highest cut that
+# still keeps 95% of real queries (dropping most queries about nothing in the corpus). The visual
+# ones follow CLIP ViT-B/32's published similarity ranges (no CLIP weights ship in a package, so they are not
 # measured here): text-to-image cosines of ~0.25 and up for a matching picture, image-to-image
 # ~0.85 and up for the same scene.
 CALIBRATIONS: dict[tuple[str, str], Calibration] = {
-    (TEXT_QUERY, "transcription"): Calibration(w_cos=1.0, w_lex=0.4, centre=0.31, spread=0.115),
+    (TEXT_QUERY, "transcription"): Calibration(w_cos=1.0, w_lex=0.4, centre=0.335, spread=0.104),
     (TEXT_QUERY, "visual"): Calibration(w_cos=1.0, w_lex=0.0, centre=0.24, spread=0.02),
     (IMAGE_QUERY, "visual"): Calibration(w_cos=1.0, w_lex=0.0, centre=0.80, spread=0.04),
 }
