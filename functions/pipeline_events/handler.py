@@ -4,7 +4,9 @@
   a Catch: the step serving that feature failed for good (after its retries); only that feature fails.
 - `{"action": "task_finished", "tenant_id", "task_id"}` at the end of every execution.
 
-The runner (services.pipeline.PipelineRunner) does the work; this module only reads the payload."""
+The runner (services.pipeline.PipelineRunner) does the work, reporting each settled task to the
+webhooks (bootstrap.aws.build_aws_runner wires its event sink: a delivery per subscribed webhook
+and a message on the delivery queue); this module only reads the payload."""
 
 from __future__ import annotations
 

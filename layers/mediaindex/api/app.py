@@ -14,8 +14,18 @@ from fastapi.staticfiles import StaticFiles
 from mediaindex import __version__
 from mediaindex.api import errors, openapi_doc
 from mediaindex.api.middleware import BodyGuard, RequestContext
-from mediaindex.api.ratelimit import RateLimiter
-from mediaindex.api.routes import assets, docs, indexes, meta, playground, search, tasks
+from mediaindex.api.routes import (
+    assets,
+    docs,
+    indexes,
+    keys,
+    meta,
+    playground,
+    quotas,
+    search,
+    tasks,
+    webhooks,
+)
 from mediaindex.api.trailing_slash import StripTrailingSlash
 from mediaindex.services.bundle import Services
 
@@ -92,7 +102,6 @@ def create_app(
     )
     app.state.services = services
     openapi_doc.install(app)
-    app.state.rate_limiter = RateLimiter(services.settings.rate_limit_per_minute)
     errors.install(app)
 
     # The last added runs first: CORS, then the request id, then the body guard.
@@ -113,7 +122,7 @@ def create_app(
         )
     app.add_middleware(StripTrailingSlash)  # first of all, so every layer sees one spelling
 
-    for module in (meta, indexes, assets, tasks, search):
+    for module in (meta, indexes, assets, tasks, search, keys, quotas, webhooks):
         app.include_router(module.router)
     for router in routers:
         app.include_router(router, include_in_schema=False)

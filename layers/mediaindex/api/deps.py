@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from mediaindex.api.middleware import presented_key
+from mediaindex.domain.keys import check_scope
 from mediaindex.domain.search import MAX_ID_LEN
 from mediaindex.services.bundle import Services
 from mediaindex.services.idempotency import request_fingerprint
@@ -53,11 +54,24 @@ def authenticate(
     if key is None:
         key = services.keys.authenticate(presented_key(request.headers.get("authorization"), x_api_key))
     request.state.key_id = key.id
-    request.app.state.rate_limiter.check(key.id)
+    # The route's own path (`/v1/keys/{key_id}`), whatever prefix a gateway put before it.
+    route = request.scope.get("route")
+    path = str(getattr(route, "path", request.url.path))
+    check_scope(key.scope, request.method, path)
+    services.quotas.admit(key.tenant_id, request.method, path)
     return key.tenant_id
 
 
 TenantId = Annotated[str, Depends(authenticate)]
+
+
+def caller_key_id(request: Request, tenant_id: TenantId) -> str:
+    """The id of the key the request was authenticated with."""
+    key_id: str = request.state.key_id
+    return key_id
+
+
+CallerKeyId = Annotated[str, Depends(caller_key_id)]
 Limit = Annotated[int, Query(ge=1, le=100, description="Page size, 1 to 100.")]
 # Ids are short: a longer one cannot exist, and would only reach the store (DynamoDB refuses keys
 # over 1-2 KB with a ValidationException, a 500).

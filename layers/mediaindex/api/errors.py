@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mediaindex.domain.errors import (
     ConflictError,
+    ForbiddenError,
     MediaindexError,
     NotFoundError,
     PayloadTooLargeError,
@@ -31,6 +32,7 @@ STATUS: dict[type[MediaindexError], int] = {
     ValidationError: 400,
     UnauthorizedError: 401,
     SignatureError: 403,
+    ForbiddenError: 403,
     NotFoundError: 404,
     ConflictError: 409,
     PayloadTooLargeError: 413,

@@ -27,6 +27,12 @@ ERRORS: dict[str, tuple[str, str, str]] = {
         "unauthorized",
         "missing API key: send Authorization: Bearer <key> or x-api-key",
     ),
+    "403": (
+        "The key is valid but may not do this: its scope (`scope_insufficient`) or a quota "
+        "(`quota_exceeded`, `field` names it)",
+        "scope_insufficient",
+        "this API key's scope (read_only) does not allow POST /v1/assets",
+    ),
     "404": (
         "Not found (or another tenant's)",
         "asset_not_found",
@@ -91,7 +97,7 @@ def _document_operation(op: dict[str, Any]) -> None:
     if op.get("requestBody"):
         statuses.add("413")
     if op.get("security"):
-        statuses |= {"401", "429"}
+        statuses |= {"401", "403", "429"}
     for status in statuses:
         responses.setdefault(status, {})
     # Every failure answers ErrorBody: one description and example per status, the routes' own

@@ -16,6 +16,7 @@ privilege."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import os
@@ -34,10 +35,12 @@ from mediaindex.adapters.aws.s3_blobs import S3BlobStore
 from mediaindex.adapters.aws.stepfunctions import StepFunctionsOrchestrator
 from mediaindex.bootstrap.compose import compose_services, inline_background
 from mediaindex.bootstrap.runtime import Runtime
+from mediaindex.bootstrap.webhooks import build_aws_webhooks
 from mediaindex.ports.orchestrator import Orchestrator
 from mediaindex.ports.query_encoder import QueryEncoder
 from mediaindex.ports.search import SearchIndex
 from mediaindex.ports.stores import MetadataStores
+from mediaindex.ports.webhooks import EventSink
 from mediaindex.services.indexes import IndexService
 from mediaindex.services.ingest import IngestService
 from mediaindex.services.keys import KeyService
@@ -58,10 +61,15 @@ def build_aws(settings: Settings, *, clients: AwsClients | None = None) -> Runti
     # S3 serves only some requests, so its client waits for one.
     blobs = S3BlobStore(settings.bucket_name, clients.lazy("s3"))
     search_index, close_search = _search_index(settings)
+    webhooks = build_aws_webhooks(settings, clients)
     if settings.state_machine_arn:
         runtime = _deployed(settings, clients, stores, blobs, search_index)
     else:
-        runtime = _in_process(settings, clients, stores, blobs, search_index)
+        runtime = _in_process(
+            settings, clients, stores, blobs, search_index, webhooks.notifier if webhooks else None
+        )
+    runtime.webhooks = webhooks
+    runtime.services = dataclasses.replace(runtime.services, webhooks=webhooks.service if webhooks else None)
     if close_search is not None:
         runtime.closers.insert(0, close_search)  # closed last: the pool stops before it
     if settings.bootstrap_key_secret_arn:
@@ -111,7 +119,12 @@ def _deployed(
 
 
 def _in_process(
-    settings: Settings, clients: AwsClients, stores: MetadataStores, blobs: S3BlobStore, index: SearchIndex
+    settings: Settings,
+    clients: AwsClients,
+    stores: MetadataStores,
+    blobs: S3BlobStore,
+    index: SearchIndex,
+    events: EventSink | None,
 ) -> Runtime:
     """No state machine: the local executor runs the pipeline over the AWS adapters, in this process.
     Workers start only when `settings.start_workers` is true (tests drive `pool.run_until_idle()`)."""
@@ -132,6 +145,7 @@ def _in_process(
         search_index=index,
         background=inline_background,
         start_workers=settings.start_workers,
+        events=events,
     )
     runtime.aws_clients = clients
     runtime.upload_watcher = _upload_queue_watcher(settings, clients, runtime.services.ingest, blobs)
@@ -222,7 +236,10 @@ def build_aws_runner(settings: Settings, *, clients: AwsClients | None = None) -
     stores = open_stores(settings.table_name, clients.dynamodb)
     blobs = S3BlobStore(settings.bucket_name, clients.lazy("s3"))
     index, _ = _search_index(settings)
-    return build_runner(settings, stores, blobs, index, ModelRegistry(settings))
+    # The pipeline-events Lambda ends every task (finish_task): it reports them to the webhooks.
+    webhooks = build_aws_webhooks(settings, clients)
+    events = webhooks.notifier if webhooks else None
+    return build_runner(settings, stores, blobs, index, ModelRegistry(settings), events)
 
 
 def build_aws_ingest(

@@ -6,6 +6,7 @@ import logging
 import threading
 from collections.abc import Callable
 
+from mediaindex.domain.quotas import Quotas
 from mediaindex.net import url_guard
 from mediaindex.net.image_fetch import image_fetcher
 from mediaindex.ports.blobs import BlobStore
@@ -22,6 +23,7 @@ from mediaindex.services.idempotency import IdempotencyService
 from mediaindex.services.indexes import IndexService, InlinePurges, Purges, VisibleAssets
 from mediaindex.services.ingest import IngestService
 from mediaindex.services.keys import KeyService
+from mediaindex.services.quotas import QuotaService
 from mediaindex.services.search import SearchService
 from mediaindex.services.tasks import TaskService
 from mediaindex.services.uploads import UploadService
@@ -104,16 +106,20 @@ def compose_services(
     )
     uploads = UploadService(visible, blobs, ingest, settings)
     assets = AssetService(visible, blobs, indexes, ingest, cleanup, uploads, settings, check_url)
+    usage = UsageService(stores.assets, stores.outputs, stores.indexes, stores.tasks)
+    # The operator's default for every tenant; an admin may set its own (PUT /v1/quotas).
+    defaults = Quotas(requests_per_minute=settings.rate_limit_per_minute or None)
     return Services(
         settings=settings,
         keys=KeyService(stores.keys),
+        quotas=QuotaService(stores.keys, usage, defaults),
         indexes=indexes,
         assets=assets,
         uploads=uploads,
         outputs=AssetOutputService(assets, stores.outputs, blobs, settings),
         tasks=TaskService(visible, stores.tasks, orchestrator),
         ingest=ingest,
-        usage=UsageService(stores.assets, stores.outputs, stores.indexes),
+        usage=usage,
         idempotency=IdempotencyService(
             stores.idempotency,
             settings.idempotency_ttl_s,

@@ -17,6 +17,7 @@ from mediaindex.ports.blobs import BlobStore
 from mediaindex.ports.search import SearchIndex
 from mediaindex.ports.step_runner import StepRunner
 from mediaindex.ports.stores import MetadataStores
+from mediaindex.ports.webhooks import EventSink
 from mediaindex.settings import Settings
 
 
@@ -69,10 +70,12 @@ def in_process_runtime(
     search_index: SearchIndex,
     background: Background,
     start_workers: bool,
+    events: EventSink | None = None,
 ) -> Runtime:
-    """The runtime over these adapters; `jobs_db` (the job rows) is closed with it, after the pool."""
+    """The runtime over these adapters; `jobs_db` (the job rows) is closed with it, after the pool.
+    `events`: where the runner reports settled tasks (webhooks)."""
     models = ModelRegistry(settings)
-    runner = build_runner(settings, stores, blobs, search_index, models)
+    runner = build_runner(settings, stores, blobs, search_index, models, events)
     executor = build_executor(jobs_db, runner, settings)
     services = compose_services(
         settings,

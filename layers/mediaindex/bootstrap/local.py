@@ -7,6 +7,7 @@ The blob folder has no bucket lifecycle rules: a sweeper thread does their work 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import secrets
@@ -20,7 +21,10 @@ from mediaindex.adapters.local.sqlite import open_stores
 from mediaindex.adapters.local.sqlite.database import Database
 from mediaindex.bootstrap.compose import thread_background
 from mediaindex.bootstrap.in_process import in_process_runtime
+from mediaindex.bootstrap.pipeline import preload_models
+from mediaindex.bootstrap.reconcile import start_local_reconciler
 from mediaindex.bootstrap.runtime import Runtime
+from mediaindex.bootstrap.webhooks import build_local_webhooks
 from mediaindex.domain.blob_keys import parse_original_key
 from mediaindex.ports.blobs import BlobInfo
 from mediaindex.services.ingest import Landing
@@ -55,6 +59,7 @@ def build_local(settings: Settings, *, start_workers: bool | None = None) -> Run
         data / "blobs", settings.base_url, signing_secret(settings), max_object_bytes=settings.max_asset_bytes
     )
     search_index = EmbeddedSearchIndex(data / "search")
+    hooks = build_local_webhooks(settings, db)
     runtime = in_process_runtime(
         settings,
         jobs_db=db,
@@ -63,7 +68,10 @@ def build_local(settings: Settings, *, start_workers: bool | None = None) -> Run
         search_index=search_index,
         background=thread_background,
         start_workers=settings.start_workers if start_workers is None else start_workers,
+        events=hooks.webhooks.notifier,
     )
+    runtime.webhooks = hooks.webhooks
+    runtime.services = dataclasses.replace(runtime.services, webhooks=hooks.webhooks.service)
     runtime.closers.insert(0, search_index.close)
     ingest = runtime.services.ingest
 
@@ -82,6 +90,8 @@ def build_local(settings: Settings, *, start_workers: bool | None = None) -> Run
     # Signed PUTs land through the app itself: its blob routes tell ingest an original arrived.
     runtime.routers.append(build_local_blob_router(blobs, original_created, original_wanted))
     workers = settings.start_workers if start_workers is None else start_workers
+    if workers and runtime.runner is not None:
+        preload_models(runtime.runner.models)  # a serving process loads them before its first asset
     if workers and settings.upload_sweep_interval_s > 0:
         sweeper = Periodic(
             settings.upload_sweep_interval_s,
@@ -90,6 +100,10 @@ def build_local(settings: Settings, *, start_workers: bool | None = None) -> Run
         )
         sweeper.start()
         runtime.closers.append(sweeper.stop)  # stopped first, before the pool and the database
+    if workers:
+        hooks.loop.start()
+        runtime.closers.append(hooks.loop.stop)  # before the database closes
+        start_local_reconciler(runtime, db)  # tasks whose plan ended unsettled, or never ends
     return runtime
 
 

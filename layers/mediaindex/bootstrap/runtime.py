@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # adapters are imported by the builders only, when a runtime 
     from mediaindex.adapters.local.job_queue import JobQueue
     from mediaindex.adapters.local.worker_pool import LocalOrchestrator, WorkerPool
     from mediaindex.services.pipeline import PipelineRunner
+    from mediaindex.services.webhooks import Webhooks
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,8 @@ class Runtime:
     # aws without a state machine: uploads are learnt from the S3 -> SQS queue.
     upload_watcher: UploadQueueWatcher | None = None
     aws_clients: AwsClients | None = None
+    # Webhook subscriptions and deliveries; None on an aws runtime without a queue and a KMS key.
+    webhooks: Webhooks | None = None
     # HTTP routes of an adapter (the local blob store's signed URLs), mounted by the app.
     routers: list[APIRouter] = field(default_factory=list)
     closers: list[Callable[[], None]] = field(default_factory=list)

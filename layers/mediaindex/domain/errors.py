@@ -35,6 +35,12 @@ class SignatureError(MediaindexError):
     code = "signature_invalid"
 
 
+class ForbiddenError(MediaindexError):
+    """A valid key that may not do this (`scope_insufficient`, `quota_exceeded`)."""
+
+    code = "forbidden"
+
+
 class PayloadTooLargeError(MediaindexError):
     code = "payload_too_large"
 

@@ -7,7 +7,9 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
+
+from mediaindex.domain.keys import KeyScope
 
 
 def utcnow() -> datetime:
@@ -79,6 +81,14 @@ class ApiKey(Entity):
     prefix: str  # first characters, to tell keys apart in listings
     created_at: datetime = Field(default_factory=utcnow)
     revoked: bool = False
+    # Keys stored before scopes existed had full access: they read as admin (domain/keys.py).
+    scope: KeyScope = KeyScope.ADMIN
+    name: str | None = None
+    last4: str | None = None  # the key's last characters (none on keys made before they were kept)
+    expires_at: datetime | None = None  # a rotated key's is the end of its overlap
+    revoked_at: datetime | None = None
+    last_used_at: datetime | None = None
+    rotated_to: str | None = None  # the id of the key that replaced it
 
 
 class Index(Entity):
@@ -108,6 +118,14 @@ class FeatureState(Entity):
     error: str | None = None
     updated_at: datetime = Field(default_factory=utcnow)
     parts: dict[str, FeaturePart] | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_empty_parts(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # Rows without parts are written exactly as the previous release wrote them (rollback-safe).
+        data = handler(self)
+        if self.parts is None and isinstance(data, dict):
+            data.pop("parts", None)
+        return data
 
 
 class ErrorInfo(Entity):

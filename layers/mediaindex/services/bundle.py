@@ -10,10 +10,12 @@ from mediaindex.services.idempotency import IdempotencyService
 from mediaindex.services.indexes import IndexService
 from mediaindex.services.ingest import IngestService
 from mediaindex.services.keys import KeyService
+from mediaindex.services.quotas import QuotaService
 from mediaindex.services.search import SearchService
 from mediaindex.services.tasks import TaskService
 from mediaindex.services.uploads import UploadService
 from mediaindex.services.usage import UsageService
+from mediaindex.services.webhooks import WebhookService
 from mediaindex.settings import Settings
 
 
@@ -30,3 +32,6 @@ class Services:
     usage: UsageService
     idempotency: IdempotencyService
     search: SearchService
+    quotas: QuotaService
+    # None where the runtime has no delivery path (webhook routes answer 503 webhooks_unavailable).
+    webhooks: WebhookService | None = None

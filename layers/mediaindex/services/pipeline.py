@@ -41,6 +41,7 @@ from mediaindex.ports.outputs import OutputRepository
 from mediaindex.ports.search import SearchIndex
 from mediaindex.ports.step_runner import StepRunner
 from mediaindex.ports.tasks import TaskAssetFn, TaskRepository
+from mediaindex.ports.webhooks import EventSink, NoEvents
 from mediaindex.services import progress
 from mediaindex.settings import Settings
 
@@ -64,7 +65,9 @@ class PipelineRunner(StepRunner):
         models: ModelRegistry,
         settings: Settings,
         step_loader: Callable[[str], StepFn],
+        events: EventSink | None = None,
     ) -> None:
+        self._events = events or NoEvents()
         self._assets = assets
         self._tasks = tasks
         self._outputs = outputs
@@ -138,14 +141,15 @@ class PipelineRunner(StepRunner):
 
     def finish_task(self, tenant_id: str, task_id: str) -> None:
         """Every step has ended. Drops the original of an ingest that was asked not to keep it
-        (re-runs read the proxy instead), and settles any feature left active by a crash."""
+        (re-runs read the proxy instead), settles any feature left active by a crash, and reports
+        the settled task to the event sink (webhooks)."""
         loaded = self._load_task(tenant_id, task_id)
         if loaded is None:
             return
         task, asset = loaded
         if any(fs.state in ACTIVE_STATES for fs in task.features.values()):
             err = ErrorInfo(code="step_failed", message="the pipeline ended before this feature finished")
-            self._tasks.mutate_with_asset(
+            task, asset = self._tasks.mutate_with_asset(
                 tenant_id, task_id, lambda t, a: progress.fail_all(t, a, err, asset_error=False)
             )
         if (
@@ -155,6 +159,8 @@ class PipelineRunner(StepRunner):
             and self._proxy_key(asset)
         ):
             self._blobs.delete(asset.upload.key)
+        # Both executors end every task here (again after a retry: the sink is idempotent).
+        self._events.task_settled(task, asset)
 
     # ---- internals -----------------------------------------------------------------------------
     def _load_task(self, tenant_id: str, task_id: str) -> tuple[Task, Asset] | None:

@@ -1,18 +1,23 @@
-"""KeyRepository on SQLite: tables `tenants` and `api_keys`."""
+"""KeyRepository on SQLite: tables `tenants`, `api_keys` and `tenant_quotas`; request windows in
+memory (adapters/local/request_windows.py)."""
 
 from __future__ import annotations
 
 import sqlite3
+from datetime import datetime
 
+from mediaindex.adapters.local.request_windows import RequestWindows
 from mediaindex.adapters.local.sqlite.database import Database
 from mediaindex.domain.errors import ConflictError
 from mediaindex.domain.models import ApiKey, Tenant
-from mediaindex.ports.keys import KeyRepository
+from mediaindex.domain.quotas import Quotas
+from mediaindex.ports.keys import KeyRepository, key_document
 
 
 class SqliteKeyRepository(KeyRepository):
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._windows = RequestWindows()
 
     def create_tenant(self, tenant: Tenant) -> Tenant:
         with self._db.transaction() as tx:
@@ -40,7 +45,7 @@ class SqliteKeyRepository(KeyRepository):
                     "INSERT INTO api_keys (id, tenant_id, key_hash, doc) VALUES (?, ?, ?, ?)"
                     " ON CONFLICT (id) DO UPDATE SET tenant_id = excluded.tenant_id,"
                     " key_hash = excluded.key_hash, doc = excluded.doc",
-                    (key.id, key.tenant_id, key.key_hash, key.model_dump_json()),
+                    (key.id, key.tenant_id, key.key_hash, key_document(key)),
                 )
             except sqlite3.IntegrityError as e:  # the hash belongs to another key id
                 raise ConflictError("an API key with that hash exists", code="api_key_already_exists") from e
@@ -53,3 +58,41 @@ class SqliteKeyRepository(KeyRepository):
             .fetchone()
         )
         return ApiKey.model_validate_json(row[0]) if row else None
+
+    def list_keys(self, tenant_id: str) -> list[ApiKey]:
+        rows = (
+            self._db.connection()
+            .execute("SELECT doc FROM api_keys WHERE tenant_id = ? ORDER BY id DESC", (tenant_id,))
+            .fetchall()
+        )
+        return [ApiKey.model_validate_json(r[0]) for r in rows]
+
+    def touch_key(self, key: ApiKey, at: datetime) -> None:
+        # One field of the stored document, in place: a revocation written since it was read stays.
+        with self._db.transaction() as tx:
+            tx.execute(
+                "UPDATE api_keys SET doc = json_set(doc, '$.last_used_at', ?) WHERE id = ?",
+                (at.isoformat(), key.id),
+            )
+
+    def get_quotas(self, tenant_id: str) -> Quotas | None:
+        row = (
+            self._db.connection()
+            .execute("SELECT doc FROM tenant_quotas WHERE tenant_id = ?", (tenant_id,))
+            .fetchone()
+        )
+        return Quotas.model_validate_json(row[0]) if row else None
+
+    def put_quotas(self, tenant_id: str, quotas: Quotas) -> None:
+        with self._db.transaction() as tx:
+            tx.execute(
+                "INSERT INTO tenant_quotas (tenant_id, doc) VALUES (?, ?)"
+                " ON CONFLICT (tenant_id) DO UPDATE SET doc = excluded.doc",
+                (tenant_id, quotas.model_dump_json()),
+            )
+
+    def count_request(self, tenant_id: str, window_start: int, limit: int) -> bool:
+        return self._windows.count(tenant_id, window_start, limit)
+
+    def requests_counted(self, tenant_id: str, window_start: int) -> int:
+        return self._windows.counted(tenant_id, window_start)
