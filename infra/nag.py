@@ -22,7 +22,7 @@ def _ack(scope: IConstruct, rule: str, reason: str) -> None:
     Validations.of(scope).acknowledge(Acknowledgment(id=f"AwsSolutions-{rule}", reason=reason))
 
 
-def _ref(stack: Stack, construct: IConstruct, attribute: str = "Arn") -> str:
+def ref(stack: Stack, construct: IConstruct, attribute: str = "Arn") -> str:
     """How cdk-nag names a resource's attribute in a finding, e.g. <StorageTableB43FDCE7.Arn>."""
     element = construct.node.default_child if not isinstance(construct, CfnElement) else construct
     assert isinstance(element, CfnElement)
@@ -30,13 +30,13 @@ def _ref(stack: Stack, construct: IConstruct, attribute: str = "Arn") -> str:
 
 
 def suppress(stack: MediaIndexStack) -> None:
-    table = _ref(stack, stack.storage.table)
-    bucket = _ref(stack, stack.storage.bucket)
+    table = ref(stack, stack.storage.table)
+    bucket = ref(stack, stack.storage.bucket)
     originals = {f"IAM5[Resource::{bucket}/originals/*]": OBJECTS}
     prefix_findings = {**originals, f"IAM5[Resource::{bucket}/derived/*]": OBJECTS}
     index_finding = {f"IAM5[Resource::{table}/index/*]": TABLE_INDEXES}
     search_finding = (
-        {f"IAM5[Resource::{_ref(stack, stack.search.domain)}/*]": SEARCH}
+        {f"IAM5[Resource::{ref(stack, stack.search.domain)}/*]": SEARCH}
         if stack.search.mode == "domain"
         else {}
     )
@@ -66,7 +66,7 @@ def suppress(stack: MediaIndexStack) -> None:
     _ack(
         stack.api.handler.role,
         f"IAM5[Resource::arn:<AWS::Partition>:states:{stack.region}:{stack.account}:execution:"
-        f"{_ref(stack, stack.pipeline.state_machine, 'Name')}:*]",
+        f"{ref(stack, stack.pipeline.state_machine, 'Name')}:*]",
         "Stop executions of this deployment's one state machine (execution names are task ids).",
     )
 
@@ -76,7 +76,7 @@ def suppress(stack: MediaIndexStack) -> None:
     if stack.search.mode == "domain":
         _ack(
             stack.compute.job_roles["media"],
-            f"IAM5[Resource::{_ref(stack, stack.search.domain)}/*/_delete_by_query]",
+            f"IAM5[Resource::{ref(stack, stack.search.domain)}/*/_delete_by_query]",
             "POST _delete_by_query on this deployment's indexes: a media job removes the search documents "
             "of an asset deleted while it ran.",
         )
@@ -110,7 +110,7 @@ def suppress(stack: MediaIndexStack) -> None:
             sm_role,
             f"IAM5[Resource::arn:<AWS::Partition>:batch:{stack.region}:{stack.account}:job-definition/"
             f'{{"Fn::Select":[1,{{"Fn::Split":["/",{{"Fn::Select":[5,{{"Fn::Split":[":",{{"Ref":'
-            f'"{_ref(stack, definition)[1:-5]}"}}]}}]}}]}}]}}:*]',
+            f'"{ref(stack, definition)[1:-5]}"}}]}}]}}]}}]}}:*]',
             "Any revision of this deployment's own job definition.",
         )
 

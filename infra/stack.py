@@ -14,9 +14,11 @@ from infra.encoder import Encoder
 from infra.layer import CoreLayer
 from infra.observability import Observability
 from infra.pipeline import Pipeline
+from infra.reconcile import Reconcile
 from infra.search import BUILD_AND_WRITE, DELETE_ASSET_DOCUMENTS, SEARCH_AND_DROP, Search
 from infra.secrets import BootstrapKey
 from infra.storage import Storage
+from infra.webhooks import Webhooks
 
 
 def _flag(value: Any, default: bool) -> bool:
@@ -100,6 +102,7 @@ class MediaIndexStack(Stack):
             environment={
                 **environment,
                 names.ENV_ENCODER: self.encoder.function.function_name,
+                names.ENV_ENCODER_VISUAL: "true" if clip else "false",
                 names.ENV_BOOTSTRAP_KEY: self.bootstrap_key.secret.secret_arn,
             },
             table=self.storage.table,
@@ -134,6 +137,28 @@ class MediaIndexStack(Stack):
                 self.encoder.function,
             ],
             alarm_email=ctx(names.CTX_ALARM_EMAIL),
+        )
+        self.webhooks = Webhooks(
+            self,
+            "Webhooks",
+            layer=self.layer,
+            environment=environment,
+            table=self.storage.table,
+            api=self.api.handler,
+            pipeline_events=self.pipeline.events_fn,
+            alarm_topic=self.observability.topic,
+            retain=retain,
+        )
+        self.reconcile = Reconcile(
+            self,
+            "Reconcile",
+            layer=self.layer,
+            environment=environment,
+            table=self.storage.table,
+            bucket=self.storage.bucket,
+            pipeline=self.pipeline,
+            compute=self.compute,
+            webhooks=self.webhooks,
         )
         # What `mediaindex` commands against this deployment need (docs/deploy.md).
         for name, value in {

@@ -64,8 +64,17 @@ def test_every_zip_lambda_handler_imports_from_its_staged_folder(synth: Synth, t
         # Then it is the staged copy that loaded, and its handler is callable
         assert out.strip().startswith(str(folder)), out
         checked.append(name)
-    # The API, upload-event and pipeline-events functions are all there
-    assert len(checked) >= 3, f"only {checked} of {sorted(zipped)} were checked"
+    # Every zip function of ours is there: API, upload event, pipeline events, webhook delivery, reconcile
+    stack = synth.stack
+    ours_zipped = (
+        stack.api.handler,
+        stack.pipeline.upload_fn,
+        stack.pipeline.events_fn,
+        stack.webhooks.delivery_fn,
+        stack.reconcile.fn,
+    )
+    expected = {stack.get_logical_id(f.function.node.default_child) for f in ours_zipped}
+    assert set(checked) == expected, f"{checked} checked of {sorted(zipped)}"
 
 
 def image_copies(dockerfile: Path) -> list[tuple[str, str]]:

@@ -14,7 +14,8 @@ IAM sees as es:ESHttp<Method> on <domain ARN>/<path>.
 Each function runs as deployed: with the environment its template gives it (tokens resolved to
 this test's moto resources), building its own clients at its cold start; what the test does as the
 client (uploading bytes, reading results) is never recorded. The encoder Lambda is invoked by the
-API through botocore as on AWS; the invoke is answered by running the encoder's handler."""
+API through botocore as on AWS; the invoke is answered by running the encoder's handler. AWS Batch
+calls of the reconciler are answered the same way by FakeBatch (moto's Batch would run Docker)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ import json
 import os
 import re
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -44,7 +46,9 @@ from functions.api import handler as api_handler
 from functions.batch_step import main as batch_step
 from functions.pipeline_events import handler as events_handler
 from functions.query_encoder import handler as encoder_handler
+from functions.reconcile import handler as reconcile_handler
 from functions.upload_event import handler as upload_handler
+from functions.webhook_delivery import handler as delivery_handler
 from infra import names
 from mediaindex.pipeline.spec import STEP_BY_NAME
 from tests.aws_runtime import ACCOUNT, REGION, build_aws_test_services, object_created_event
@@ -66,6 +70,8 @@ ROLES: dict[str, Callable[[Any], Any]] = {
     "upload_event": lambda s: s.pipeline.upload_fn.role,
     "pipeline_events": lambda s: s.pipeline.events_fn.role,
     "encoder": lambda s: s.encoder.role,
+    "webhook_delivery": lambda s: s.webhooks.delivery_fn.role,
+    "reconcile": lambda s: s.reconcile.fn.role,
     "batch_media": lambda s: s.compute.job_roles["media"],
     "batch_ml": lambda s: s.compute.job_roles["ml"],
 }
@@ -130,6 +136,12 @@ def function_arn(name: str) -> str:
     return name if name.startswith("arn:") else f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
 
 
+def queue_arn(url: str) -> str:
+    """https://sqs.<region>.amazonaws.com/<account>/<name> -> the queue's ARN."""
+    account, name = urlsplit(url).path.strip("/").split("/")
+    return f"arn:aws:sqs:{REGION}:{account}:{name}"
+
+
 OPERATIONS: dict[str, Callable[[dict[str, Any]], list[Need]]] = {
     # S3. Multipart uploads are writes: IAM has no action of their own for create, part, complete.
     "s3.PutObject": on_object("s3:PutObject"),
@@ -166,8 +178,18 @@ OPERATIONS: dict[str, Callable[[dict[str, Any]], list[Need]]] = {
     "sfn.StartExecution": lambda p: [Need("states:StartExecution", p["stateMachineArn"])],
     "sfn.StopExecution": lambda p: [Need("states:StopExecution", p["executionArn"])],
     "sfn.DescribeExecution": lambda p: [Need("states:DescribeExecution", p["executionArn"])],
+    "sfn.ListExecutions": lambda p: [Need("states:ListExecutions", p["stateMachineArn"])],
     "lambda.Invoke": lambda p: [Need("lambda:InvokeFunction", function_arn(p["FunctionName"]))],
     "secrets-manager.GetSecretValue": lambda p: [Need("secretsmanager:GetSecretValue", p["SecretId"])],
+    # KMS (webhook secrets): the code names the key, the one that sealed what it opens.
+    "kms.Encrypt": lambda p: [Need("kms:Encrypt", p["KeyId"])],
+    "kms.Decrypt": lambda p: [Need("kms:Decrypt", p["KeyId"])],
+    "sqs.SendMessage": lambda p: [Need("sqs:SendMessage", queue_arn(p["QueueUrl"]))],
+    # Batch (answered by FakeBatch): ListJobs has no resource-level permission, so it needs "*".
+    "batch.ListJobs": lambda p: [Need("batch:ListJobs", "*")],
+    "batch.TerminateJob": lambda p: [
+        Need("batch:TerminateJob", f"arn:aws:batch:{REGION}:{ACCOUNT}:job/{p['jobId']}")
+    ],
     # OpenSearch domain (HTTP, recorded by FakeOpenSearch): the method names the action.
     **{f"es.{m}": on_domain(f"es:ESHttp{m.capitalize()}") for m in ("GET", "HEAD", "POST", "PUT", "DELETE")},
 }
@@ -180,6 +202,16 @@ UNRECORDED = {
     ("*", "xray:PutTelemetryRecords"): "active tracing: the Lambda runtime sends the telemetry",
     ("upload_event", "sqs:SendMessage"): "an event the function fails on for good goes to its dead-letter "
     "queue, sent by the Lambda service with the function's role",
+    **{
+        ("webhook_delivery", action): "the Lambda service polls the delivery queue for the function (its "
+        "event source mapping) with the function's role"
+        for action in (
+            "sqs:ReceiveMessage",
+            "sqs:DeleteMessage",
+            "sqs:ChangeMessageVisibility",
+            "sqs:GetQueueAttributes",
+        )
+    },
     ("batch_media", "s3:AbortMultipartUpload"): "s3transfer aborts a failed multipart upload of a large "
     "derivative (proxy, original fetched from a URL); the test's files fit one PutObject",
     ("batch_ml", "s3:AbortMultipartUpload"): "s3transfer aborts a failed multipart upload of a large "
@@ -317,6 +349,56 @@ class _OpenSearchHandler(BaseHTTPRequestHandler):
         pass
 
 
+class FakeBatch:
+    """AWS Batch for the reconciler, answering at before-call as Batch would (moto's Batch runs
+    jobs in Docker, and the test cannot make one wait RUNNABLE): each queue listed holds one job
+    RUNNABLE for two hours, past every max_waiting_s; terminating it is acknowledged."""
+
+    def __init__(self) -> None:
+        self.terminated: list[str] = []
+
+    @staticmethod
+    def _answer(params: dict[str, Any], parsed: dict[str, Any]) -> tuple[AWSResponse, dict[str, Any]]:
+        return AWSResponse(params["url"], 200, HTTPHeaders(), None), parsed
+
+    def list_jobs(self, params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        request = json.loads(params["body"])
+        assert request["jobStatus"] == "RUNNABLE", request
+        queued = int((time.time() - 2 * 3600) * 1000)
+        job = {"jobId": f"job-{request['jobQueue'].rsplit('/', 1)[1]}", "jobName": "tsk-stuck-transcription"}
+        return self._answer(params, {"jobSummaryList": [{**job, "createdAt": queued}]})
+
+    def terminate_job(self, params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        self.terminated.append(json.loads(params["body"])["jobId"])
+        return self._answer(params, {})
+
+
+class Receiver(ThreadingHTTPServer):
+    """A webhook target on loopback: answers 503 to the first delivery (so one is retried), then 200."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _ReceiverHandler)
+        self.events: list[str] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/hook"
+
+
+class _ReceiverHandler(BaseHTTPRequestHandler):
+    server: Receiver
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.server.events.append(self.headers["Mediaindex-Event"])
+        self.send_response(503 if len(self.server.events) == 1 else 200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
 @contextmanager
 def serving(server: ThreadingHTTPServer) -> Iterator[None]:
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -448,6 +530,8 @@ class Deployment:
                 "upload_event": stack.pipeline.upload_fn.function,
                 "pipeline_events": stack.pipeline.events_fn.function,
                 "encoder": stack.encoder.function,
+                "webhook_delivery": stack.webhooks.delivery_fn.function,
+                "reconcile": stack.reconcile.fn.function,
             }[fn]
             env = resources[stack.get_logical_id(function.node.default_child)]["Properties"]["Environment"][
                 "Variables"
@@ -459,12 +543,12 @@ class Deployment:
         return {**resolved, **self.extra}
 
     @contextmanager
-    def running(self, fn: str) -> Iterator[None]:
-        """Runs the block as function `fn`: its environment, its calls recorded."""
+    def running(self, fn: str, overrides: dict[str, str] | None = None) -> Iterator[None]:
+        """Runs the block as function `fn`: its environment (with `overrides`), its calls recorded."""
         saved = dict(os.environ)
         for name in [n for n in os.environ if n.startswith("MEDIAINDEX_")]:
             del os.environ[name]
-        os.environ.update(self.environment(fn))
+        os.environ.update({**self.environment(fn), **(overrides or {})})
         self.recorder.running.append(fn)
         try:
             yield
@@ -501,18 +585,39 @@ class Deployment:
         with self.running(f"batch_{STEP_BY_NAME[step].image}"):
             assert batch_step.run(tenant_id, task_id, step) == batch_step.EXIT_OK, step
 
-    def event(self, handler: Any, event: dict[str, Any], fn: str) -> dict[str, Any]:
-        with self.running(fn):
+    def event(
+        self, handler: Any, event: dict[str, Any], fn: str, overrides: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        with self.running(fn, overrides):
             result: dict[str, Any] = handler.handler(event, CTX)
         return result
 
 
-def drive(d: Deployment, runtime: Any, clip: bytes, media_url: str) -> None:
+def drive(
+    d: Deployment, runtime: Any, clip: bytes, media_url: str, receiver: Receiver, queue_url: str
+) -> None:
     """Everything the functions do for a user: one pass over the API, the upload event, every
-    pipeline step, the pipeline events, the query encoder."""
+    pipeline step, the pipeline events, the query encoder, the webhook deliveries, a reconcile
+    sweep."""
     s3, bucket = runtime.aws_clients.s3, runtime.settings.bucket_name
+    sqs = runtime.aws_clients.get("sqs")
     index = d.api("POST", "/v1/indexes", {"name": "clips"}, expect=201)
     tenant = tenant_of(runtime, BOOTSTRAP_KEY)  # the bootstrap key works: the API's cold start stored it
+    # A webhook on every settlement, its target on loopback (MEDIAINDEX_ALLOW_PRIVATE_URLS).
+    events = ["asset.ready", "asset.failed", "task.completed", "task.failed"]
+    hook = d.api("POST", "/v1/webhooks", {"url": receiver.url, "events": events}, expect=201)
+    deliveries = f"/v1/webhooks/{hook['id']}/deliveries"
+
+    def deliver() -> None:
+        """The queue's visible messages, handed to the delivery function as the Lambda service would."""
+        records = []
+        while messages := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages"):
+            for m in messages:
+                records.append({"messageId": m["MessageId"], "body": m["Body"]})
+                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
+        assert records, "deliveries were queued"
+        answer = d.event(delivery_handler, {"Records": records}, "webhook_delivery")
+        assert answer == {"batchItemFailures": []}
 
     def upload_event(asset_id: str) -> str:
         asset = runtime.stores.assets.get(tenant, asset_id)
@@ -545,6 +650,22 @@ def drive(d: Deployment, runtime: Any, clip: bytes, media_url: str) -> None:
         d.step(tenant, task_id, step)
     finished(task_id)  # drops the original
     assert not runtime.blobs.list_keys(runtime.stores.assets.get(tenant, asset_id).upload.key)
+
+    # Its webhook deliveries: the first attempt fails (503) and is queued again with its delay
+    # (about 30 s: not visible yet), then sent again at once through the API.
+    deliver()
+    (retried,) = [x for x in d.api("GET", deliveries)["data"] if x["state"] == "pending"]
+    assert (retried["attempts"], retried["status_code"]) == (1, 503)
+    d.api("POST", f"{deliveries}/{retried['id']}/redeliver", expect=202)
+    deliver()
+    assert {x["state"] for x in d.api("GET", deliveries)["data"]} == {"succeeded"}
+
+    # A task whose execution never reports back (its events Lambda never ran): the reconcile sweep
+    # at the end settles it, dropping its original (not kept, and its proxy exists).
+    stuck_id = uploaded("stuck.mp4", save_original=False)
+    stuck_task = upload_event(stuck_id)
+    for step in ("probe", "proxy"):
+        d.step(tenant, stuck_task, step)
 
     # Reading it back, searching, changing it.
     for path in ("", "/derivatives", "/transcript", "/segments"):
@@ -620,6 +741,16 @@ def drive(d: Deployment, runtime: Any, clip: bytes, media_url: str) -> None:
     d.step(tenant, rerun["id"], "embedding")
     assert runtime.stores.assets.get(tenant, kept) is runtime.stores.assets.get(tenant, asset_id) is None
 
+    # One sweep, as if the executions still running (moto's never end) had run for hours: each is
+    # stopped; the stuck task's features that never ran fail, and the settled task is reported to
+    # the webhook; on each queue FakeBatch's job RUNNABLE for hours is ended.
+    scheduled = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
+    swept = d.event(reconcile_handler, scheduled, "reconcile", {"MEDIAINDEX_RECONCILE_MAX_EXECUTION_S": "1"})
+    assert stuck_task in swept["tasks"] and swept["counts"]["released"] == 2, swept
+    stuck = runtime.stores.tasks.get(tenant, stuck_task)
+    assert "execution_timeout" in {fs.error for fs in stuck.features.values()}  # what had not run
+    assert not runtime.blobs.list_keys(runtime.stores.assets.get(tenant, stuck_id).upload.key)
+
     d.api("DELETE", f"/v1/indexes/{index['id']}", expect=202)
 
 
@@ -637,14 +768,27 @@ def recorded(synth: Synth, talking_clip: Path, tmp_path_factory: pytest.TempPath
     tmp = tmp_path_factory.mktemp("iam")
     clip = talking_clip.read_bytes()
     recorder = Recorder()
-    hooks = [("provide-client-params", recorder.on_params), ("before-call.lambda.Invoke", recorder.on_invoke)]
+    batch = FakeBatch()
+    hooks = [
+        ("provide-client-params", recorder.on_params),
+        ("before-call.lambda.Invoke", recorder.on_invoke),
+        ("before-call.batch.ListJobs", batch.list_jobs),
+        ("before-call.batch.TerminateJob", batch.terminate_job),
+    ]
     search = FakeOpenSearch(recorder)
+    receiver = Receiver()
     stack = synth.stack
 
     def logical(construct: Any) -> str:
         return str(stack.get_logical_id(construct.node.default_child))
 
-    with pytest.MonkeyPatch.context() as mp, mock_aws(), serving(search), serving_file(clip) as media_url:
+    with (
+        pytest.MonkeyPatch.context() as mp,
+        mock_aws(),
+        serving(search),
+        serving(receiver),
+        serving_file(clip) as media_url,
+    ):
         for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                             "AWS_DEFAULT_REGION": REGION}.items():  # fmt: skip
             mp.setenv(name, value)
@@ -654,7 +798,7 @@ def recorded(synth: Synth, talking_clip: Path, tmp_path_factory: pytest.TempPath
             botocore.handlers.BUILTIN_HANDLERS.append(hook)  # sessions made from now on carry them
         # Cold starts: each function builds its own runtime and clients on its first invocation.
         mp.setattr(api_handler, "_asgi_handler", None)
-        for module in (upload_handler, events_handler, encoder_handler):
+        for module in (upload_handler, events_handler, encoder_handler, delivery_handler, reconcile_handler):
             mp.setattr(module, "_state", {})
         runtime = build_aws_test_services(tmp)  # the table, the bucket and a state machine, in moto
         try:
@@ -662,6 +806,14 @@ def recorded(synth: Synth, talking_clip: Path, tmp_path_factory: pytest.TempPath
             secret = runtime.aws_clients.get("secretsmanager").create_secret(
                 Name="mediaindex-test-key", SecretString=BOOTSTRAP_KEY
             )["ARN"]
+            key_arn = runtime.aws_clients.get("kms").create_key()["KeyMetadata"]["Arn"]
+            sqs = runtime.aws_clients.get("sqs")
+            queue_url = sqs.create_queue(QueueName="mediaindex-test-webhooks")["QueueUrl"]
+            queue = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
+            job_queues: dict[tuple[str, str | None], str] = {
+                (logical(q), "JobQueueArn"): f"arn:aws:batch:{REGION}:{ACCOUNT}:job-queue/mediaindex-{name}"
+                for name, q in (("cpu", stack.compute.cpu_queue), ("gpu", stack.compute.gpu_queue))
+            }
             s = runtime.settings
             world: dict[tuple[str, str | None], str] = {
                 (logical(stack.storage.table), None): s.table_name,
@@ -675,6 +827,10 @@ def recorded(synth: Synth, talking_clip: Path, tmp_path_factory: pytest.TempPath
                 (logical(stack.encoder.function), None): ENCODER,
                 (logical(stack.encoder.function), "Arn"): function_arn(ENCODER),
                 (logical(stack.bootstrap_key.secret), None): secret,
+                (logical(stack.webhooks.key), "Arn"): key_arn,
+                (logical(stack.webhooks.queue), None): queue_url,
+                (logical(stack.webhooks.queue), "Arn"): queue["Attributes"]["QueueArn"],
+                **job_queues,
             }
             extra = {
                 "MEDIAINDEX_DATA_DIR": str(tmp / "data"),
@@ -691,7 +847,8 @@ def recorded(synth: Synth, talking_clip: Path, tmp_path_factory: pytest.TempPath
                 return answer
 
             recorder.answer_invoke = encode
-            drive(deployment, runtime, clip, media_url)
+            drive(deployment, runtime, clip, media_url, receiver, queue_url)
+            assert sorted(batch.terminated) == ["job-mediaindex-cpu", "job-mediaindex-gpu"]
         finally:
             for hook in hooks:
                 botocore.handlers.BUILTIN_HANDLERS.remove(hook)
@@ -714,6 +871,12 @@ def test_the_functions_were_driven(recorded: Recorded) -> None:
     assert "s3.DeleteObject" in operations["pipeline_events"]  # save_original=false
     assert "es.POST" in operations["batch_ml"]  # the embedding step wrote the search index
     assert operations["encoder"] == set()  # models only: the encoder calls no AWS service
+    assert {"kms.Encrypt", "sqs.SendMessage"} <= operations["api"]  # a webhook made, a redelivery
+    assert "sqs.SendMessage" in operations["pipeline_events"]  # a settled task's deliveries
+    assert {"kms.Decrypt", "sqs.SendMessage"} <= operations["webhook_delivery"]  # a failed attempt requeued
+    assert {"sfn.StopExecution", "batch.TerminateJob", "sqs.SendMessage", "s3.DeleteObject"} <= operations[
+        "reconcile"
+    ]
 
 
 @pytest.mark.parametrize("fn", list(ROLES))

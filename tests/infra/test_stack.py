@@ -24,6 +24,7 @@ UNSCOPABLE = {
     "xray:GetSamplingTargets",
     "ecr:GetAuthorizationToken",
     "batch:DescribeJobs",
+    "batch:ListJobs",  # the reconciler lists RUNNABLE jobs per queue; IAM has no resource type for it
     "logs:CreateLogDelivery",
     "logs:GetLogDelivery",
     "logs:UpdateLogDelivery",
@@ -79,7 +80,7 @@ def test_media_bucket_is_private_encrypted_ssl_only_with_upload_cors_and_lifecyc
     assert rules["abort-multipart"]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
     assert rules["expire-tmp"]["Prefix"] == "tmp/" and rules["expire-tmp"]["ExpirationInDays"] == 1
     assert media["DeletionPolicy"] == "Retain"
-    # no notifications custom resource: nothing but our four functions exist
+    # no notifications custom resource: nothing but our own functions exist
     assert not [r for r in synth.doc["Resources"].values() if r["Type"].startswith("Custom::")]
     policy = next(
         p
@@ -129,6 +130,7 @@ def test_http_api_routes_to_the_api_lambda_with_throttling_access_logs_and_an_ou
     api_fn = next(f for k, f in functions.items() if k.startswith("ApiApiFn"))["Properties"]
     env = api_fn["Environment"]["Variables"]
     assert env["MEDIAINDEX_RUNTIME"] == "aws"
+    assert env["MEDIAINDEX_ENCODER_VISUAL"] == "false"  # cdk.json: no clip, so /v1/capabilities says so
     assert set(env) >= {
         "MEDIAINDEX_TABLE_NAME",
         "MEDIAINDEX_BUCKET_NAME",
@@ -148,7 +150,8 @@ def test_upload_rule_matches_object_created_under_originals_and_targets_the_uplo
     rules = [
         r
         for r in resources(synth.doc, "AWS::Events::Rule").values()
-        if r["Properties"]["EventPattern"].get("source") == ["aws.s3"]
+        # The reconciler's schedule rule has no pattern at all.
+        if r["Properties"].get("EventPattern", {}).get("source") == ["aws.s3"]
     ]
     assert len(rules) == 1
     pattern = rules[0]["Properties"]["EventPattern"]
@@ -366,9 +369,22 @@ def test_serverless_search_makes_a_vector_collection_with_a_data_policy_for_name
     assert len(resources(doc, "AWS::OpenSearchServerless::SecurityPolicy")) == 2
 
 
+def logical_id(synth: Synth, construct: Any) -> str:
+    return str(synth.stack.get_logical_id(construct.node.default_child))
+
+
 def test_query_encoder_is_a_container_image_lambda_of_the_ml_image(synth: Synth) -> None:
     functions = resources(synth.doc, "AWS::Lambda::Function")
-    assert len(functions) == 4
+    stack = synth.stack
+    ours = (
+        stack.api.handler.function,
+        stack.pipeline.upload_fn.function,
+        stack.pipeline.events_fn.function,
+        stack.encoder.function,
+        stack.webhooks.delivery_fn.function,
+        stack.reconcile.fn.function,
+    )
+    assert set(functions) == {logical_id(synth, f) for f in ours}  # and no CDK helper function
     encoder = next(f for k, f in functions.items() if k.startswith("EncoderFunction"))["Properties"]
     assert encoder["PackageType"] == "Image"
     assert encoder["ImageConfig"]["EntryPoint"] == ["python", "-m", "awslambdaric"]
@@ -380,7 +396,19 @@ def test_query_encoder_is_a_container_image_lambda_of_the_ml_image(synth: Synth)
 def test_alarms_on_api_5xx_failed_executions_batch_failures_and_dlq_depth(synth: Synth) -> None:
     alarms = resources(synth.doc, "AWS::CloudWatch::Alarm")
     metrics = sorted(a["Properties"]["MetricName"] for a in alarms.values())
-    assert metrics == ["5xx", "ApproximateNumberOfMessagesVisible", "ExecutionsFailed", "TriggeredRules"]
+    depth = "ApproximateNumberOfMessagesVisible"
+    assert metrics == ["5xx", depth, depth, "ExecutionsFailed", "TriggeredRules"]
+    # One depth alarm per dead-letter queue a function feeds: the upload rule's, the webhook deliveries'.
+    watched = {
+        a["Properties"]["Dimensions"][0]["Value"]["Fn::GetAtt"][0]
+        for a in alarms.values()
+        if a["Properties"]["MetricName"] == depth
+    }
+    assert synth.stack.pipeline.upload_fn.dlq is not None
+    assert watched == {
+        logical_id(synth, synth.stack.pipeline.upload_fn.dlq),
+        logical_id(synth, synth.stack.webhooks.dlq),
+    }
     assert all(a["Properties"]["AlarmActions"] for a in alarms.values())
     # The topic's key is one CloudWatch may use (the AWS-managed SNS key would drop every alarm).
     topic = only(synth.doc, "AWS::SNS::Topic")["Properties"]
@@ -408,7 +436,8 @@ def test_every_function_and_job_has_its_own_role(synth: Synth) -> None:
         d["Properties"]["ContainerProperties"]["JobRoleArn"]
         for d in resources(synth.doc, "AWS::Batch::JobDefinition").values()
     ]
-    assert len({json.dumps(r, sort_keys=True) for r in roles}) == len(roles) == 6
+    # Six functions (API, upload, pipeline events, encoder, webhook delivery, reconcile), two images.
+    assert len({json.dumps(r, sort_keys=True) for r in roles}) == len(roles) == 8
 
 
 def test_no_wildcard_actions_and_resource_star_only_where_aws_allows_nothing_else(synth: Synth) -> None:
