@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     job_max_attempts: int = Field(3, ge=1)
     job_retry_backoff_s: float = Field(2.0, ge=0)
     start_workers: bool = True
+    # A serving process loads the models in the background at start, so the first asset does not wait.
+    preload_models: bool = True
     # Index purges run as durable jobs in batches of this many assets (one job claim per batch).
     purge_batch_assets: int = Field(100, ge=1, le=1000)
     # On a runtime without a worker pool (a Lambda), DELETE /v1/indexes purges inline for at most
