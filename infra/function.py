@@ -47,15 +47,7 @@ class ServiceFunction(Construct):
                 resources=[self.log_group.log_group_arn],
             )
         )
-        self.dlq: sqs.Queue | None = None
-        if dead_letter:
-            self.dlq = sqs.Queue(
-                self,
-                "Dlq",
-                retention_period=Duration.days(14),
-                enforce_ssl=True,
-                encryption=sqs.QueueEncryption.SQS_MANAGED,
-            )
+        self.dlq = dead_letter_queue(self) if dead_letter else None
         self.function = lambda_.Function(
             self,
             "Function",
@@ -75,3 +67,14 @@ class ServiceFunction(Construct):
             dead_letter_queue=self.dlq,
             reserved_concurrent_executions=reserved_concurrency,
         )
+
+
+def dead_letter_queue(scope: Construct, id: str = "Dlq") -> sqs.Queue:
+    """Where failed events wait 14 days for a look (TLS only, SQS-managed encryption)."""
+    return sqs.Queue(
+        scope,
+        id,
+        retention_period=Duration.days(14),
+        enforce_ssl=True,
+        encryption=sqs.QueueEncryption.SQS_MANAGED,
+    )

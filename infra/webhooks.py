@@ -20,7 +20,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct, IConstruct
 
 from infra import policies
-from infra.function import ServiceFunction
+from infra.function import ServiceFunction, dead_letter_queue
 from infra.nag import XRAY
 
 FUNCTION_FOLDER = "webhook_delivery"  # functions/webhook_delivery
@@ -60,13 +60,7 @@ class Webhooks(Construct):
             # Without it the sealed secrets of existing webhooks can never be opened again.
             removal_policy=RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY,
         )
-        self.dlq = sqs.Queue(
-            self,
-            "Dlq",
-            retention_period=Duration.days(14),
-            enforce_ssl=True,
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-        )
+        self.dlq = dead_letter_queue(self)
         self.queue = sqs.Queue(
             self,
             "Queue",

@@ -69,3 +69,11 @@ def run_pipeline(runtime: Runtime, runtime_kind: str) -> Callable[[], int]:
         pytest.skip("the pipeline runs in-process on the local runtime only; AWS runs it in Step Functions")
     pool = runtime.executor.pool
     return lambda: int(pool.run_until_idle())
+
+
+@pytest.fixture
+def here(tmp_path: Path) -> Path:
+    """The user's working folder for a CLI run: no data dir, no server."""
+    work = tmp_path / "work"
+    work.mkdir()
+    return work

@@ -57,14 +57,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     live.stop()
 
 
-@pytest.fixture
-def here(tmp_path: Path) -> Path:
-    """The user's working folder: no data dir, no server."""
-    work = tmp_path / "work"
-    work.mkdir()
-    return work
-
-
 def _api(server: LiveServer) -> httpx.Client:
     return server.client()
 
