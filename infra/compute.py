@@ -52,6 +52,9 @@ _RUNNABLE_LIMITS = {
     },
 }
 
+# Percent of the queues' capacity Batch keeps for share identifiers with no job running yet.
+FAIR_SHARE_RESERVE_PCT = 25
+
 
 def gpu_root_volume_gib(max_asset_bytes: int | None = None) -> int:
     """The GPU instances' root volume for originals up to `max_asset_bytes` (default: the setting's)."""
@@ -200,12 +203,26 @@ class Compute(Construct):
                 launch_template=self.gpu_launch_template,
             )
 
+        # Fair share across tenants: every job carries its tenant as share identifier (the state
+        # machine sets it), so one tenant's thousand queued jobs cannot starve another's upload;
+        # usage decays over 15 minutes, and a slice of capacity is held for tenants not yet running.
+        self.fair_share = batch.FairshareSchedulingPolicy(
+            self, "FairShare", share_decay=Duration.minutes(15), compute_reservation=FAIR_SHARE_RESERVE_PCT
+        )
         self.cpu_queue = batch.JobQueue(
-            self, "CpuQueue", priority=1, job_state_time_limit_actions=_runnable_limits("cpu")
+            self,
+            "CpuQueue",
+            priority=1,
+            job_state_time_limit_actions=_runnable_limits("cpu"),
+            scheduling_policy=self.fair_share,
         )
         self.cpu_queue.add_compute_environment(cpu_env, 1)
         self.gpu_queue = batch.JobQueue(
-            self, "GpuQueue", priority=1, job_state_time_limit_actions=_runnable_limits("gpu")
+            self,
+            "GpuQueue",
+            priority=1,
+            job_state_time_limit_actions=_runnable_limits("gpu"),
+            scheduling_policy=self.fair_share,
         )
         # Spot first; when Spot has no g5/g6 capacity, jobs fall through to On-Demand.
         self.gpu_queue.add_compute_environment(gpu_env("GpuSpotEnv", True), 1)

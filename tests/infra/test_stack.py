@@ -170,6 +170,42 @@ def _resolve_join(value: Any, markers: dict[str, str]) -> str:
     return "".join(p if isinstance(p, str) else markers[json.dumps(p, sort_keys=True)] for p in parts)
 
 
+def test_both_queues_schedule_tenants_by_fair_share_and_every_job_names_its_tenant(synth: Synth) -> None:
+    [(policy_id, policy)] = resources(synth.doc, "AWS::Batch::SchedulingPolicy").items()
+    fair = policy["Properties"]["FairsharePolicy"]
+    assert fair["ShareDecaySeconds"] == 900 and 0 < fair["ComputeReservation"] < 100
+    for queue in resources(synth.doc, "AWS::Batch::JobQueue").values():
+        assert queue["Properties"]["SchedulingPolicyArn"] in (
+            {"Ref": policy_id},
+            {"Fn::GetAtt": [policy_id, "Arn"]},
+        )
+    # A fair-share queue refuses a job without a share identifier: every Batch state sets one.
+    definition = only(synth.doc, "AWS::StepFunctions::StateMachine")["Properties"]["DefinitionString"]
+    machine = json.loads(_resolve_join(definition, _AnyMarker()))
+    batch_states = [
+        s for s in _all_states(machine) if s.get("Resource", "").startswith("arn:aws:states:::batch:")
+    ]
+    assert batch_states and all(s["Parameters"]["ShareIdentifier.$"] == "$.tenant_id" for s in batch_states)
+
+
+class _AnyMarker(dict[str, str]):
+    """Markers for _resolve_join where only the definition's shape matters."""
+
+    def __missing__(self, key: str) -> str:
+        return "@@"
+
+
+def _all_states(machine: dict[str, Any]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for state in machine["States"].values():
+        out.append(state)
+        for branch in state.get("Branches", []):
+            out += _all_states(branch)
+        if "ItemProcessor" in state:
+            out += _all_states(state["ItemProcessor"])
+    return out
+
+
 def test_state_machine_in_the_template_is_the_generated_definition(synth: Synth) -> None:
     stack = synth.stack
     machine = only(synth.doc, "AWS::StepFunctions::StateMachine")["Properties"]

@@ -48,6 +48,9 @@ def batch_task(
             "JobName.$": f"States.Format('{step.name}-{{}}', $.task_id)",
             "JobQueue": queue_arn,
             "JobDefinition": job_definition_arn,
+            # The queues schedule by fair share (infra/compute.py): one share per tenant. Tenant ids
+            # are letters, digits and underscores, as share identifiers must be.
+            "ShareIdentifier.$": "$.tenant_id",
             "ContainerOverrides": {
                 "Command.$": "States.Array('--tenant-id', $.tenant_id, '--task-id', $.task_id, "
                 f"'--step', '{step.name}')",

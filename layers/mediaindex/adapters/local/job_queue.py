@@ -49,6 +49,12 @@ STEP_RANK = {
 _BY_PRIORITY = "CASE jobs.step " + " ".join(f"WHEN '{n}' THEN {r}" for n, r in STEP_RANK.items()) + " END"
 
 
+_TENANT_RUNNING = (
+    "(SELECT COUNT(*) FROM jobs AS r JOIN task_plans AS rp ON rp.task_id = r.task_id"
+    " WHERE r.state = 'running' AND rp.tenant_id IS task_plans.tenant_id)"
+)
+
+
 def _job(row: tuple[object, ...]) -> Job:
     return Job(
         id=str(row[0]),
@@ -149,9 +155,12 @@ class JobQueue:
         if ready is None:
             return None
         with self._db.transaction() as tx:
+            # Fair across tenants: the tenant with the fewest jobs running goes first, so one
+            # tenant's thousand queued assets delay another's upload by at most one job per worker.
+            # Within a tenant, its oldest task first, and in a task the critical path first.
             row = tx.execute(
                 _SELECT_JOBS + " WHERE state = 'queued' AND run_after <= ?"
-                f" ORDER BY task_plans.created_at, {_BY_PRIORITY}, jobs.id LIMIT 1",
+                f" ORDER BY {_TENANT_RUNNING}, task_plans.created_at, {_BY_PRIORITY}, jobs.id LIMIT 1",
                 (now,),
             ).fetchone()
             if row is None:
