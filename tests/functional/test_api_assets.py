@@ -327,6 +327,15 @@ def test_usage_counts_assets_and_bytes(api: Api, talking_clip: Path, run_pipelin
     assert usage["asset_count"] == 1 and usage["assets_by_media_type"] == {"video": 1}
     assert usage["original_bytes"] == len(data) and usage["derivative_bytes"] > 0
     assert usage["feature_runs"] == {"proxy.completed": 1}
+    # And each quota with its use: no limits set, the stored bytes counted
+    quotas = {q["name"]: q for q in usage["quotas"]}
+    assert set(quotas) == {
+        "max_stored_bytes",
+        "max_media_hours_per_day",
+        "max_concurrent_tasks",
+        "requests_per_minute",
+    }
+    assert quotas["max_stored_bytes"]["limit"] is None and quotas["max_stored_bytes"]["used"] >= len(data)
 
 
 def test_index_delete_cascades_to_assets(api: Api, runtime: Runtime) -> None:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from mediaindex import __version__
 from mediaindex.api.deps import ServicesDep, TenantId
 from mediaindex.api.schemas.meta import Availability, Capabilities, Health, SearchOptions, Usage
+from mediaindex.api.schemas.quotas import QuotaUseOut
 from mediaindex.domain.models import ALL_FEATURES
 from mediaindex.ml.query_encoder import unavailable_modalities
 from mediaindex.settings import Settings
@@ -33,7 +34,9 @@ def health(services: ServicesDep) -> Health:
     description="Assets and bytes by media type, and how often each feature ran, for the key's tenant.",
 )
 def usage(services: ServicesDep, tenant_id: TenantId) -> Usage:
-    return Usage(**services.usage.usage(tenant_id))
+    _, uses = services.quotas.uses(tenant_id)
+    quotas = [QuotaUseOut(**u.model_dump()) for u in uses]
+    return Usage(**services.usage.usage(tenant_id), quotas=quotas)
 
 
 def unavailable_search_options(settings: Settings) -> dict[str, str]:

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mediaindex.api.schemas.quotas import QuotaUseOut
+
 
 class Health(BaseModel):
     status: Literal["ok"] = Field(description="Always `ok` when the server answers.")
@@ -23,6 +25,9 @@ class Usage(BaseModel):
     derivative_bytes: int = Field(description="Bytes of all derivatives (proxies, thumbnails, transcripts).")
     feature_runs: dict[str, int] = Field(
         description="How many times each feature has run for this tenant.", examples=[{"transcription": 4}]
+    )
+    quotas: list[QuotaUseOut] = Field(
+        description="Each quota in force (GET /v1/quotas) with its use now; `limit` null: no limit."
     )
 
 
