@@ -60,6 +60,7 @@ def _env(tmp: Path) -> dict[str, str]:
     env.update(
         # The Lambda layout: the function folder is the cwd/first path entry, the layer on the path.
         PYTHONPATH=os.pathsep.join([str(ROOT / "functions" / "api"), str(ROOT / "layers")]),
+        AWS_LAMBDA_FUNCTION_NAME="mediaindex-api",  # the handler's cold-start path, as in a sandbox
         MEDIAINDEX_RUNTIME="aws",
         MEDIAINDEX_AWS_REGION="us-east-1",
         MEDIAINDEX_TABLE_NAME="mediaindex",

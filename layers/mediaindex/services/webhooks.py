@@ -32,12 +32,22 @@ from mediaindex.domain.webhooks import (
     sign,
 )
 from mediaindex.net.url_guard import Resolver, system_resolver
-from mediaindex.net.webhook_post import PostResult, check_webhook_url, post_signed
+from mediaindex.net.webhook_target import PostResult, check_webhook_url
 from mediaindex.ports.webhooks import DeliveryQueue, DueDeliveries, EventSink, SecretBox, WebhookRepository
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 Poster = Callable[..., PostResult]
+
+
+def post_signed(*args: Any, **kw: Any) -> PostResult:
+    """net.webhook_post.post_signed, imported on the first delivery: the API's cold start never
+    loads an HTTP client (httpx) it only needs to send."""
+    from mediaindex.net.webhook_post import post_signed as post
+
+    return post(*args, **kw)
+
+
 MAX_URL_LEN = 2048
 MAX_DESCRIPTION_LEN = 500
 

@@ -11,7 +11,7 @@ from mediaindex.api.deps import ServicesDep, TenantId
 from mediaindex.api.schemas.meta import Availability, Capabilities, Health, SearchOptions, Usage
 from mediaindex.api.schemas.quotas import QuotaUseOut
 from mediaindex.domain.models import ALL_FEATURES
-from mediaindex.ml.query_encoder import unavailable_modalities
+from mediaindex.ml.availability import unavailable_modalities
 from mediaindex.settings import Settings
 
 router = APIRouter(prefix="/v1", tags=["meta"])
