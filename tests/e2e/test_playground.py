@@ -178,7 +178,10 @@ class Session:
             page.click("#new-index-toggle")
         page.fill("#new-index-name", name)
         page.click("#create-index")
+        # The new index is selected (not merely some index: an earlier test's may be selected already)
+        expect(page.locator("#index-select option:checked")).to_have_text(name)
         expect(page.locator("#index-select")).to_have_value(re.compile(r"^idx_"))
+        expect(page.locator("#library")).to_have_attribute("data-loaded", "true")
 
     def upload(self, path: Path) -> Any:
         self.page.set_input_files("#file-input", str(path))

@@ -4,4 +4,5 @@ import sys
 
 from mediaindex.cli.app import main
 
-sys.exit(main())
+if __name__ == "__main__":  # importing the module (a layer's import check walks every one) runs nothing
+    sys.exit(main())
