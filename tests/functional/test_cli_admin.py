@@ -35,7 +35,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     live.stop()
 
 
-
 class Receiver:
     """A webhook target on 127.0.0.1 that answers 200 and keeps what it got."""
 
