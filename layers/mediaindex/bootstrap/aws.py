@@ -156,26 +156,33 @@ def _in_process(
     return runtime
 
 
-def _start_up_sweep(indexes: IndexService, ledger: DynamoPurgeLedger, budget_s: float) -> None:
-    """Resumes index purges a crash or a Lambda's time limit left unfinished: one Query of the
-    ledger per start; when it holds any, a daemon thread purges for at most `budget_s`. On a
-    Lambda it runs while the environment runs (init, then invocations) and is frozen in between;
-    whatever is left waits for the next start, or for a scheduled call of `resume_purges`."""
-    try:
-        if budget_s <= 0 or not ledger.pending(limit=1):
-            return
-    except (ClientError, BotoCoreError) as e:
-        log.warning("purge ledger unreadable", extra={"error": type(e).__name__})
-        return
+def _start_up_sweep(
+    indexes: IndexService, ledger: DynamoPurgeLedger, budget_s: float
+) -> threading.Thread | None:
+    """Resumes index purges a crash or a Lambda's time limit left unfinished, on a daemon thread, so
+    the first request never waits for it: one Query of the ledger per start, then, when it holds
+    any, purging for at most `budget_s`. On a Lambda it runs while the environment runs (init, then
+    invocations) and is frozen in between; whatever is left waits for the next start, or for a
+    scheduled call of `resume_purges`."""
+    if budget_s <= 0:
+        return None
 
     def sweep() -> None:
+        try:
+            if not ledger.pending(limit=1):
+                return
+        except (ClientError, BotoCoreError) as e:
+            log.warning("purge ledger unreadable", extra={"error": type(e).__name__})
+            return
         try:
             finished = indexes.resume_purges(budget_s=budget_s)
             log.info("purge sweep done", extra={"finished": finished})
         except Exception:
             log.exception("purge sweep failed")
 
-    threading.Thread(target=sweep, name="mi-purge-sweep", daemon=True).start()
+    thread = threading.Thread(target=sweep, name="mi-purge-sweep", daemon=True)
+    thread.start()
+    return thread
 
 
 def _models_encoder(settings: Settings) -> QueryEncoder:
