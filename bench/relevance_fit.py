@@ -26,6 +26,7 @@ from typing import Any
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[1] / "layers")]
 
+from bench.relevance.metrics import midpoint_inside, right_asset  # noqa: E402
 from mediaindex.domain.text_terms import coverage, query_terms  # noqa: E402
 
 KEEP_TARGET = 0.95
@@ -43,16 +44,9 @@ def candidates(q: dict[str, Any]) -> list[Candidate]:
     return [(h, cos.get(sid, floor), coverage(wanted, h["text"])) for sid, h in hits.items()]
 
 
-def right_asset(q: dict[str, Any], h: dict[str, Any]) -> bool:
-    return bool(h["asset_id"] == q["truth"]["asset_id"])
-
-
-def midpoint_inside(q: dict[str, Any], h: dict[str, Any]) -> bool:
-    t = q["truth"]
-    if t["start"] is None:
-        return right_asset(q, h)
-    mid = (t["start"] + t["end"]) / 2
-    return right_asset(q, h) and h["start"] <= mid <= h["end"]
+def sentence_or_asset(q: dict[str, Any], h: dict[str, Any]) -> bool:
+    """The sentence's midpoint inside the hit; for a topic query (no sentence), the right asset."""
+    return midpoint_inside(q, h) if q["truth"]["start"] is not None else right_asset(q, h)
 
 
 def top(cands: list[Candidate], w_lex: float) -> tuple[dict[str, Any] | None, float]:
@@ -69,7 +63,7 @@ def ranking_score(queries: list[dict[str, Any]], w_lex: float) -> tuple[int, int
             continue
         h, _ = top(q["_cands"], w_lex)
         hits += h is not None and right_asset(q, h)
-        mids += h is not None and midpoint_inside(q, h)
+        mids += h is not None and sentence_or_asset(q, h)
     return hits, mids
 
 

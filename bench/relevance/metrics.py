@@ -36,9 +36,19 @@ def _rate(rows: list[Row], ok: Callable[[Row], bool]) -> float | None:
     return round(sum(ok(r) for r in rows) / len(rows), 4) if rows else None
 
 
+def right_asset(row: Row, hit: Row) -> bool:
+    return bool(hit["asset_id"] == row["truth"]["asset_id"])
+
+
+def midpoint_inside(row: Row, hit: Row) -> bool:
+    """The hit is in the truth asset and holds the spoken sentence's midpoint."""
+    t = row["truth"]
+    return right_asset(row, hit) and bool(hit["start"] <= (t["start"] + t["end"]) / 2 <= hit["end"])
+
+
 def top1_correct(row: Row, system: str) -> bool:
     hits = row[system]
-    return bool(hits) and hits[0]["asset_id"] == row["truth"]["asset_id"]
+    return bool(hits) and right_asset(row, hits[0])
 
 
 def reciprocal_rank(row: Row, system: str) -> float:
@@ -54,11 +64,8 @@ def _top1_rate(rows: list[Row], system: str) -> float | None:
 
 
 def midpoint_in_top(row: Row) -> bool:
-    t, hits = row["truth"], row["hybrid"]
-    if not hits or hits[0]["asset_id"] != t["asset_id"]:
-        return False
-    mid = (t["start"] + t["end"]) / 2
-    return bool(hits[0]["start"] <= mid <= hits[0]["end"])
+    hits = row["hybrid"]
+    return bool(hits) and midpoint_inside(row, hits[0])
 
 
 def overlapping_pairs(hits: list[Row]) -> int:
