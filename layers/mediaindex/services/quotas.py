@@ -104,8 +104,9 @@ class QuotaService:
                     field="max_media_hours_per_day",
                 )
 
-    def uses(self, tenant_id: str) -> tuple[Quotas, list[QuotaUse]]:
-        """The effective quotas and each one's use now."""
+    def uses(self, tenant_id: str, *, stored_bytes: int | None = None) -> tuple[Quotas, list[QuotaUse]]:
+        """The effective quotas and each one's use now. `stored_bytes`: the tenant's stored bytes
+        when the caller has just counted them (GET /v1/usage), so its assets are read once."""
         quotas = self.effective(tenant_id)
         now = self._clock()
         start = window_start(now)
@@ -115,7 +116,7 @@ class QuotaService:
             QuotaUse(
                 name="max_stored_bytes",
                 limit=quotas.max_stored_bytes,
-                used=self._usage.stored_bytes(tenant_id),
+                used=self._usage.stored_bytes(tenant_id) if stored_bytes is None else stored_bytes,
             ),
             QuotaUse(
                 name="max_media_hours_per_day",

@@ -68,8 +68,7 @@ class UsageService:
 
     def stored_bytes(self, tenant_id: str) -> int:
         """Originals and derivatives, as `usage` counts them."""
-        counted = self.usage(tenant_id)
-        return int(counted["original_bytes"]) + int(counted["derivative_bytes"])
+        return stored_bytes(self.usage(tenant_id))
 
     def media_seconds_since(self, tenant_id: str, since: datetime) -> float:
         """Seconds of media in the tasks started since `since` (cancelled ones too: they ran),
@@ -93,3 +92,8 @@ class UsageService:
     def active_tasks(self, tenant_id: str, *, at_most: int) -> int:
         """Queued or processing tasks, counted up to `at_most` (enough to compare with a limit)."""
         return len(self._tasks.list(tenant_id, active_only=True, limit=max(1, at_most), cursor=None).data)
+
+
+def stored_bytes(counted: dict[str, Any]) -> int:
+    """Originals and derivatives, from what `UsageService.usage` counted."""
+    return int(counted["original_bytes"]) + int(counted["derivative_bytes"])

@@ -12,6 +12,7 @@ from mediaindex.api.schemas.meta import Availability, Capabilities, Health, Sear
 from mediaindex.api.schemas.quotas import QuotaUseOut
 from mediaindex.domain.models import ALL_FEATURES
 from mediaindex.ml.availability import unavailable_modalities
+from mediaindex.services.usage import stored_bytes
 from mediaindex.settings import Settings
 
 router = APIRouter(prefix="/v1", tags=["meta"])
@@ -34,9 +35,9 @@ def health(services: ServicesDep) -> Health:
     description="Assets and bytes by media type, and how often each feature ran, for the key's tenant.",
 )
 def usage(services: ServicesDep, tenant_id: TenantId) -> Usage:
-    _, uses = services.quotas.uses(tenant_id)
-    quotas = [QuotaUseOut(**u.model_dump()) for u in uses]
-    return Usage(**services.usage.usage(tenant_id), quotas=quotas)
+    counted = services.usage.usage(tenant_id)
+    _, uses = services.quotas.uses(tenant_id, stored_bytes=stored_bytes(counted))
+    return Usage(**counted, quotas=[QuotaUseOut(**u.model_dump()) for u in uses])
 
 
 def unavailable_search_options(settings: Settings) -> dict[str, str]:
