@@ -4,7 +4,9 @@ A key moves through two states in one stored slot: `reserve` takes it with a Pen
 (a conditional write: one request of many racing twins wins), then `complete` replaces the
 reservation with the completed IdempotencyRecord, or `release` removes it when the run failed.
 A reservation carries a lease: one whose holder died reads as absent once `lease_until` passes.
-Completed records written by earlier releases (before reservations existed) read as they did."""
+Completed records written by earlier releases (before reservations existed) read as they did.
+A record's body is opaque to adapters: the service stores either the response or, for a response
+too big to keep (signed URLs), the few ids it is rebuilt from; both are stored and read unchanged."""
 
 from __future__ import annotations
 

@@ -5,7 +5,13 @@ Check, run and record are made atomic by reserving the key first: a conditional 
 pending reservation with a short lease, and only the request that wrote it runs. A concurrent twin
 waits a little for the winner's record and replays it, or answers 409
 `idempotency_request_in_progress` when the winner takes longer. The winner then replaces its
-reservation with the record (2xx), or releases the key (a failure, so the client may retry)."""
+reservation with the record (2xx), or releases the key (a failure, so the client may retry).
+
+A response too big to keep whole is kept by reference: a multipart create answers up to 100 signed
+part URLs (~1.7 KB each on S3), enough to pass DynamoDB's 400 KB item limit and fail the write
+after the asset exists. Its route passes a `Rebuild`: the record keeps only the ids it names, and a
+replay makes the body again from them (fresh signatures). Records written whole, by earlier
+releases or for small responses, replay their body as stored."""
 
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -26,6 +33,24 @@ log = logging.getLogger(__name__)
 MAX_KEY_LEN = 255
 _POLL_FIRST_S = 0.02
 _POLL_MAX_S = 0.25
+# The one key of a record body kept by reference: no API response has it at its top level.
+REFERENCE_KEY = "$idempotency_ref"
+
+
+@dataclass(frozen=True)
+class Rebuild:
+    """How a route keeps its response by reference. `ids(body)` names the response in a few small
+    fields (None: keep this one whole); `body(ids)` makes it again on replay, and may raise (the
+    thing it names was deleted, or moved on) like any request."""
+
+    ids: Callable[[Any], dict[str, Any] | None]
+    body: Callable[[dict[str, Any]], Any]
+
+
+def _reference(body: Any) -> dict[str, Any] | None:
+    if isinstance(body, dict) and len(body) == 1 and isinstance(body.get(REFERENCE_KEY), dict):
+        return dict(body[REFERENCE_KEY])
+    return None
 
 
 def request_fingerprint(method: str, path: str, body: bytes) -> str:
@@ -56,7 +81,13 @@ class IdempotencyService:
         self._wait_s = wait_s
 
     def run(
-        self, tenant_id: str, key: str, fingerprint: str, execute: Callable[[], tuple[int, Any]]
+        self,
+        tenant_id: str,
+        key: str,
+        fingerprint: str,
+        execute: Callable[[], tuple[int, Any]],
+        *,
+        rebuild: Rebuild | None = None,
     ) -> tuple[int, Any, bool]:
         """Returns (status, body, replayed). Only successful (2xx) responses are remembered, so a
         client can retry a request that failed validation or hit an outage with the same key."""
@@ -65,7 +96,7 @@ class IdempotencyService:
                 f"Idempotency-Key must be 1 to {MAX_KEY_LEN} characters", field="Idempotency-Key"
             )
         scoped = f"{tenant_id}:{key}"
-        token, replay = self._reserve(tenant_id, scoped, fingerprint)
+        token, replay = self._reserve(tenant_id, scoped, fingerprint, rebuild)
         if replay is not None:
             return replay
         try:
@@ -76,12 +107,13 @@ class IdempotencyService:
         if not 200 <= status < 300:
             self._records.release(tenant_id, scoped, token)
             return status, body, False
+        ids = rebuild.ids(body) if rebuild is not None else None
         record = IdempotencyRecord(
             tenant_id=tenant_id,
             key=scoped,
             request_hash=fingerprint,
             status_code=status,
-            body=body,
+            body=body if ids is None else {REFERENCE_KEY: ids},
             expires_at=utcnow() + self._ttl,
         )
         if not self._records.complete(record, token):
@@ -90,7 +122,7 @@ class IdempotencyService:
         return status, body, False
 
     def _reserve(
-        self, tenant_id: str, scoped: str, fingerprint: str
+        self, tenant_id: str, scoped: str, fingerprint: str, rebuild: Rebuild | None
     ) -> tuple[str, tuple[int, Any, bool] | None]:
         """(token, None) once this request holds the key; (_, replay) when a twin's record answers."""
         deadline = time.monotonic() + self._wait_s
@@ -108,7 +140,7 @@ class IdempotencyService:
                 return token, None
             held = self._records.lookup(tenant_id, scoped)
             if isinstance(held, IdempotencyRecord):
-                return token, self._replay(held, fingerprint)
+                return token, _replay(held, fingerprint, rebuild)
             if held is not None and held.request_hash != fingerprint:
                 raise _reused()
             # A twin is running (or just let go of the key): wait for its answer, briefly.
@@ -117,8 +149,14 @@ class IdempotencyService:
             time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
             poll = min(poll * 2, _POLL_MAX_S)
 
-    @staticmethod
-    def _replay(record: IdempotencyRecord, fingerprint: str) -> tuple[int, Any, bool]:
-        if record.request_hash != fingerprint:
-            raise _reused()
+
+def _replay(record: IdempotencyRecord, fingerprint: str, rebuild: Rebuild | None) -> tuple[int, Any, bool]:
+    if record.request_hash != fingerprint:
+        raise _reused()
+    ids = _reference(record.body)
+    if ids is None:
         return record.status_code, record.body, True
+    if rebuild is None:
+        # The fingerprint holds the route's path, so only the route that kept it gets here.
+        raise RuntimeError("this idempotency record is kept by reference; its route must rebuild it")
+    return record.status_code, rebuild.body(ids), True

@@ -53,6 +53,7 @@ from mediaindex.domain.rules import parse_features
 from mediaindex.domain.transcript_formats import render as render_transcript
 from mediaindex.domain.transcripts import Transcript
 from mediaindex.services.bundle import Services
+from mediaindex.services.idempotency import Rebuild, request_fingerprint
 
 router = APIRouter(prefix="/v1/assets", tags=["assets"], route_class=StrictJsonRoute)
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody}}
@@ -104,6 +105,43 @@ def _create(services: Services, tenant_id: str, body: AssetCreate, file: Path | 
         return AssetCreated(asset=AssetOut.of(asset), task=TaskOut.of(task))
     asset, plan = services.assets.create_for_upload(tenant_id, **fields)
     return AssetCreated(asset=AssetOut.of(asset), upload=UploadOut.of(plan))
+
+
+def _multipart_ids(body: Any) -> dict[str, Any] | None:
+    """A multipart create is remembered by its asset and the parts it signed, not their URLs; other
+    creates (one signed PUT, or an ingest task) are small and kept whole."""
+    multipart = (body.get("upload") or {}).get("multipart")
+    if not multipart:
+        return None
+    return {"asset_id": body["asset"]["id"], "part_numbers": [p["part_number"] for p in multipart["parts"]]}
+
+
+def _rebuild_created(services: Services, tenant_id: str) -> Rebuild:
+    def body(ids: dict[str, Any]) -> Any:
+        # 404 once the asset is deleted, 409 once its upload completed or ended: no URL to give.
+        plan = services.uploads.sign_parts(tenant_id, ids["asset_id"], list(ids["part_numbers"]))
+        asset = services.assets.get(tenant_id, ids["asset_id"])
+        return jsonable_encoder(AssetCreated(asset=AssetOut.of(asset), upload=UploadOut.of(plan)))
+
+    return Rebuild(ids=_multipart_ids, body=body)
+
+
+def _respond_created(
+    services: Services, request: Request, tenant_id: str, idem: str | None, raw: bytes, make: Any
+) -> JSONResponse:
+    """`respond` for a create, whose keyed record keeps a multipart upload's ids, not its URLs."""
+    if idem is None:
+        return respond(services, request, tenant_id, idem, raw, 201, make)
+    code, payload, replayed = services.idempotency.run(
+        tenant_id,
+        idem,
+        request_fingerprint(request.method, request.url.path, raw),
+        lambda: (201, jsonable_encoder(make())),
+        rebuild=_rebuild_created(services, tenant_id),
+    )
+    return JSONResponse(
+        payload, status_code=code, headers={"Idempotent-Replayed": "true"} if replayed else None
+    )
 
 
 async def _spool(upload: UploadFile, limit: int, dest: Path) -> str:
@@ -196,13 +234,12 @@ async def create_asset(
             digest = await _spool(upload, limit, path) if upload else ""
             raw = body.model_dump_json().encode() + digest.encode()
             return await run_in_threadpool(
-                respond,
+                _respond_created,
                 services,
                 request,
                 tenant_id,
                 idem,
                 raw,
-                201,
                 lambda: _create(services, tenant_id, body, path if upload else None),
             )
     if ctype not in ("application/json", ""):
@@ -219,13 +256,12 @@ async def create_asset(
     except PydanticValidationError as e:
         raise from_pydantic(e.errors()) from None
     return await run_in_threadpool(
-        respond,
+        _respond_created,
         services,
         request,
         tenant_id,
         idem,
         raw,
-        201,
         lambda: _create(services, tenant_id, body, None),
     )
 
