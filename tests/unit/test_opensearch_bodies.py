@@ -18,7 +18,12 @@ from mediaindex.adapters.aws.opensearch_bodies import (
 )
 from mediaindex.adapters.aws.opensearch_bulk import MAX_BULK_BYTES
 from mediaindex.adapters.aws.opensearch_index import OpenSearchIndex
-from mediaindex.adapters.aws.opensearch_mapping import mapping_body, metadata_term
+from mediaindex.adapters.aws.opensearch_mapping import (
+    VectorField,
+    mapped_vectors,
+    mapping_body,
+    metadata_term,
+)
 from mediaindex.domain.errors import UnavailableError
 from mediaindex.ports.search import SearchDoc, SearchFilter
 
@@ -112,6 +117,8 @@ def test_mapping_body_managed_domain() -> None:
         },
         "mappings": {
             "dynamic": "strict",
+            # Vectors are indexed but not stored: hits never read them back.
+            "_source": {"excludes": ["vec_*"]},
             "properties": {
                 "segment_id": {"type": "keyword"},
                 "tenant_id": {"type": "keyword"},
@@ -283,6 +290,7 @@ def test_bulk_gives_up_after_max_retries() -> None:
 
 
 def test_delete_asset_managed_uses_delete_by_query() -> None:
+    # Without an index (legacy callers): every index of the prefix, and no forced refresh by default
     client = Recorder()
     OpenSearchIndex(client, prefix="mi").delete_asset("ten_a", "ast_9")
     assert client.calls == [
@@ -292,7 +300,6 @@ def test_delete_asset_managed_uses_delete_by_query() -> None:
                 "index": "mi-*",
                 "body": delete_by_asset_body("ten_a", "ast_9"),
                 "conflicts": "proceed",
-                "refresh": True,
                 "ignore_unavailable": True,
             },
         )
@@ -476,3 +483,323 @@ def test_a_single_document_answered_413_fails_the_write() -> None:
     client.answers["indices.get_mapping"] = [{"x": {"mappings": {}}}]
     with pytest.raises(UnavailableError, match="too large"):
         OpenSearchIndex(client, prefix="mi").upsert([big_doc(0, 10)])
+
+
+# Scale: precision, refresh, scoped deletes, shards
+
+
+def vec_mapping(precision: str, engine: str = "faiss") -> dict[str, Any]:
+    body = mapping_body({"visual": 4}, engine=engine, precision=precision)
+    field: dict[str, Any] = body["mappings"]["properties"]["vec_visual"]
+    return field
+
+
+def test_vector_mapping_per_precision() -> None:
+    method = {"name": "hnsw", "engine": "faiss", "space_type": "innerproduct"}
+    assert vec_mapping("fp32") == {
+        "type": "knn_vector",
+        "dimension": 4,
+        "method": {**method, "parameters": HNSW},
+    }
+    # fp16: faiss's scalar quantizer, half the memory per dimension
+    assert vec_mapping("fp16") == {
+        "type": "knn_vector",
+        "dimension": 4,
+        "method": {
+            **method,
+            "parameters": {**HNSW, "encoder": {"name": "sq", "parameters": {"type": "fp16"}}},
+        },
+    }
+    # byte: the field takes integers, on either engine
+    assert vec_mapping("byte") == {
+        "type": "knn_vector",
+        "dimension": 4,
+        "data_type": "byte",
+        "method": {**method, "parameters": HNSW},
+    }
+    assert vec_mapping("byte", engine="lucene") == {
+        "type": "knn_vector",
+        "dimension": 4,
+        "data_type": "byte",
+        "method": {**method, "engine": "lucene", "parameters": HNSW},
+    }
+
+
+def test_shards_come_from_the_setting_and_serverless_leaves_them_out() -> None:
+    assert mapping_body({}, shards=6)["settings"]["index"]["number_of_shards"] == 6
+    assert "number_of_shards" not in mapping_body({}, shards=6, serverless=True)["settings"]["index"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"engine": "lucene", "precision": "fp16"}, "fp16 needs the faiss engine"),
+        ({"precision": "fp8"}, "vector precision must be one of fp32, fp16, byte, not 'fp8'"),
+        ({"engine": "nmslib"}, "engine must be faiss or lucene, not 'nmslib'"),
+        ({"refresh": "sometimes"}, "refresh must be one of false, wait_for, true, not 'sometimes'"),
+        ({"shards": 0}, "shards must be at least 1, not 0"),
+    ],
+)
+def test_a_layout_opensearch_cannot_build_fails_at_construction(kwargs: dict[str, Any], message: str) -> None:
+    client = Recorder()
+    with pytest.raises(ValueError, match=message):
+        OpenSearchIndex(client, **kwargs)
+    assert client.calls == []  # refused before any request
+
+
+def test_start_up_refuses_fp16_on_lucene_and_passes_the_layout_settings() -> None:
+    from mediaindex.bootstrap.aws import _search_index
+    from mediaindex.settings import Settings
+
+    url = "http://127.0.0.1:9"  # never contacted: the client is made on first use
+    with pytest.raises(ValueError, match="fp16 needs the faiss engine"):
+        _search_index(
+            Settings(opensearch_url=url, opensearch_engine="lucene", opensearch_vector_precision="fp16")
+        )
+    index, _ = _search_index(
+        Settings(
+            opensearch_url=url,
+            opensearch_engine="lucene",
+            opensearch_vector_precision="byte",
+            opensearch_refresh="wait_for",
+            opensearch_shards=3,
+        )
+    )
+    assert isinstance(index, OpenSearchIndex)
+    assert (index.engine, index.precision, index.refresh, index.shards) == ("lucene", "byte", "wait_for", 3)
+
+
+def test_byte_vectors_are_unit_vectors_scaled_to_127() -> None:
+    doc = SearchDoc("s", "t", "i", "a", "image", 0, 0, vectors={"visual": ("m", [0.6, -0.8, 1.0, -1.0])})
+    assert doc_source(doc, {"visual": "byte"})["vec_visual"] == [76, -102, 127, -127]
+    assert doc_source(doc)["vec_visual"] == [0.6, -0.8, 1.0, -1.0]
+    body = knn_query_body(FLT, modality="visual", model_id="m", vector=[0.6, -0.8], k=1, data_type="byte")
+    assert body["query"]["knn"]["vec_visual"]["vector"] == [76, -102]
+
+
+def test_a_byte_score_reads_back_as_cosine() -> None:
+    # 127 * 127 = 16129 is a cosine of 1; rounding may overshoot it, and the clamp keeps it at 1
+    assert cosine_from_score(16129 + 1.0, "byte") == 1.0
+    assert cosine_from_score(16180 + 1.0, "byte") == 1.0
+    assert cosine_from_score(8064.5 + 1.0, "byte") == 0.5
+    assert cosine_from_score(1.0 / (1.0 + 16129), "byte") == pytest.approx(-1.0)
+    assert cosine_from_score(1.5, "float") == 0.5
+
+
+def mapping_of(**fields: dict[str, Any]) -> dict[str, Any]:
+    return {"mi-idx_one-g1": {"mappings": {"properties": fields}}}
+
+
+def test_mapped_vectors_reads_dimension_and_data_type_of_vector_fields_only() -> None:
+    resp = mapping_of(
+        vec_visual={"type": "knn_vector", "dimension": 512},
+        vec_transcription={"type": "knn_vector", "dimension": 384, "data_type": "byte"},
+        vec_note={"type": "keyword"},
+        model_visual={"type": "keyword"},
+    )
+    assert mapped_vectors(resp) == {
+        "visual": VectorField(512, "float"),
+        "transcription": VectorField(384, "byte"),
+    }
+
+
+def test_new_index_takes_the_precision_and_shards_setting() -> None:
+    client = Recorder({"indices.exists_alias": [False]})
+    index = OpenSearchIndex(client, prefix="mi", precision="byte", shards=4)
+    index.upsert(
+        [
+            SearchDoc(
+                "seg_1", "ten_a", "idx_one", "ast_1", "image", 0, 0, vectors={"visual": ("m", [0.6, 0.8])}
+            )
+        ]
+    )
+    create = client.calls[1]
+    assert create == (
+        "indices.create",
+        {
+            "index": "mi-idx_one-g1",
+            "body": mapping_body({"visual": 2}, precision="byte", alias="mi-idx_one", shards=4),
+        },
+    )
+    assert client.calls[1][1]["body"]["settings"]["index"]["number_of_shards"] == 4
+    source = client.calls[2][1]["body"][1]
+    assert source["vec_visual"] == [76, 102]
+
+
+def test_an_existing_index_is_written_and_queried_as_it_is_mapped() -> None:
+    # Given an index mapped before the precision setting changed: float visual, byte transcription
+    hit = {
+        "_score": 16129.0 * 0.5 + 1.0,
+        "_source": {"segment_id": "seg_1", "asset_id": "ast_1", "start": 0, "end": 1},
+    }
+    client = Recorder(
+        {
+            "indices.exists_alias": [True],
+            "indices.get_mapping": [
+                mapping_of(
+                    vec_visual={"type": "knn_vector", "dimension": 2},
+                    vec_transcription={"type": "knn_vector", "dimension": 2, "data_type": "byte"},
+                )
+            ],
+            "search": [{"hits": {"hits": [hit]}}],
+        }
+    )
+    index = OpenSearchIndex(client, prefix="mi", precision="byte")
+    # When a doc is upserted and the byte field searched
+    index.upsert(
+        [
+            SearchDoc(
+                "seg_1",
+                "ten_a",
+                "idx_one",
+                "ast_1",
+                "video",
+                0,
+                1,
+                vectors={"visual": ("m", [0.6, 0.8]), "transcription": ("t", [0.8, 0.6])},
+            )
+        ]
+    )
+    hits = index.knn(FLT, modality="transcription", model_id="t", vector=[0.8, 0.6], k=1)
+    # Then each vector went as its field is mapped, the query too, and the score reads back as cosine
+    source = next(kw["body"][1] for m, kw in client.calls if m == "bulk")
+    assert (source["vec_visual"], source["vec_transcription"]) == ([0.6, 0.8], [102, 76])
+    assert client.calls[-1][1]["body"]["query"]["knn"]["vec_transcription"]["vector"] == [102, 76]
+    assert [(h.segment_id, h.score) for h in hits] == [("seg_1", 0.5)]
+    assert [m for m, _ in client.calls].count("indices.get_mapping") == 1  # read once, then cached
+
+
+def test_a_new_modality_in_an_existing_index_takes_the_current_precision() -> None:
+    client = Recorder(
+        {
+            "indices.exists_alias": [True],
+            "indices.get_mapping": [mapping_of(vec_visual={"type": "knn_vector", "dimension": 2})],
+        }
+    )
+    index = OpenSearchIndex(client, prefix="mi", precision="fp16")
+    index.upsert(
+        [
+            SearchDoc(
+                "seg_1",
+                "ten_a",
+                "idx_one",
+                "ast_1",
+                "audio",
+                0,
+                1,
+                vectors={"transcription": ("t", [1.0, 0.0, 0.0])},
+            )
+        ]
+    )
+    assert (
+        "indices.put_mapping",
+        {
+            "index": "mi-idx_one",
+            "body": {
+                "properties": {
+                    "vec_transcription": {
+                        "type": "knn_vector",
+                        "dimension": 3,
+                        "method": {
+                            "name": "hnsw",
+                            "engine": "faiss",
+                            "space_type": "innerproduct",
+                            "parameters": {**HNSW, "encoder": {"name": "sq", "parameters": {"type": "fp16"}}},
+                        },
+                    },
+                    "model_transcription": {"type": "keyword"},
+                }
+            },
+        },
+    ) in client.calls
+
+
+@pytest.mark.parametrize(
+    ("refresh", "bulk_refresh", "delete_refresh"),
+    [
+        (False, None, None),
+        ("false", None, None),
+        ("wait_for", "wait_for", True),  # _delete_by_query has no wait_for: it refreshes
+        ("true", "true", True),
+        (True, "true", True),
+    ],
+)
+def test_refresh_per_setting_on_writes_and_deletes(
+    refresh: bool | str, bulk_refresh: str | None, delete_refresh: bool | None
+) -> None:
+    client = Recorder({"indices.exists_alias": [True], "indices.get_mapping": [mapping_of()]})
+    index = OpenSearchIndex(client, prefix="mi", refresh=refresh)
+    index.upsert([big_doc(0, 1)])
+    index.delete_asset("ten_a", "ast_1", index_id="idx_one")
+    bulk = next(kw for m, kw in client.calls if m == "bulk")
+    delete = next(kw for m, kw in client.calls if m == "delete_by_query")
+    assert bulk.get("refresh") == bulk_refresh
+    assert delete.get("refresh") == delete_refresh
+
+
+@pytest.mark.parametrize("refresh", ["wait_for", "true"])
+def test_serverless_never_sends_refresh(refresh: str) -> None:
+    client = Recorder({"indices.exists_alias": [True], "indices.get_mapping": [mapping_of()]})
+    OpenSearchIndex(client, prefix="mi", serverless=True, refresh=refresh).upsert([big_doc(0, 1)])
+    assert [kw for m, kw in client.calls if m == "bulk"] == [
+        {"body": [{"index": {"_index": "mi-idx_one", "_id": "seg_0"}}, doc_source(big_doc(0, 1))]}
+    ]
+
+
+def test_delete_asset_in_one_index_is_scoped_to_its_alias() -> None:
+    client = Recorder()
+    OpenSearchIndex(client, prefix="mi").delete_asset("ten_a", "ast_9", index_id="IDX_One")
+    assert client.calls == [
+        (
+            "delete_by_query",
+            {
+                "index": "mi-idx_one",
+                "body": {
+                    "query": {
+                        "bool": {
+                            "filter": [
+                                {"term": {"tenant_id": "ten_a"}},
+                                {"term": {"asset_id": "ast_9"}},
+                                {"term": {"index_id": "IDX_One"}},
+                            ]
+                        }
+                    }
+                },
+                "conflicts": "proceed",
+                "ignore_unavailable": True,
+            },
+        )
+    ]
+
+
+def test_serverless_delete_in_one_index_searches_only_its_alias() -> None:
+    hits = {"hits": {"hits": [{"_index": "mi-idx_one-g1", "_id": "seg_1"}]}}
+    client = Recorder({"search": [hits]})
+    OpenSearchIndex(client, prefix="mi", serverless=True).delete_asset("ten_a", "ast_9", index_id="idx_one")
+    assert client.calls == [
+        (
+            "search",
+            {
+                "index": "mi-idx_one",
+                "body": {
+                    "size": 500,
+                    "_source": False,
+                    "query": delete_by_asset_body("ten_a", "ast_9", "idx_one")["query"],
+                },
+                "ignore_unavailable": True,
+            },
+        ),
+        ("bulk", {"body": [{"delete": {"_index": "mi-idx_one-g1", "_id": "seg_1"}}]}),
+    ]
+
+
+def test_delete_in_an_index_not_created_yet_is_a_no_op_and_other_errors_raise() -> None:
+    # A 404 (no such alias: nothing was indexed) deletes nothing, quietly
+    OpenSearchIndex(Recorder({"delete_by_query": [StatusError(404)]}), prefix="mi").delete_asset(
+        "ten_a", "ast_9", index_id="idx_one"
+    )
+    # Any other failure is the index being unavailable
+    with pytest.raises(UnavailableError, match="search index delete failed"):
+        OpenSearchIndex(Recorder({"delete_by_query": [StatusError(503)]}), prefix="mi").delete_asset(
+            "ten_a", "ast_9", index_id="idx_one"
+        )

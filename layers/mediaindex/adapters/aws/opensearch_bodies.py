@@ -4,14 +4,19 @@ text queries, deletes by asset, and reading a k-NN score back as cosine.
 Tenant and index are term filters inside every query (k-NN efficient filtering), never applied to
 the results afterwards, and a k-NN query also filters on the vectors' model, so vectors of two
 models never mix. Serverless has no delete-by-query, hence `ids_query_body` and `delete_actions`.
-Pure functions, apart from the adapter, so tests assert the exact bodies."""
+
+A `byte` vector field takes integers in [-128, 127]: unit vectors are sent as round(x * 127), on
+both sides, so a byte inner product is about 127² times the cosine (`cosine_from_score` divides it
+back). Pure functions, apart from the adapter, so tests assert the exact bodies."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from mediaindex.adapters.aws.opensearch_mapping import (
+    BYTE,
+    FLOAT,
     METADATA_TERMS,
     metadata_term,
     model_field,
@@ -21,9 +26,19 @@ from mediaindex.domain.text_terms import content_words
 from mediaindex.ports.search import SearchDoc, SearchFilter
 
 SOURCE_FIELDS = ["segment_id", "asset_id", "start", "end", "text", "keyframe_key"]
+BYTE_SCALE = 127
 
 
-def doc_source(doc: SearchDoc) -> dict[str, Any]:
+def vector_values(vector: list[float], data_type: str = FLOAT) -> list[float] | list[int]:
+    """A vector as a field of `data_type` takes it: floats, or a unit vector scaled to bytes."""
+    if data_type == BYTE:
+        return [max(-128, min(127, round(x * BYTE_SCALE))) for x in vector]
+    return [float(x) for x in vector]
+
+
+def doc_source(doc: SearchDoc, data_types: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The document; `data_types` (modality -> data_type, as the index maps it) says how each
+    vector is sent, float where it says nothing."""
     src: dict[str, Any] = {
         "segment_id": doc.segment_id,
         "tenant_id": doc.tenant_id,
@@ -39,17 +54,19 @@ def doc_source(doc: SearchDoc) -> dict[str, Any]:
     }
     for modality in sorted(doc.vectors):
         model_id, vec = doc.vectors[modality]
-        src[vector_field(modality)] = [float(x) for x in vec]
+        src[vector_field(modality)] = vector_values(vec, (data_types or {}).get(modality, FLOAT))
         src[model_field(modality)] = model_id
     return src
 
 
-def bulk_actions(docs: Iterable[SearchDoc], *, index: str) -> list[dict[str, Any]]:
+def bulk_actions(
+    docs: Iterable[SearchDoc], *, index: str, data_types: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
     """NDJSON lines for `_bulk`: an `index` action (replace by segment id) then the source."""
     lines: list[dict[str, Any]] = []
     for d in docs:
         lines.append({"index": {"_index": index, "_id": d.segment_id}})
-        lines.append(doc_source(d))
+        lines.append(doc_source(d, data_types))
     return lines
 
 
@@ -71,7 +88,7 @@ def filter_clauses(flt: SearchFilter) -> list[dict[str, Any]]:
 
 
 def knn_query_body(
-    flt: SearchFilter, *, modality: str, model_id: str, vector: list[float], k: int
+    flt: SearchFilter, *, modality: str, model_id: str, vector: list[float], k: int, data_type: str = FLOAT
 ) -> dict[str, Any]:
     """Efficient k-NN filtering: the filter sits inside the `knn` clause, so the k returned all pass
     it (a post-filter would return fewer, or another tenant's rows before filtering)."""
@@ -81,7 +98,7 @@ def knn_query_body(
         "query": {
             "knn": {
                 vector_field(modality): {
-                    "vector": [float(x) for x in vector],
+                    "vector": vector_values(vector, data_type),
                     "k": k,
                     "filter": {
                         "bool": {
@@ -105,10 +122,13 @@ def text_query_body(flt: SearchFilter, *, query: str, k: int) -> dict[str, Any]:
     }
 
 
-def delete_by_asset_body(tenant_id: str, asset_id: str) -> dict[str, Any]:
-    return {
-        "query": {"bool": {"filter": [{"term": {"tenant_id": tenant_id}}, {"term": {"asset_id": asset_id}}]}}
-    }
+def delete_by_asset_body(tenant_id: str, asset_id: str, index_id: str | None = None) -> dict[str, Any]:
+    """The asset's documents, only those of one mediaindex index when `index_id` is given (the
+    adapter then sends it to that index's alias alone; the term keeps the body exact on its own)."""
+    clauses: list[dict[str, Any]] = [{"term": {"tenant_id": tenant_id}}, {"term": {"asset_id": asset_id}}]
+    if index_id is not None:
+        clauses.append({"term": {"index_id": index_id}})
+    return {"query": {"bool": {"filter": clauses}}}
 
 
 def ids_query_body(query: dict[str, Any], *, size: int) -> dict[str, Any]:
@@ -116,7 +136,11 @@ def ids_query_body(query: dict[str, Any], *, size: int) -> dict[str, Any]:
     return {"size": size, "_source": False, "query": query["query"]}
 
 
-def cosine_from_score(score: float) -> float:
+def cosine_from_score(score: float, data_type: str = FLOAT) -> float:
     """OpenSearch turns an inner product `ip` into a score of `ip + 1` (ip >= 0) or `1 / (1 - ip)`
-    (ip < 0); invert it so both adapters report cosine similarity in [-1, 1]."""
-    return score - 1.0 if score >= 1.0 else 1.0 - 1.0 / score
+    (ip < 0); invert it so both adapters report cosine similarity in [-1, 1]. Byte vectors give
+    127² times the cosine, give or take their rounding, hence the division and the clamp."""
+    ip = score - 1.0 if score >= 1.0 else 1.0 - 1.0 / score
+    if data_type != BYTE:
+        return ip
+    return max(-1.0, min(1.0, ip / BYTE_SCALE**2))

@@ -8,9 +8,14 @@ two halves, down to one action, instead of failing the write.
 OpenSearch (Serverless above all) answers load with 429, for the whole request or for single items
 of it. The writer retries the whole request, or only the items answered 429, with bounded
 exponential backoff; any other item error is not retryable and raises UnavailableError, except a
-`delete` of a document already gone (404). `refresh` waits for the writes to be searchable (tests,
-a local cluster); Serverless has no such parameter. Apart from the index adapter so the retry rules
-can be read, and tested, on their own."""
+`delete` of a document already gone (404).
+
+Refresh is a policy (`REFRESH_POLICIES`, the `refresh` parameter's own values): `false` (the
+default: documents turn searchable at the index's next refresh, within a second, and no write pays
+for a refresh of its own), `wait_for` (a write returns once a refresh has made it searchable) or
+`true` (a write forces a refresh: tests, a local cluster; costly under load). `_delete_by_query`
+knows only true/false, so `wait_for` forces one there. Serverless has no such parameter. Apart from
+the index adapter so the retry rules can be read, and tested, on their own."""
 
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ from mediaindex.domain.errors import UnavailableError
 MAX_BULK_ACTIONS = 500
 MAX_BULK_BYTES = 9 * 1024 * 1024
 TOO_LARGE = 413
+REFRESH_POLICIES = ("false", "wait_for", "true")
 _WITH_SOURCE = frozenset({"index", "create", "update"})  # actions followed by a source line
 
 
@@ -31,6 +37,19 @@ def status_of(e: Exception) -> int | None:
     """The HTTP status an opensearch-py error carries, if any."""
     code = getattr(e, "status_code", None)
     return code if isinstance(code, int) else None
+
+
+def write_refresh(policy: str, *, serverless: bool) -> str | None:
+    """The `refresh` parameter of a `_bulk` under `policy`, or None to leave it out."""
+    if policy not in REFRESH_POLICIES:
+        raise ValueError(f"refresh must be one of {', '.join(REFRESH_POLICIES)}, not {policy!r}")
+    return None if serverless or policy == "false" else policy
+
+
+def delete_by_query_refresh(policy: str) -> bool:
+    """Whether a `_delete_by_query` under `policy` refreshes: it has no wait_for, so only `false`
+    leaves the deleted documents to the index's next refresh."""
+    return policy != "false"
 
 
 def action_groups(lines: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
@@ -74,7 +93,7 @@ def chunks(
 @dataclass(frozen=True)
 class BulkWriter:
     client: Any
-    refresh: bool
+    refresh: str | None  # the `refresh` parameter of every request (write_refresh), or None
     max_retries: int
     backoff_s: float
     max_backoff_s: float
@@ -93,8 +112,8 @@ class BulkWriter:
         pending = lines
         for attempt in range(self.max_retries + 1):
             kwargs: dict[str, Any] = {"body": pending}
-            if self.refresh:
-                kwargs["refresh"] = "true"
+            if self.refresh is not None:
+                kwargs["refresh"] = self.refresh
             try:
                 resp = self.client.bulk(**kwargs)
             except Exception as e:

@@ -15,6 +15,12 @@ Serverless differs (documented here, handled by `serverless=True`):
 - index settings such as `number_of_shards`/`number_of_replicas` are managed by the service and
   rejected, so the create body leaves them out;
 - the faiss engine is the one to use for vector search collections.
+
+An index is written and queried as its mapping says, not as today's settings say: the vector
+fields' dimensions and data_types are read from the mapping found (`mapped_vectors`), so indexes
+created before a change of `precision` keep working (their vectors are still sent as they were
+mapped) and only new indexes and new vector fields take the new precision. `refresh` is a policy
+(opensearch_bulk.REFRESH_POLICIES) for writes and deletes alike.
 Auth is SigV4 for both (`service="es"` for a domain, `"aoss"` for Serverless): see `make_client`."""
 
 from __future__ import annotations
@@ -32,10 +38,21 @@ from mediaindex.adapters.aws.opensearch_bodies import (
     knn_query_body,
     text_query_body,
 )
-from mediaindex.adapters.aws.opensearch_bulk import MAX_BULK_ACTIONS, BulkWriter, status_of
+from mediaindex.adapters.aws.opensearch_bulk import (
+    MAX_BULK_ACTIONS,
+    BulkWriter,
+    delete_by_query_refresh,
+    status_of,
+    write_refresh,
+)
 from mediaindex.adapters.aws.opensearch_mapping import (
+    BYTE,
+    FLOAT,
+    VectorField,
     alias_name,
+    check_layout,
     knn_vector_mapping,
+    mapped_vectors,
     mapping_body,
     model_field,
     physical_name,
@@ -68,61 +85,76 @@ class OpenSearchIndex(SearchIndex):
         *,
         prefix: str = "mediaindex",
         engine: str = "faiss",
+        precision: str = "fp32",
         serverless: bool = False,
-        refresh: bool = False,
+        refresh: bool | str = False,
+        shards: int = 1,
         max_retries: int = 5,
         backoff_s: float = 0.5,
         max_backoff_s: float = 8.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if engine not in ("faiss", "lucene"):
-            raise ValueError(f"engine must be faiss or lucene, not {engine!r}")
+        # Everything checked here fails the start, not the first write.
+        check_layout(engine=engine, precision=precision)
+        if shards < 1:
+            raise ValueError(f"shards must be at least 1, not {shards}")
+        policy = ("true" if refresh else "false") if isinstance(refresh, bool) else refresh
         self._client = client
         self.prefix = prefix
         self.engine = engine
+        self.precision = precision
         self.serverless = serverless
+        self.shards = shards
+        self.refresh = policy
         self._writer = BulkWriter(
             client,
-            # Wait for writes to be searchable (tests, the local cluster); Serverless cannot.
-            refresh=refresh and not serverless,
+            refresh=write_refresh(policy, serverless=serverless),
             max_retries=max_retries,
             backoff_s=backoff_s,
             max_backoff_s=max_backoff_s,
             sleep=sleep,
         )
-        self._dims: dict[str, dict[str, int]] = {}  # alias -> modality -> dim, as mapped
+        self._fields: dict[str, dict[str, VectorField]] = {}  # alias -> modality -> field, as mapped
+
+    @property
+    def _data_type(self) -> str:
+        """The data_type new vector fields get."""
+        return BYTE if self.precision == "byte" else FLOAT
 
     # Index lifecycle
 
-    def _mapped_dims(self, alias: str) -> dict[str, int] | None:
-        if alias in self._dims:
-            return self._dims[alias]
+    def _mapped_fields(self, alias: str) -> dict[str, VectorField] | None:
+        if alias in self._fields:
+            return self._fields[alias]
         try:
             if not self._client.indices.exists_alias(name=alias):
                 return None
             resp = self._client.indices.get_mapping(index=alias)
         except Exception as e:
             raise UnavailableError(f"search index unreachable: {e}") from e
-        dims: dict[str, int] = {}
-        for body in resp.values():
-            for name, spec in body.get("mappings", {}).get("properties", {}).items():
-                if name.startswith("vec_") and spec.get("type") == "knn_vector":
-                    dims[name[len("vec_") :]] = int(spec["dimension"])
-        self._dims[alias] = dims
-        return dims
+        fields = mapped_vectors(resp)
+        self._fields[alias] = fields
+        return fields
 
     def ensure_index(self, index_id: str, dims: dict[str, int], *, generation: int = 1) -> str:
         """Creates the physical index and its alias when missing, and adds vector fields for new
         modalities. Returns the alias."""
         alias = alias_name(self.prefix, index_id)
-        mapped = self._mapped_dims(alias)
+        mapped = self._mapped_fields(alias)
         try:
             if mapped is None:
                 self._client.indices.create(
                     index=physical_name(self.prefix, index_id, generation),
-                    body=mapping_body(dims, engine=self.engine, serverless=self.serverless, alias=alias),
+                    body=mapping_body(
+                        dims,
+                        engine=self.engine,
+                        precision=self.precision,
+                        serverless=self.serverless,
+                        alias=alias,
+                        shards=self.shards,
+                    ),
                 )
-                self._dims[alias] = dict(dims)
+                self._fields[alias] = {m: VectorField(d, self._data_type) for m, d in dims.items()}
                 return alias
             for modality, dim in dims.items():
                 if modality not in mapped:
@@ -130,16 +162,18 @@ class OpenSearchIndex(SearchIndex):
                         index=alias,
                         body={
                             "properties": {
-                                vector_field(modality): knn_vector_mapping(dim, engine=self.engine),
+                                vector_field(modality): knn_vector_mapping(
+                                    dim, engine=self.engine, precision=self.precision
+                                ),
                                 model_field(modality): {"type": "keyword"},
                             }
                         },
                     )
-                    mapped[modality] = dim
-                elif mapped[modality] != dim:
+                    mapped[modality] = VectorField(dim, self._data_type)
+                elif mapped[modality].dim != dim:
                     raise ValidationError(
-                        f"{modality} vectors have {dim} dims; index {index_id} holds {mapped[modality]}: "
-                        "build a new generation and swap it in",
+                        f"{modality} vectors have {dim} dims; index {index_id} holds "
+                        f"{mapped[modality].dim}: build a new generation and swap it in",
                         field="vectors",
                     )
         except ValidationError:
@@ -163,7 +197,7 @@ class OpenSearchIndex(SearchIndex):
         ]
         actions.append({"add": {"index": new, "alias": alias}})
         self._client.indices.update_aliases(body={"actions": actions})
-        self._dims.pop(alias, None)
+        self._fields.pop(alias, None)
 
     # Writes
 
@@ -177,15 +211,17 @@ class OpenSearchIndex(SearchIndex):
                 for modality, (_model, vec) in d.vectors.items():
                     dims.setdefault(modality, len(vec))
             alias = self.ensure_index(index_id, dims)
+            data_types = {m: f.data_type for m, f in self._fields.get(alias, {}).items()}
             # The writer cuts the requests by count and by size.
-            self._writer.send(bulk_actions(group, index=alias))
+            self._writer.send(bulk_actions(group, index=alias, data_types=data_types))
 
     def _delete_matching(self, index: str, body: dict[str, Any]) -> None:
         try:
             if not self.serverless:
-                self._client.delete_by_query(
-                    index=index, body=body, conflicts="proceed", refresh=True, ignore_unavailable=True
-                )
+                kwargs: dict[str, Any] = {"conflicts": "proceed", "ignore_unavailable": True}
+                if delete_by_query_refresh(self.refresh):
+                    kwargs["refresh"] = True
+                self._client.delete_by_query(index=index, body=body, **kwargs)
                 return
             while True:
                 resp = self._client.search(
@@ -204,9 +240,12 @@ class OpenSearchIndex(SearchIndex):
                 return
             raise UnavailableError(f"search index delete failed: {e}") from e
 
-    def delete_asset(self, tenant_id: str, asset_id: str) -> None:
-        # The asset's index is not known here; the alias pattern covers every index of this prefix.
-        self._delete_matching(f"{self.prefix}-*", delete_by_asset_body(tenant_id, asset_id))
+    def delete_asset(self, tenant_id: str, asset_id: str, *, index_id: str | None = None) -> None:
+        """Deletes within `index_id`'s alias when given (one index's shards, not every index's);
+        without it (callers that do not know the index) the pattern covers every index of this
+        prefix."""
+        target = f"{self.prefix}-*" if index_id is None else alias_name(self.prefix, index_id)
+        self._delete_matching(target, delete_by_asset_body(tenant_id, asset_id, index_id))
 
     def delete_index(self, tenant_id: str, index_id: str) -> None:
         # A mediaindex index belongs to one tenant (ids are unique and the service checks the owner),
@@ -220,7 +259,7 @@ class OpenSearchIndex(SearchIndex):
             raise UnavailableError(f"search index unreachable: {e}") from e
         for name in physical:
             self._client.indices.delete(index=name, ignore_unavailable=True)
-        self._dims.pop(alias, None)
+        self._fields.pop(alias, None)
 
     # Queries
 
@@ -250,18 +289,27 @@ class OpenSearchIndex(SearchIndex):
     def knn(
         self, flt: SearchFilter, *, modality: str, model_id: str, vector: list[float], k: int
     ) -> list[SearchHit]:
-        mapped = self._mapped_dims(alias_name(self.prefix, flt.index_id))
+        mapped = self._mapped_fields(alias_name(self.prefix, flt.index_id))
         if not mapped or modality not in mapped or k <= 0:
             return []
-        if mapped[modality] != len(vector):
+        field = mapped[modality]
+        if field.dim != len(vector):
             raise ValidationError(
-                f"query vector has {len(vector)} dims; the index holds {mapped[modality]}", field="vector"
+                f"query vector has {len(vector)} dims; the index holds {field.dim}", field="vector"
             )
-        body = knn_query_body(flt, modality=modality, model_id=model_id, vector=vector, k=k)
+        body = knn_query_body(
+            flt, modality=modality, model_id=model_id, vector=vector, k=k, data_type=field.data_type
+        )
         hits = self._search(flt.index_id, body)
         return [
             SearchHit(
-                h.segment_id, h.asset_id, h.start, h.end, cosine_from_score(h.score), h.text, h.keyframe_key
+                h.segment_id,
+                h.asset_id,
+                h.start,
+                h.end,
+                cosine_from_score(h.score, field.data_type),
+                h.text,
+                h.keyframe_key,
             )
             for h in hits
         ]

@@ -11,7 +11,19 @@ User metadata is free-form, so it is never mapped key by key (each new key would
 mapping until the index hits its field limit): `user_metadata` is kept in `_source` only
 (`enabled: false`), and `user_metadata_terms` holds one keyword per top-level pair, `["key",value]`
 in canonical JSON, which filters match exactly (typed as in the embedded index: 2024 is not "2024").
+Not `flat_object`: its leaves are untyped strings keyed `path=value`, so it would match 2024 to
+"2024" and confuse key `k=v` with value `x` and key `k` with value `v=x` (docs/scale.md).
 
+Vectors are indexed but never stored in `_source` (`_source.excludes: vec_*`): hits never read
+them back, and kept there they cost about 21 bytes of JSON per dimension, on disk and in every
+fetch, which loads a document's whole `_source` (docs/scale.md). Their precision is a setting
+(`PRECISIONS`): `fp32`; `fp16`, the faiss scalar quantizer (half the graph memory, recall nearly
+unchanged on unit vectors, which sit far inside its range); `byte`, `data_type: byte` (a quarter;
+lucene, and faiss from OpenSearch 2.17), whose values the adapter quantizes (opensearch_bodies).
+An index keeps the precision it was created with: `mapped_vectors` reads it back from the mapping,
+so a changed setting applies to new indexes only.
+
+Shards: `number_of_shards` is a setting (docs/scale.md: one shard per 10-50 GB expected).
 Replicas: `auto_expand_replicas` 0-1, so a single-node domain holds no replica it could never
 allocate (its indexes would stay yellow) and a larger one keeps one. Serverless manages shards and
 replicas itself, so its body leaves them out. Pure functions, apart from the adapter, so tests
@@ -20,10 +32,32 @@ assert the exact bodies."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, NamedTuple
 
 SPACE_TYPE = "innerproduct"
 METADATA_TERMS = "user_metadata_terms"
+ENGINES = ("faiss", "lucene")
+PRECISIONS = ("fp32", "fp16", "byte")
+FLOAT, BYTE = "float", "byte"  # a knn_vector's data_type, as the mapping names it
+VECTOR_FIELDS = "vec_*"
+
+
+class VectorField(NamedTuple):
+    """A mapped vector field: its dimension and the data_type its values are sent as."""
+
+    dim: int
+    data_type: str = FLOAT
+
+
+def check_layout(*, engine: str, precision: str) -> None:
+    """Raises ValueError, at start-up, for an engine or precision this layout cannot build."""
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be faiss or lucene, not {engine!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"vector precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    if precision == "fp16" and engine != "faiss":
+        # The fp16 scalar quantizer is faiss's; lucene has no 16-bit float vectors.
+        raise ValueError("vector precision fp16 needs the faiss engine (lucene has no fp16 encoder)")
 
 
 def alias_name(prefix: str, index_id: str) -> str:
@@ -50,28 +84,46 @@ def metadata_term(key: str, value: Any) -> str:
     return json.dumps([key, value], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def knn_vector_mapping(dim: int, *, engine: str) -> dict[str, Any]:
-    return {
-        "type": "knn_vector",
-        "dimension": dim,
-        "method": {
-            "name": "hnsw",
-            "engine": engine,
-            "space_type": SPACE_TYPE,
-            "parameters": {"m": 16, "ef_construction": 128},
-        },
-    }
+def knn_vector_mapping(dim: int, *, engine: str, precision: str = "fp32") -> dict[str, Any]:
+    parameters: dict[str, Any] = {"m": 16, "ef_construction": 128}
+    if precision == "fp16":
+        parameters["encoder"] = {"name": "sq", "parameters": {"type": "fp16"}}
+    mapping: dict[str, Any] = {"type": "knn_vector", "dimension": dim}
+    if precision == "byte":
+        mapping["data_type"] = BYTE
+    mapping["method"] = {"name": "hnsw", "engine": engine, "space_type": SPACE_TYPE, "parameters": parameters}
+    return mapping
+
+
+def mapped_vectors(resp: dict[str, Any]) -> dict[str, VectorField]:
+    """modality -> its vector field, read from a get-mapping response (every physical index behind
+    an alias maps the same fields). A field without `data_type` is float, as OpenSearch defaults."""
+    fields: dict[str, VectorField] = {}
+    for body in resp.values():
+        for name, spec in body.get("mappings", {}).get("properties", {}).items():
+            if name.startswith("vec_") and spec.get("type") == "knn_vector":
+                fields[name[len("vec_") :]] = VectorField(
+                    int(spec["dimension"]), spec.get("data_type", FLOAT)
+                )
+    return fields
 
 
 def mapping_body(
-    dims: dict[str, int], *, engine: str = "faiss", serverless: bool = False, alias: str | None = None
+    dims: dict[str, int],
+    *,
+    engine: str = "faiss",
+    precision: str = "fp32",
+    serverless: bool = False,
+    alias: str | None = None,
+    shards: int = 1,
 ) -> dict[str, Any]:
-    """The create-index body: settings, mappings (one knn_vector field per modality in `dims`) and,
-    when given, the alias the index is born with (so it is never reachable without one)."""
+    """The create-index body: settings, mappings (one knn_vector field per modality in `dims`, kept
+    out of `_source`) and, when given, the alias the index is born with (so it is never reachable
+    without one)."""
     index_settings: dict[str, Any] = {"knn": True}
     if not serverless:
         index_settings.update(
-            {"number_of_shards": 1, "auto_expand_replicas": "0-1", "knn.algo_param.ef_search": 128}
+            {"number_of_shards": shards, "auto_expand_replicas": "0-1", "knn.algo_param.ef_search": 128}
         )
     properties: dict[str, Any] = {
         "segment_id": {"type": "keyword"},
@@ -87,11 +139,17 @@ def mapping_body(
         METADATA_TERMS: {"type": "keyword"},
     }
     for modality in sorted(dims):
-        properties[vector_field(modality)] = knn_vector_mapping(dims[modality], engine=engine)
+        properties[vector_field(modality)] = knn_vector_mapping(
+            dims[modality], engine=engine, precision=precision
+        )
         properties[model_field(modality)] = {"type": "keyword"}
     body: dict[str, Any] = {
         "settings": {"index": index_settings},
-        "mappings": {"dynamic": "strict", "properties": properties},
+        "mappings": {
+            "dynamic": "strict",
+            "_source": {"excludes": [VECTOR_FIELDS]},
+            "properties": properties,
+        },
     }
     if alias is not None:
         body["aliases"] = {alias: {}}
