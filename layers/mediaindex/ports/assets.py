@@ -8,11 +8,43 @@ DynamoDB TransactWriteItems or batched deletes after a guarded write)."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Callable
 
-from mediaindex.domain.models import Asset, AssetStatus, MediaType, Page
+from mediaindex.domain.models import Asset, AssetStatus, Derivative, FeatureStatus, MediaType, Page
 
 AssetFn = Callable[[Asset], Asset]
+
+# Usage counters (`AssetRepository.usage_by_index`), by name: "assets:<media type>",
+# "bytes:<media type>" (originals), "runs:<feature>.<state>" (queued runs are not counted) and
+# DERIVATIVE_BYTES. One function names what an asset adds, so both adapters count alike.
+DERIVATIVE_BYTES = "derivative_bytes"
+UsageCounts = dict[str, int]
+
+
+def asset_usage(asset: Asset | None) -> Counter[str]:
+    """What one asset adds to its index's usage counters (nothing for None: no asset)."""
+    out: Counter[str] = Counter()
+    if asset is None:
+        return out
+    kind = asset.media_type.value if asset.media_type else "unknown"
+    out[f"assets:{kind}"] = 1
+    out[f"bytes:{kind}"] = asset.size_bytes or 0
+    for feature, fs in asset.features.items():
+        if fs.state != FeatureStatus.QUEUED:
+            out[f"runs:{feature.value}.{fs.state.value}"] += 1
+    return out
+
+
+def usage_change(old: Asset | None, new: Asset | None) -> dict[str, int]:
+    """The counters that change when `old` becomes `new` (None: not there), without zeros."""
+    delta = asset_usage(new)
+    delta.subtract(asset_usage(old))
+    return {name: v for name, v in delta.items() if v}
+
+
+def derivative_bytes(derivatives: list[Derivative]) -> int:
+    return sum(d.size_bytes for d in derivatives)
 
 
 def next_asset(current: Asset, new: Asset) -> Asset:
@@ -59,3 +91,11 @@ class AssetRepository(ABC):
     def delete(self, tenant_id: str, asset_id: str) -> Asset | None:
         """Removes the asset with its tasks, derivatives and segments and decrements its index's
         asset_count. Returns the deleted asset, or None when it was already gone."""
+
+    def usage_by_index(self, tenant_id: str) -> dict[str, UsageCounts]:
+        """The tenant's usage counters by index id (indexes being deleted included: the caller
+        filters them), read in a constant number of store calls. The stores keep them beside
+        every write that changes them; a tenant whose data predates the counters gets them built
+        once, from a full read. Not abstract: a wrapper over a repository (VisibleAssets) has no
+        counters of its own, and the usage service is handed the store's repository."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no usage counters")

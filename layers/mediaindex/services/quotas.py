@@ -6,7 +6,10 @@ quota's use, and the checks a request passes before it runs (api/deps.py):
 - a request that starts work (domain.quotas.WORK_ROUTES) is refused while the tenant's stored
   bytes or today's media hours (UTC day) are at their quota (403 `quota_exceeded`, `field`
   names the quota), or `max_concurrent_tasks` tasks are queued or processing (429
-  `concurrency_limited`, Retry-After CONCURRENCY_RETRY_S)."""
+  `concurrency_limited`, Retry-After CONCURRENCY_RETRY_S).
+
+Stored bytes come from the usage counters (services/usage.py): a few store calls, not a read of
+the tenant's assets, so the check costs the same at any size."""
 
 from __future__ import annotations
 
@@ -106,7 +109,7 @@ class QuotaService:
 
     def uses(self, tenant_id: str, *, stored_bytes: int | None = None) -> tuple[Quotas, list[QuotaUse]]:
         """The effective quotas and each one's use now. `stored_bytes`: the tenant's stored bytes
-        when the caller has just counted them (GET /v1/usage), so its assets are read once."""
+        when the caller has just read them (GET /v1/usage), so its usage counters are read once."""
         quotas = self.effective(tenant_id)
         now = self._clock()
         start = window_start(now)

@@ -1,7 +1,8 @@
 """Usage: what a tenant stores and runs, and the measures its quotas are checked against
-(services/quotas.py). Each is computed from the stored entities, not kept as a counter: a full
-read of the tenant's assets (stored bytes) or of today's tasks (media hours), so quotas that need
-them are read only when they are set."""
+(services/quotas.py). What it stores (assets, bytes, feature runs) is read from counters the
+stores keep per index beside every write that changes them (`AssetRepository.usage_by_index`): a
+constant number of store calls whatever the tenant holds. Today's media hours are computed from
+today's tasks, so quotas that need them are read only when they are set."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
-from mediaindex.domain.models import FeatureStatus
-from mediaindex.ports.assets import AssetRepository
+from mediaindex.ports.assets import DERIVATIVE_BYTES, AssetRepository
 from mediaindex.ports.indexes import IndexRepository
 from mediaindex.ports.outputs import OutputRepository
 from mediaindex.ports.tasks import TaskRepository
+
+_ASSETS, _BYTES, _RUNS = "assets:", "bytes:", "runs:"
 
 
 class UsageService:
@@ -24,46 +26,39 @@ class UsageService:
         indexes: IndexRepository,
         tasks: TaskRepository,
     ) -> None:
+        del outputs  # the counters include derivatives; kept for the composition root's call
         self._assets = assets
-        self._outputs = outputs
         self._indexes = indexes
         self._tasks = tasks
 
-    def _counted(self, tenant_id: str, index_id: str, seen: dict[str, bool]) -> bool:
-        """Assets of an index being deleted are not counted: they are gone to the tenant."""
-        if index_id not in seen:
-            index = self._indexes.get(tenant_id, index_id)
-            seen[index_id] = index is not None and not index.deleting
-        return seen[index_id]
+    def _live_indexes(self, tenant_id: str) -> set[str]:
+        """The tenant's indexes not being deleted: their assets are gone to the tenant."""
+        live: set[str] = set()
+        cursor = None
+        while True:
+            page = self._indexes.list(tenant_id, limit=100, cursor=cursor)
+            live.update(i.id for i in page.data if not i.deleting)
+            if not page.next_cursor:
+                return live
+            cursor = page.next_cursor
 
     def usage(self, tenant_id: str) -> dict[str, Any]:
-        assets: Counter[str] = Counter()
-        asset_bytes: Counter[str] = Counter()
-        runs: Counter[str] = Counter()
-        derivative_bytes = 0
-        cursor = None
-        seen: dict[str, bool] = {}
-        while True:
-            page = self._assets.list(tenant_id, limit=100, cursor=cursor)
-            for a in page.data:
-                if not self._counted(tenant_id, a.index_id, seen):
-                    continue
-                kind = a.media_type.value if a.media_type else "unknown"
-                assets[kind] += 1
-                asset_bytes[kind] += a.size_bytes or 0
-                derivative_bytes += sum(d.size_bytes for d in self._outputs.list_derivatives(tenant_id, a.id))
-                for f, fs in a.features.items():
-                    runs[f"{f.value}.{fs.state.value}"] += 1 if fs.state != FeatureStatus.QUEUED else 0
-            if not page.next_cursor:
-                break
-            cursor = page.next_cursor
+        by_index = self._assets.usage_by_index(tenant_id)
+        total: Counter[str] = Counter()
+        if by_index:
+            live = self._live_indexes(tenant_id)
+            for index_id, counts in by_index.items():
+                if index_id in live:
+                    total.update(counts)
+        assets = _named(total, _ASSETS)
+        asset_bytes = {kind: total[_BYTES + kind] for kind in assets}
         return {
             "asset_count": sum(assets.values()),
-            "assets_by_media_type": dict(assets),
-            "bytes_by_media_type": dict(asset_bytes),
+            "assets_by_media_type": assets,
+            "bytes_by_media_type": asset_bytes,
             "original_bytes": sum(asset_bytes.values()),
-            "derivative_bytes": derivative_bytes,
-            "feature_runs": {k: v for k, v in runs.items() if v},
+            "derivative_bytes": total[DERIVATIVE_BYTES],
+            "feature_runs": _named(total, _RUNS),
         }
 
     def stored_bytes(self, tenant_id: str) -> int:
@@ -92,6 +87,11 @@ class UsageService:
     def active_tasks(self, tenant_id: str, *, at_most: int) -> int:
         """Queued or processing tasks, counted up to `at_most` (enough to compare with a limit)."""
         return len(self._tasks.list(tenant_id, active_only=True, limit=max(1, at_most), cursor=None).data)
+
+
+def _named(total: Counter[str], prefix: str) -> dict[str, int]:
+    """The positive counters named `prefix`..., by the rest of their name."""
+    return {k[len(prefix) :]: v for k, v in sorted(total.items()) if k.startswith(prefix) and v > 0}
 
 
 def stored_bytes(counted: dict[str, Any]) -> int:

@@ -21,6 +21,9 @@ Items and their keys (`{...}` are ids; GSI sort keys are the item's id, so newes
 | derivative                 | ASSET#{asset}                | DERIV#{kind}#{index:06d}    |
 | segment                    | ASSET#{asset}                | SEG#{start ms:012d}#{seg}   |
 | idempotency record (TTL)   | IDEMPOTENCY#{tenant}#{key}   | IDEMPOTENCY                 |
+| usage counter shard        | TENANT#{tenant}              | USAGE#{index}#{0..3}        |
+| usage counters whole       | TENANT#{tenant}              | USAGE                       |
+| derivative bytes counted   | ASSET#{asset}                | USAGE                       |
 | index purge ledger         | PURGES                       | {tenant}#{index}            |
 
 | Item    | gsi1pk (gsi1sk = id)         | gsi2pk (gsi2sk = id)         |
@@ -46,6 +49,7 @@ Items and their keys (`{...}` are ids; GSI sort keys are the item's id, so newes
 | segments of an asset                   | GetItem of the asset (tenant), Query begins_with(sk, SEG#)        |
 | delete an asset with what it owns      | Query pk=ASSET#{asset} (consistent), batched deletes              |
 | idempotency record                     | GetItem; expiry checked on read; TTL on expires_at_epoch          |
+| usage of a tenant                      | Query pk=TENANT#{tenant}, begins_with(sk, USAGE) (usage.py)       |
 | index name unique per tenant           | guard item Put attribute_not_exists in the index's transaction    |
 
 Idempotency records carry `expires_at_epoch` (the table's TTL attribute, rounded up); DynamoDB

@@ -2,7 +2,8 @@
 asset owns (derivatives, segments, pointers to its tasks), so deleting it is one strongly
 consistent Query plus batched deletes. The item carries `tenant_id`: every call checks it, and an
 asset of another tenant reads as missing. Inserts and deletes change the index's `asset_count` in
-the same transaction; `mutate` reads, applies and writes conditionally on the version, retrying."""
+the same transaction; `mutate` reads, applies and writes conditionally on the version, retrying.
+Every write adds what it changes to the tenant's usage counters in its transaction (usage.py)."""
 
 from __future__ import annotations
 
@@ -32,9 +33,23 @@ from mediaindex.adapters.aws.dynamo.table import (
     n,
     retrying,
 )
+from mediaindex.adapters.aws.dynamo.usage import (
+    USAGE_SK,
+    add_usage,
+    counted_derivatives,
+    read_counted,
+    read_usage,
+)
 from mediaindex.domain.errors import ConflictError, NotFoundError
 from mediaindex.domain.models import Asset, AssetStatus, MediaType, Page
-from mediaindex.ports.assets import AssetFn, AssetRepository, next_asset
+from mediaindex.ports.assets import (
+    DERIVATIVE_BYTES,
+    AssetFn,
+    AssetRepository,
+    UsageCounts,
+    next_asset,
+    usage_change,
+)
 
 _VERSION_IS = "version = :expected"
 
@@ -61,6 +76,7 @@ class DynamoAssetRepository(AssetRepository):
                 [
                     self._t.tx_put(asset_item(stored), "attribute_not_exists(pk)"),
                     self._count_update(stored, 1),
+                    *add_usage(self._t, stored, usage_change(None, stored)),
                 ]
             )
         except ConditionFailed as e:
@@ -98,11 +114,16 @@ class DynamoAssetRepository(AssetRepository):
 
     def mutate(self, tenant_id: str, asset_id: str, fn: AssetFn) -> Asset:
         def attempt() -> Asset:
-            current = find_asset(self._t, tenant_id, asset_id)
+            current = read_counted(self._t, tenant_id, asset_id)
             if current is None:
                 raise asset_not_found(asset_id)
             new = next_asset(current, fn(current))
-            self._t.put(asset_item(new), _VERSION_IS, {":expected": n(current.version)})
+            expected = {":expected": n(current.version)}
+            counters = add_usage(self._t, new, usage_change(current, new))
+            if counters:
+                self._t.transact([self._t.tx_put(asset_item(new), _VERSION_IS, expected), *counters])
+            else:  # most writes change no counter (a status): one PutItem, as before
+                self._t.put(asset_item(new), _VERSION_IS, expected)
             return new
 
         return retrying(attempt, f"asset {asset_id}")
@@ -115,19 +136,25 @@ class DynamoAssetRepository(AssetRepository):
                 return None
             if not is_asset_of(item, tenant_id):
                 return None
-            asset = asset_from(item)
+            asset = read_counted(self._t, tenant_id, asset_id)  # adopts one an earlier release wrote
+            if asset is None:
+                continue
             expected = {":expected": n(asset.version)}
+            derivs, unchanged, seen = counted_derivatives(self._t, asset_id)
             try:
                 # The asset goes first, with its count: a concurrent task start then fails its
-                # version check instead of adding work to an asset being deleted.
+                # version check instead of adding work to an asset being deleted. Its usage goes
+                # with it, as counted: the derivative count it read must still hold.
                 self._t.transact(
                     [
                         self._t.tx_delete(asset_pk(asset_id), ASSET_SK, _VERSION_IS, expected),
                         self._count_update(asset, -1),
+                        self._t.tx_delete(asset_pk(asset_id), USAGE_SK, unchanged, seen),
+                        *add_usage(self._t, asset, {**usage_change(asset, None), DERIVATIVE_BYTES: -derivs}),
                     ]
                 )
             except ConditionFailed as e:
-                if e.at(0):
+                if e.at(0) or e.at(2):
                     backoff(attempt)
                     continue  # changed or deleted meanwhile: look again
                 try:  # the index is gone already (index deletion sweeps assets after it)
@@ -138,6 +165,9 @@ class DynamoAssetRepository(AssetRepository):
             self._sweep(asset_id)
             return asset
         raise ConflictError(f"asset {asset_id} kept changing; not deleted", code="version_conflict")
+
+    def usage_by_index(self, tenant_id: str) -> dict[str, UsageCounts]:
+        return read_usage(self._t, tenant_id)
 
     def _sweep(self, asset_id: str) -> None:
         """Deletes what the asset owned: task pointers and their tasks, derivatives, segments."""

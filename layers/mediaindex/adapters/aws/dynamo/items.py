@@ -102,6 +102,12 @@ def assets_of_tenant(tenant_id: str) -> Listing:
     return Listing(ks.GSI2, (ks.GSI2_PK, f"TENANT#{tenant_id}#ASSETS"))
 
 
+# On an asset item: its values are in the usage counters (usage.py). Every writer of asset_item
+# adds the change it makes to the counters in the same transaction; items written by earlier
+# releases lack it and are adopted (counted once) before a write uses them.
+COUNTED = "in_usage"
+
+
 def asset_item(asset: Asset) -> Item:
     item: Item = {
         **key(asset_pk(asset.id), ASSET_SK),
@@ -114,6 +120,7 @@ def asset_item(asset: Asset) -> Item:
         "status": s(asset.status.value),
         "version": n(asset.version),
         "doc": s(asset.model_dump_json()),
+        COUNTED: {"BOOL": True},
     }
     if asset.media_type is not None:
         item["media_type"] = s(asset.media_type.value)

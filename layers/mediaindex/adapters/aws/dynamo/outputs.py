@@ -9,7 +9,9 @@ asset item at the head of the partition, with as few reads as the call already n
   GetItem before as well).
 
 Replacing is not one transaction (a set may exceed its 100 items): puts overwrite same-key items
-first, then the stale items go, so a re-run converges on one set."""
+first, then the stale items go, so a re-run converges on one set. Then the asset's derivative
+bytes in the usage counters are set to what the partition holds (usage.recount_derivatives), so a
+re-run after a crash between the two converges on the right count too."""
 
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from mediaindex.adapters.aws.dynamo.items import (
     is_asset_of,
 )
 from mediaindex.adapters.aws.dynamo.table import Item, Listing, Table, doc, key, s
+from mediaindex.adapters.aws.dynamo.usage import recount_derivatives
 from mediaindex.domain.models import Derivative, Page, Segment
 from mediaindex.ports.outputs import OutputRepository
 
@@ -85,6 +88,7 @@ class DynamoOutputRepository(OutputRepository):
         wanted = set(kinds)
         of_kinds = [it for it in current if Derivative.model_validate_json(doc(it)).kind in wanted]
         self._replace(_items(asset_id, "derivative", derivatives, _derivative_sk), of_kinds)
+        recount_derivatives(self._t, tenant_id, asset_id)
 
     def list_derivatives(self, tenant_id: str, asset_id: str) -> list[Derivative]:
         items = self._derivative_items(tenant_id, asset_id) or []

@@ -250,6 +250,28 @@ class Table:
                 return out
             kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
+    def keys_lacking(self, listing: Listing, attribute: str) -> list[Item]:
+        """The primary keys of every item of `listing` without `attribute`, all pages (eventually
+        consistent on a GSI): what a one-off backfill walks."""
+        index, partition = listing
+        kwargs: Item = {
+            "TableName": self.name,
+            "KeyConditionExpression": "#p = :p",
+            "FilterExpression": "attribute_not_exists(#a)",
+            "ProjectionExpression": "#k, #s",
+            "ExpressionAttributeNames": {"#p": partition[0], "#a": attribute, "#k": ks.PK, "#s": ks.SK},
+            "ExpressionAttributeValues": {":p": s(partition[1])},
+        }
+        if index is not None:
+            kwargs["IndexName"] = index
+        out: list[Item] = []
+        while True:
+            resp = self._c.query(**kwargs)
+            out.extend(resp.get("Items", []))
+            if not resp.get("LastEvaluatedKey"):
+                return out
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
     def query_page(
         self,
         parse: Callable[[Item], E],

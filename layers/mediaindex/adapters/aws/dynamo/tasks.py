@@ -11,7 +11,6 @@ from mediaindex.adapters.aws.dynamo.items import (
     asset_item,
     asset_not_found,
     asset_pk,
-    find_asset,
     is_asset_of,
     task_from,
     task_item,
@@ -22,9 +21,10 @@ from mediaindex.adapters.aws.dynamo.items import (
     tenant_of,
 )
 from mediaindex.adapters.aws.dynamo.table import ConditionFailed, Table, n, retrying, s
+from mediaindex.adapters.aws.dynamo.usage import add_usage, read_counted
 from mediaindex.domain.errors import ConflictError, NotFoundError
 from mediaindex.domain.models import Asset, Page, Task, TaskState
-from mediaindex.ports.assets import next_asset
+from mediaindex.ports.assets import next_asset, usage_change
 from mediaindex.ports.tasks import TaskAssetFn, TaskRepository, next_task
 
 
@@ -39,6 +39,12 @@ class DynamoTaskRepository(TaskRepository):
     def create_with_asset(self, task: Task, asset: Asset) -> tuple[Task, Asset]:
         stored_task = task.model_copy(update={"version": task.version + 1})
         stored_asset = asset.model_copy(update={"version": asset.version + 1})
+        # The stored asset (the caller holds only its changed copy): what the counters change by.
+        current = read_counted(self._t, asset.tenant_id, asset.id)
+        if current is None:
+            raise asset_not_found(asset.id)
+        if current.version != asset.version:
+            raise ConflictError(f"asset {asset.id} changed meanwhile", code="version_conflict")
         try:
             self._t.transact(
                 [
@@ -50,6 +56,7 @@ class DynamoTaskRepository(TaskRepository):
                     ),
                     self._t.tx_put(task_item(stored_task), "attribute_not_exists(pk)"),
                     self._t.tx_put(task_ref_item(asset.id, task.id)),
+                    *add_usage(self._t, current, usage_change(current, stored_asset)),
                 ]
             )
         except ConditionFailed as e:
@@ -88,7 +95,7 @@ class DynamoTaskRepository(TaskRepository):
             task = self.get(tenant_id, task_id)
             if task is None:
                 raise _task_not_found(task_id)
-            asset = find_asset(self._t, tenant_id, task.asset_id)
+            asset = read_counted(self._t, tenant_id, task.asset_id)
             if asset is None:
                 raise asset_not_found(task.asset_id)
             changed_task, changed_asset = fn(task, asset)
@@ -97,6 +104,7 @@ class DynamoTaskRepository(TaskRepository):
                 [
                     self._t.tx_put_versioned(task_item(new_task), task.version),
                     self._t.tx_put_versioned(asset_item(new_asset), asset.version),
+                    *add_usage(self._t, asset, usage_change(asset, new_asset)),
                 ]
             )
             return new_task, new_asset

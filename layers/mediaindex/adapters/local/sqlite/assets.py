@@ -1,6 +1,7 @@
 """AssetRepository on SQLite: table `assets` (doc + the columns lists filter on). Every read and
 write names the tenant; an asset of another tenant is not found. Each write is one `BEGIN
-IMMEDIATE` transaction, which takes the write lock before it reads, so `mutate` calls `fn` once."""
+IMMEDIATE` transaction, which takes the write lock before it reads, so `mutate` calls `fn` once,
+and changes the tenant's usage counters (usage.py) in that transaction."""
 
 from __future__ import annotations
 
@@ -13,9 +14,17 @@ from mediaindex.adapters.local.sqlite.rows import (
     newest_first,
     write_asset,
 )
+from mediaindex.adapters.local.sqlite.usage import add_usage, read_usage, stored_derivative_bytes
 from mediaindex.domain.errors import NotFoundError
 from mediaindex.domain.models import Asset, AssetStatus, MediaType, Page
-from mediaindex.ports.assets import AssetFn, AssetRepository, next_asset
+from mediaindex.ports.assets import (
+    DERIVATIVE_BYTES,
+    AssetFn,
+    AssetRepository,
+    UsageCounts,
+    next_asset,
+    usage_change,
+)
 
 
 def _asset(row: Row) -> Asset:
@@ -64,14 +73,19 @@ class SqliteAssetRepository(AssetRepository):
     def mutate(self, tenant_id: str, asset_id: str, fn: AssetFn) -> Asset:
         with self._db.transaction() as tx:
             current = load_asset(tx, tenant_id, asset_id)
-            return write_asset(tx, next_asset(current, fn(current)), current.version)
+            return write_asset(tx, next_asset(current, fn(current)), current)
 
     def delete(self, tenant_id: str, asset_id: str) -> Asset | None:
         with self._db.transaction() as tx:
             asset = find_asset(tx, tenant_id, asset_id)
             if asset is None:
                 return None
+            gone = {**usage_change(asset, None), DERIVATIVE_BYTES: -stored_derivative_bytes(tx, asset_id)}
             # ON DELETE CASCADE removes its tasks, derivatives and segments.
             tx.execute("DELETE FROM assets WHERE id = ?", (asset_id,))
+            add_usage(tx, tenant_id, asset.index_id, gone)
             tx.execute("UPDATE indexes SET asset_count = asset_count - 1 WHERE id = ?", (asset.index_id,))
         return asset
+
+    def usage_by_index(self, tenant_id: str) -> dict[str, UsageCounts]:
+        return read_usage(self._db, tenant_id)

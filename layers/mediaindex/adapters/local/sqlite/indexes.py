@@ -103,4 +103,8 @@ class SqliteIndexRepository(IndexRepository):
     def delete(self, tenant_id: str, index_id: str) -> bool:
         with self._db.transaction() as tx:
             cur = tx.execute("DELETE FROM indexes WHERE id = ? AND tenant_id = ?", (index_id, tenant_id))
+            # Its usage counters go with it (a cascade, not asset deletes, may remove its assets).
+            tx.execute(
+                "DELETE FROM usage_counters WHERE tenant_id = ? AND index_id = ?", (tenant_id, index_id)
+            )
             return cur.rowcount > 0

@@ -1,6 +1,7 @@
 """OutputRepository on SQLite: tables `derivatives` and `segments`. Their rows carry no tenant (the
 stored format predates tenant-scoped calls), so every call goes through the asset's row: writes
-check it in their transaction, reads join it, and another tenant's asset has no outputs."""
+check it in their transaction, reads join it, and another tenant's asset has no outputs. Replacing
+derivatives changes the tenant's derivative-bytes counter (usage.py) in the same transaction."""
 
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ from mediaindex.adapters.local.sqlite.rows import (
     encode_cursor,
     load_asset,
 )
+from mediaindex.adapters.local.sqlite.usage import add_usage, stored_derivative_bytes
 from mediaindex.domain.errors import ConflictError
 from mediaindex.domain.models import Derivative, Page, Segment
+from mediaindex.ports.assets import DERIVATIVE_BYTES
 from mediaindex.ports.outputs import OutputRepository
 
 _OF_TENANT_ASSET = "o.asset_id = ? AND EXISTS (SELECT 1 FROM assets WHERE id = ? AND tenant_id = ?)"
@@ -30,7 +33,8 @@ class SqliteOutputRepository(OutputRepository):
         self, tenant_id: str, asset_id: str, kinds: list[str], derivatives: list[Derivative]
     ) -> None:
         with self._db.transaction() as tx:
-            load_asset(tx, tenant_id, asset_id)
+            asset = load_asset(tx, tenant_id, asset_id)
+            before = stored_derivative_bytes(tx, asset_id)
             if kinds:
                 marks = ",".join("?" * len(kinds))
                 tx.execute(
@@ -44,6 +48,8 @@ class SqliteOutputRepository(OutputRepository):
                     for d in derivatives
                 ],
             )
+            change = stored_derivative_bytes(tx, asset_id) - before
+            add_usage(tx, tenant_id, asset.index_id, {DERIVATIVE_BYTES: change})
 
     def list_derivatives(self, tenant_id: str, asset_id: str) -> list[Derivative]:
         rows = (

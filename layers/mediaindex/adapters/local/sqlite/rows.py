@@ -1,5 +1,6 @@
 """What the SQLite repositories share: opaque cursors, newest-first pages, and the asset row, which
-two aggregates write (assets themselves, and tasks with their asset in one transaction).
+two aggregates write (assets themselves, and tasks with their asset in one transaction), with the
+usage counters each write changes (usage.py).
 
 Entities are stored as JSON documents (`doc`, pydantic's model_dump_json) plus the columns that
 queries filter, order or join on (schema: migrations/001_init.sql)."""
@@ -14,8 +15,10 @@ import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
+from mediaindex.adapters.local.sqlite.usage import add_usage
 from mediaindex.domain.errors import ConflictError, NotFoundError, ValidationError
 from mediaindex.domain.models import Asset, Page
+from mediaindex.ports.assets import usage_change
 
 E = TypeVar("E")
 Row = tuple[Any, ...]
@@ -131,11 +134,14 @@ def insert_asset(tx: sqlite3.Connection, stored: Asset) -> None:
         )
     except sqlite3.IntegrityError as e:
         raise ConflictError(f"asset {stored.id} exists", code="asset_already_exists") from e
+    add_usage(tx, stored.tenant_id, stored.index_id, usage_change(None, stored))
 
 
-def write_asset(tx: sqlite3.Connection, asset: Asset, expected_version: int) -> Asset:
-    """Overwrites the asset's row if it still has `expected_version` (and the asset's tenant);
-    returns what was stored, at version expected+1. ConflictError(`version_conflict`) otherwise."""
+def write_asset(tx: sqlite3.Connection, asset: Asset, current: Asset) -> Asset:
+    """Overwrites the asset's row if it is still `current` (its version, and the asset's tenant),
+    with the usage counters it changes; returns what was stored, at the next version.
+    ConflictError(`version_conflict`) otherwise."""
+    expected_version = current.version
     stored = asset.model_copy(update={"version": expected_version + 1})
     cur = tx.execute(
         "UPDATE assets SET status = ?, media_type = ?, version = ?, doc = ?"
@@ -152,4 +158,5 @@ def write_asset(tx: sqlite3.Connection, asset: Asset, expected_version: int) -> 
     )
     if cur.rowcount != 1:
         raise ConflictError(f"asset {asset.id} changed meanwhile", code="version_conflict")
+    add_usage(tx, current.tenant_id, current.index_id, usage_change(current, stored))
     return stored

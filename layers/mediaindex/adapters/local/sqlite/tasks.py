@@ -28,7 +28,7 @@ class SqliteTaskRepository(TaskRepository):
             current = load_asset(tx, asset.tenant_id, asset.id)
             if current.version != asset.version:
                 raise ConflictError(f"asset {asset.id} changed meanwhile", code="version_conflict")
-            stored_asset = write_asset(tx, asset, asset.version)
+            stored_asset = write_asset(tx, asset, current)
             try:
                 tx.execute(
                     "INSERT INTO tasks (id, tenant_id, asset_id, state, version, doc)"
@@ -90,5 +90,5 @@ class SqliteTaskRepository(TaskRepository):
             )
             if cur.rowcount != 1:
                 raise ConflictError(f"task {task_id} changed meanwhile", code="version_conflict")
-            stored_asset = write_asset(tx, new_asset, asset.version)
+            stored_asset = write_asset(tx, new_asset, asset)
         return new_task, stored_asset
