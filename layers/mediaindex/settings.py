@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     # tiny.en at about 3x its CPU time, still a fraction of real time on 2 cores (docs/models.md).
     whisper_model: str = "base"
     whisper_model_path: Path | None = None
+    # Other Whisper models an index may be re-indexed onto, beyond the packaged ones installed here:
+    # on AWS, those the ML image carries (the API that accepts the request does not hold them).
+    whisper_models_offered: list[str] = Field(default_factory=list)
     # Where models shipped in parts are joined once (default: the user's cache, ~/.cache/mediaindex/whisper).
     whisper_cache_dir: Path | None = None
     # The spoken language (ISO 639-1: "en", "de"), or "auto": a multilingual model detects it per
@@ -113,8 +116,22 @@ class Settings(BaseSettings):
     bucket_name: str = "mediaindex-media"
     state_machine_arn: str | None = None
     opensearch_url: str | None = None
+    # The OpenSearch index layout (docs/scale.md, "OpenSearch layout"). Engine and precision apply
+    # to indexes and vector fields created from then on; an existing index keeps what it was mapped
+    # with. fp16 is the faiss scalar quantizer (fp16 with lucene is refused at start); byte needs
+    # lucene, or faiss on OpenSearch 2.17+.
+    opensearch_engine: Literal["faiss", "lucene"] = "faiss"
+    opensearch_vector_precision: Literal["fp32", "fp16", "byte"] = "fp32"
+    # `refresh` on writes and deletes: false (searchable within the index's refresh interval),
+    # wait_for (a write returns once searchable), true (forces a refresh per request: tests only).
+    opensearch_refresh: Literal["false", "wait_for", "true"] = "false"
+    # Primary shards of each new index: one per 10-50 GB it is expected to hold.
+    opensearch_shards: int = Field(1, ge=1, le=1024)
     # The encoder Lambda that embeds search queries on AWS (the API Lambda carries no models).
     query_encoder_function: str | None = None
+    # Re-index tasks kept in flight per index (services/reindex.py): enough to keep the workers busy
+    # without starving new uploads, and bounded on AWS (never one execution per asset at once).
+    reindex_concurrency: int = Field(4, ge=1, le=256)
     # Whether that function carries a CLIP model (the stack's `clip` context): /v1/capabilities says so.
     encoder_visual: bool = False
     # The first API key, generated into Secrets Manager by the stack; ensured into the table at start.

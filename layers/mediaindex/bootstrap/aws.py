@@ -63,7 +63,9 @@ def build_aws(settings: Settings, *, clients: AwsClients | None = None) -> Runti
     search_index, close_search = _search_index(settings)
     webhooks = build_aws_webhooks(settings, clients)
     if settings.state_machine_arn:
-        runtime = _deployed(settings, clients, stores, blobs, search_index)
+        runtime = _deployed(
+            settings, clients, stores, blobs, search_index, webhooks.notifier if webhooks else None
+        )
     else:
         runtime = _in_process(
             settings, clients, stores, blobs, search_index, webhooks.notifier if webhooks else None
@@ -80,7 +82,12 @@ def build_aws(settings: Settings, *, clients: AwsClients | None = None) -> Runti
 
 
 def _deployed(
-    settings: Settings, clients: AwsClients, stores: MetadataStores, blobs: S3BlobStore, index: SearchIndex
+    settings: Settings,
+    clients: AwsClients,
+    stores: MetadataStores,
+    blobs: S3BlobStore,
+    index: SearchIndex,
+    events: EventSink | None,
 ) -> Runtime:
     """The API of a deployment: Step Functions runs the pipeline; queries are embedded by the encoder
     Lambda when one is configured, so the API imports no model (nor numpy) at cold start."""
@@ -105,6 +112,7 @@ def _deployed(
         search_index=index,
         encoder=encoder,
         purge_ledger=ledger,
+        events=events,
     )
     _start_up_sweep(services.indexes, ledger, settings.purge_inline_budget_s)
     return Runtime(
@@ -286,7 +294,17 @@ def _search_index(settings: Settings) -> tuple[SearchIndex, Any]:
         url = settings.opensearch_url
         # Made on first use: opensearch-py costs ~0.3 s to import, and most requests never search.
         client = LazyClient(lambda: make_client(url, region=region, serverless=serverless), "opensearch")
-        return OpenSearchIndex(client, serverless=serverless), None
+        # The layout settings are checked here, at start: a combination OpenSearch would refuse
+        # (fp16 on lucene) raises ValueError now rather than on the first write.
+        opensearch = OpenSearchIndex(
+            client,
+            serverless=serverless,
+            engine=settings.opensearch_engine,
+            precision=settings.opensearch_vector_precision,
+            refresh=settings.opensearch_refresh,
+            shards=settings.opensearch_shards,
+        )
+        return opensearch, None
     from mediaindex.adapters.local.embedded_search import EmbeddedSearchIndex
 
     log.info("no opensearch_url: using the embedded search index in %s", settings.data_dir)

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable
 
 from mediaindex.domain.quotas import Quotas
+from mediaindex.ml.whisper_models import offered_models
 from mediaindex.net import url_guard
 from mediaindex.net.image_fetch import image_fetcher
 from mediaindex.ports.blobs import BlobStore
@@ -15,6 +16,7 @@ from mediaindex.ports.orchestrator import Orchestrator
 from mediaindex.ports.query_encoder import QueryEncoder
 from mediaindex.ports.search import SearchIndex
 from mediaindex.ports.stores import MetadataStores
+from mediaindex.ports.webhooks import EventSink
 from mediaindex.services.asset_outputs import AssetOutputService
 from mediaindex.services.assets import AssetService
 from mediaindex.services.bundle import Services
@@ -24,6 +26,7 @@ from mediaindex.services.indexes import IndexService, InlinePurges, Purges, Visi
 from mediaindex.services.ingest import IngestService
 from mediaindex.services.keys import KeyService
 from mediaindex.services.quotas import QuotaService
+from mediaindex.services.reindex import ReindexService
 from mediaindex.services.search import SearchService
 from mediaindex.services.tasks import TaskService
 from mediaindex.services.uploads import UploadService
@@ -61,9 +64,11 @@ def compose_services(
     encoder: QueryEncoder,
     purges: Purges | None = None,
     purge_ledger: PurgeLedger | None = None,
+    events: EventSink | None = None,
 ) -> Services:
     """`purges`: how deleted indexes are purged (durable jobs where a worker pool runs); without
-    one, inline in bounded batches, noted in `purge_ledger` for the sweep to finish."""
+    one, inline in bounded batches, noted in `purge_ledger` for the sweep to finish. `events`:
+    where `index.reindexed` goes (the runtime's webhooks)."""
     cleanup = CleanupService(
         assets=stores.assets,
         indexes=stores.indexes,
@@ -103,6 +108,7 @@ def compose_services(
             slots=settings.query_image_fetch_slots,
         ),
         url_ttl_s=settings.download_url_ttl_s,
+        default_transcription=settings.whisper_model,
     )
     uploads = UploadService(visible, blobs, ingest, settings)
     assets = AssetService(visible, blobs, indexes, ingest, cleanup, uploads, settings, check_url)
@@ -127,4 +133,25 @@ def compose_services(
             wait_s=settings.idempotency_wait_s,
         ),
         search=search,
+        reindex=build_reindex(settings, stores, orchestrator, search_index, events),
+    )
+
+
+def build_reindex(
+    settings: Settings,
+    stores: MetadataStores,
+    orchestrator: Orchestrator,
+    search_index: SearchIndex,
+    events: EventSink | None,
+) -> ReindexService:
+    return ReindexService(
+        indexes=stores.indexes,
+        assets=stores.assets,
+        tasks=stores.tasks,
+        orchestrator=orchestrator,
+        search=search_index,
+        offered_transcription=lambda: offered_models(settings.whisper_model, settings.whisper_models_offered),
+        default_transcription=settings.whisper_model,
+        events=events,
+        concurrency=settings.reindex_concurrency,
     )

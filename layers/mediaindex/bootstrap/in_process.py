@@ -18,6 +18,7 @@ from mediaindex.ports.search import SearchIndex
 from mediaindex.ports.step_runner import StepRunner
 from mediaindex.ports.stores import MetadataStores
 from mediaindex.ports.webhooks import EventSink
+from mediaindex.services.reindex import ReindexProgress
 from mediaindex.settings import Settings
 
 
@@ -75,7 +76,9 @@ def in_process_runtime(
     """The runtime over these adapters; `jobs_db` (the job rows) is closed with it, after the pool.
     `events`: where the runner reports settled tasks (webhooks)."""
     models = ModelRegistry(settings)
-    runner = build_runner(settings, stores, blobs, search_index, models, events)
+    # Settled tasks go to the webhooks and move re-indexes on (bound once the services exist).
+    progress = ReindexProgress(events)
+    runner = build_runner(settings, stores, blobs, search_index, models, progress)
     executor = build_executor(jobs_db, runner, settings)
     services = compose_services(
         settings,
@@ -85,7 +88,9 @@ def in_process_runtime(
         search_index=search_index,
         encoder=ModelQueryEncoder(models),
         purges=JobPurges(executor, workers_started=start_workers, background=background),
+        events=events,
     )
+    progress.bind(services.reindex)
     indexes = services.indexes
     executor.pool.set_purger(
         lambda tenant_id, index_id: indexes.purge_batch(

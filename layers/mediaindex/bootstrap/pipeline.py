@@ -35,6 +35,7 @@ def build_runner(
         settings=settings,
         step_loader=get_step,
         events=events,
+        indexes=stores.indexes,
     )
 
 

@@ -9,7 +9,7 @@ import secrets
 import time
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
-PREFIXES = ("idx", "ast", "tsk", "seg", "key", "ten", "job", "req", "upl")
+PREFIXES = ("idx", "ast", "tsk", "seg", "key", "ten", "job", "req", "upl", "rdx")
 
 
 def _b32(n: int, length: int) -> str:

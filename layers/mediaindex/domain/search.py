@@ -23,6 +23,13 @@ MAX_CURSOR_LEN = 2048
 MAX_ID_LEN = 64  # ids are a type prefix and 26 characters
 
 
+def search_key(index_id: str, generation: int) -> str:
+    """The key one generation of an index is written and queried under in the search backend: the
+    index id itself for the first (what releases before generations wrote), `<id>-g<n>` after, so
+    a re-index builds beside the live generation and dropping the old one is dropping its key."""
+    return index_id if generation <= 1 else f"{index_id}-g{generation}"
+
+
 def _both() -> list[Modality]:
     return ["visual", "transcription"]
 
@@ -168,6 +175,9 @@ class SearchResultSegment(BaseModel):
 
 class SearchResult(SearchResultSegment):
     asset_id: str = Field(description="The asset the segment belongs to.")
+    generation: int = Field(
+        1, description="The index generation that answered (one more after each re-index): see `models`."
+    )
     segments: list[SearchResultSegment] | None = Field(
         None, description="group_by=asset only: the asset's best segments, best first (the first is the hit)."
     )
@@ -179,4 +189,11 @@ class SearchResponse(BaseModel):
     )
     next_cursor: str | None = Field(
         None, description="Pass as cursor for the next page; null on the last page."
+    )
+    generation: int = Field(1, description="The index generation that answered.")
+    models: dict[str, str] = Field(
+        default_factory=dict,
+        description="The models behind the hits: `transcription` (the Whisper model of the transcripts), "
+        "`text` (the sentence encoder) and `visual` (CLIP), those that served this query.",
+        examples=[{"transcription": "base", "text": "sentence-transformers/all-MiniLM-L6-v2"}],
     )

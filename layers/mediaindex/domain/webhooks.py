@@ -28,7 +28,7 @@ class WebhookEvent(StrEnum):
     ASSET_FAILED = "asset.failed"
     TASK_COMPLETED = "task.completed"
     TASK_FAILED = "task.failed"
-    INDEX_REINDEXED = "index.reindexed"  # accepted now, emitted once re-indexing exists
+    INDEX_REINDEXED = "index.reindexed"  # a re-index ended: swapped and finished (services/reindex)
 
 
 class DeliveryState(StrEnum):

@@ -53,8 +53,14 @@ class ModelRegistry:
         model.load()
         return model
 
-    def transcriber(self) -> Transcriber:
-        model = self._model("transcriber", Transcriber, self._build_transcriber)
+    def transcriber(self, name: str | None = None) -> Transcriber:
+        """The settings' Whisper model, or the packaged model `name` (an index re-indexed onto
+        another size); each is built once and kept. ModelLoadError for a name not offered here."""
+        if name is None or name == self.settings.whisper_model:
+            model = self._model("transcriber", Transcriber, self._build_transcriber)
+        else:
+            s = self.settings.model_copy(update={"whisper_model": name, "whisper_model_path": None})
+            model = self._model(f"transcriber:{name}", Transcriber, lambda: build_transcriber(s))
         assert model is not None
         return model
 

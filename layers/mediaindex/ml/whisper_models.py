@@ -83,6 +83,20 @@ def whisper_spec(name: str) -> WhisperModelSpec:
         ) from None
 
 
+def installed(spec: WhisperModelSpec) -> bool:
+    """Whether every package of `spec` is importable here (looked up, not imported)."""
+    return all(importlib.util.find_spec(m) is not None for m in spec.modules)
+
+
+def offered_models(default: str, extra: list[str] | None = None) -> list[str]:
+    """The Whisper models an index may be built with here: the deployment's own, the packaged
+    ones installed in this environment, and `extra` (those an image elsewhere carries: the AWS
+    API does not hold the models its GPU jobs load)."""
+    names = {default, *(extra or [])}
+    names |= {name for name, spec in WHISPER_MODELS.items() if installed(spec)}
+    return sorted(names)
+
+
 def package_dirs(spec: WhisperModelSpec) -> list[Path]:
     """The folder holding each package's files, in part order; ModelLoadError naming what to
     install when one is missing."""

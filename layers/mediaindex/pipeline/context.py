@@ -53,6 +53,10 @@ class StepContext:
     workdir: Path  # scratch space, removed after the step
     settings: Settings
     models: ModelRegistry
+    # The index generation this run writes search documents under (domain.search.search_key) and
+    # the Whisper model it transcribes with (None: the deployment's); the runner sets both.
+    search_index_id: str | None = None
+    transcription_model: str | None = None
     _original: Path | None = None
 
     def original_path(self) -> Path:

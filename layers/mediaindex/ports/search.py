@@ -48,7 +48,9 @@ class SearchIndex(ABC):
         """Writes docs; a doc with an existing segment_id replaces it."""
 
     @abstractmethod
-    def delete_asset(self, tenant_id: str, asset_id: str) -> None: ...
+    def delete_asset(self, tenant_id: str, asset_id: str, *, index_id: str | None = None) -> None:
+        """Removes the asset's docs: under one index key (a generation, domain.search.search_key)
+        when `index_id` is given, else under every key."""
 
     @abstractmethod
     def delete_index(self, tenant_id: str, index_id: str) -> None: ...

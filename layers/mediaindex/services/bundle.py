@@ -11,6 +11,7 @@ from mediaindex.services.indexes import IndexService
 from mediaindex.services.ingest import IngestService
 from mediaindex.services.keys import KeyService
 from mediaindex.services.quotas import QuotaService
+from mediaindex.services.reindex import ReindexService
 from mediaindex.services.search import SearchService
 from mediaindex.services.tasks import TaskService
 from mediaindex.services.uploads import UploadService
@@ -33,5 +34,6 @@ class Services:
     idempotency: IdempotencyService
     search: SearchService
     quotas: QuotaService
+    reindex: ReindexService
     # None where the runtime has no delivery path (webhook routes answer 503 webhooks_unavailable).
     webhooks: WebhookService | None = None

@@ -8,6 +8,7 @@ import time
 
 from mediaindex.domain.blob_keys import asset_prefixes
 from mediaindex.domain.models import Asset, TaskState
+from mediaindex.domain.search import search_key
 from mediaindex.ports.assets import AssetRepository
 from mediaindex.ports.blobs import BlobStore
 from mediaindex.ports.indexes import IndexRepository
@@ -69,7 +70,8 @@ class CleanupService:
         page = self._assets.list(tenant_id, index_id=index_id, limit=max_assets, cursor=None)
         # One delete of the index's search documents per batch rather than one per asset (a
         # delete-by-query each on OpenSearch): the index is hidden already.
-        self._search.delete_index(tenant_id, index_id)
+        for generation in range(1, index.generations + 1):  # a re-index in flight has one more
+            self._search.delete_index(tenant_id, search_key(index_id, generation))
         for asset in page.data:
             self.purge_asset(asset, search_docs=False)
         if page.data:

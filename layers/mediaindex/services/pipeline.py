@@ -17,6 +17,7 @@ import logging
 import shutil
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,14 +30,18 @@ from mediaindex.domain.models import (
     ErrorInfo,
     Feature,
     FeatureStatus,
+    IndexModels,
+    ReindexState,
     Task,
     TaskKind,
     TaskState,
 )
+from mediaindex.domain.search import search_key
 from mediaindex.pipeline.context import StepContext, StepResult
 from mediaindex.pipeline.spec import STEP_BY_NAME, StepSpec
 from mediaindex.ports.assets import AssetRepository
 from mediaindex.ports.blobs import BlobStore
+from mediaindex.ports.indexes import IndexRepository
 from mediaindex.ports.outputs import OutputRepository
 from mediaindex.ports.search import SearchIndex
 from mediaindex.ports.step_runner import StepRunner
@@ -51,6 +56,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 StepFn = Callable[[StepContext], StepResult]
 _ASSET_FIELDS = set(Asset.model_fields)
+_GENERATION_TRIES = 3
 
 
 class PipelineRunner(StepRunner):
@@ -66,8 +72,10 @@ class PipelineRunner(StepRunner):
         settings: Settings,
         step_loader: Callable[[str], StepFn],
         events: EventSink | None = None,
+        indexes: IndexRepository | None = None,
     ) -> None:
         self._events = events or NoEvents()
+        self._indexes = indexes
         self._assets = assets
         self._tasks = tasks
         self._outputs = outputs
@@ -97,26 +105,45 @@ class PipelineRunner(StepRunner):
             if self._asset_gone(asset):
                 return False  # deleted just now: nothing written, nothing to do
             raise
-        workdir = Path(tempfile.mkdtemp(prefix=f"mi-{step_name}-"))
-        try:
-            ctx = StepContext(
-                asset=self._source_view(asset),
-                blobs=self._blobs,
-                workdir=workdir,
-                settings=self._settings,
-                models=self.models,
-            )
-            result = self._load(step_name)(ctx)
-        except Exception:
-            if self._asset_gone(asset):
-                # Failed because its asset was deleted under it (its original went): nothing to retry.
-                self._forget(asset)
+        for _ in range(_GENERATION_TRIES):
+            target = self._target(task)
+            workdir = Path(tempfile.mkdtemp(prefix=f"mi-{step_name}-"))
+            try:
+                ctx = StepContext(
+                    asset=self._source_view(asset),
+                    blobs=self._blobs,
+                    workdir=workdir,
+                    settings=self._settings,
+                    models=self.models,
+                    search_index_id=search_key(task.index_id, target.generation),
+                    transcription_model=target.models.transcription,
+                )
+                result = self._load(step_name)(ctx)
+            except Exception:
+                if self._asset_gone(asset):
+                    # Failed because its asset was deleted under it (its original went): nothing to retry.
+                    self._forget(asset)
+                    return True
+                raise
+            finally:
+                shutil.rmtree(workdir, ignore_errors=True)
+            if result.search_docs is not None and not self._still_wanted(task, target.generation):
+                if task.kind == TaskKind.REINDEX:
+                    return True  # its re-index was cancelled or failed: nothing of it is kept
+                continue  # a re-index swapped generations while the step ran: build for the new one
+            self._record(tenant_id, task_id, asset, spec, result, target.generation)
+            if result.search_docs is None or self._still_wanted(task, target.generation):
                 return True
-            raise
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
-        self._record(tenant_id, task_id, asset, spec, result)
-        return True
+            # Swapped while the documents were written: they went under the old key. Take them
+            # back (a key that was dropped must stay dropped) and build for the new generation.
+            self._search.delete_asset(
+                tenant_id, asset.id, index_id=search_key(task.index_id, target.generation)
+            )
+            reloaded = self._load_task(tenant_id, task_id)
+            if reloaded is None:
+                return True
+            task, asset = reloaded
+        raise RuntimeError("the index's generation kept changing while the step ran")
 
     def fail_step(self, tenant_id: str, task_id: str, step_name: str, error: ErrorInfo) -> None:
         """The step failed for good: its features fail; a shared step (fetch, probe) fails them all."""
@@ -163,6 +190,34 @@ class PipelineRunner(StepRunner):
         self._events.task_settled(task, asset)
 
     # ---- internals -----------------------------------------------------------------------------
+    def _target(self, task: Task) -> _Target:
+        """The generation a step writes search documents under, and the models it uses: a
+        re-index task's own; any other task's, those of the index's searchable generation now."""
+        if task.kind == TaskKind.REINDEX and task.generation is not None:
+            return _Target(task.generation, task.models or IndexModels())
+        index = self._indexes.get(task.tenant_id, task.index_id) if self._indexes else None
+        if index is None:
+            return _Target(1, IndexModels())
+        return _Target(index.generation, index.models)
+
+    def _still_wanted(self, task: Task, generation: int) -> bool:
+        """Whether documents of `generation` are still wanted: it is the index's searchable one,
+        or (for a re-index task) the one a running re-index builds."""
+        if self._indexes is None:
+            return True
+        index = self._indexes.get(task.tenant_id, task.index_id)
+        if index is None:
+            return True  # the asset goes with it; _record handles that
+        if index.generation == generation:
+            return True
+        r = index.reindex
+        return (
+            task.kind == TaskKind.REINDEX
+            and r is not None
+            and r.state == ReindexState.RUNNING
+            and r.generation == generation
+        )
+
     def _load_task(self, tenant_id: str, task_id: str) -> tuple[Task, Asset] | None:
         """The task and its asset, or None when either is gone (deleted while queued)."""
         task = self._tasks.get(tenant_id, task_id)
@@ -203,7 +258,9 @@ class PipelineRunner(StepRunner):
         self._search.delete_asset(asset.tenant_id, asset.id)
         self._assets.delete(asset.tenant_id, asset.id)
 
-    def _record(self, tenant_id: str, task_id: str, asset: Asset, spec: StepSpec, result: StepResult) -> None:
+    def _record(
+        self, tenant_id: str, task_id: str, asset: Asset, spec: StepSpec, result: StepResult, generation: int
+    ) -> None:
         if self._asset_gone(asset):
             # Deleted while running: keep nothing, files included.
             self._forget(asset)
@@ -214,7 +271,7 @@ class PipelineRunner(StepRunner):
             # the outputs of earlier runs, which are still the asset's.
             return
         try:
-            self._write_outputs(task, spec, result)
+            self._write_outputs(task, spec, result, generation)
         except NotFoundError:
             if not self._asset_gone(asset):
                 raise
@@ -223,18 +280,21 @@ class PipelineRunner(StepRunner):
         if self._asset_gone(asset):  # a purge that ran while we wrote
             self._forget(asset)
 
-    def _write_outputs(self, task: Task, spec: StepSpec, result: StepResult) -> None:
+    def _write_outputs(self, task: Task, spec: StepSpec, result: StepResult, generation: int) -> None:
         tenant_id, task_id, asset_id = task.tenant_id, task.id, task.asset_id
         if result.derivatives or result.replaced_kinds:
             kinds = sorted(set(result.replaced_kinds) | {d.kind for d in result.derivatives})
             self._outputs.replace_derivatives(tenant_id, asset_id, kinds, result.derivatives)
         if result.segments is not None:
             self._outputs.replace_segments(tenant_id, asset_id, result.segments)
+        updates = {k: v for k, v in result.asset_updates.items() if k in _ASSET_FIELDS}
         if result.search_docs is not None:
-            self._search.delete_asset(task.tenant_id, asset_id)
+            # Only this generation's documents are replaced: a re-index builds beside the live ones.
+            key = search_key(task.index_id, generation)
+            self._search.delete_asset(task.tenant_id, asset_id, index_id=key)
             if result.search_docs:
                 self._search.upsert(result.search_docs)
-        updates = {k: v for k, v in result.asset_updates.items() if k in _ASSET_FIELDS}
+            updates["search_generation"] = generation
 
         def settle(t: Task, a: Asset) -> tuple[Task, Asset]:
             for k, v in updates.items():
@@ -249,6 +309,12 @@ class PipelineRunner(StepRunner):
             return t, a
 
         self._tasks.mutate_with_asset(tenant_id, task_id, settle)
+
+
+@dataclass(frozen=True)
+class _Target:
+    generation: int
+    models: IndexModels
 
 
 def _setter(feature: Feature, state: FeatureStatus, *, error: str | None = None) -> TaskAssetFn:

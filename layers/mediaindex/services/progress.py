@@ -13,6 +13,7 @@ from mediaindex.domain.models import (
     FeatureState,
     FeatureStatus,
     Task,
+    TaskKind,
     TaskState,
     utcnow,
 )
@@ -46,8 +47,10 @@ def set_feature(
         return task, asset
     fs = FeatureState(state=state, reason=reason, error=error, parts=parts, updated_at=utcnow())
     task.features = {**task.features, feature: fs}
-    # The asset shows the latest task's view of each feature.
-    asset.features = {**asset.features, feature: fs}
+    # The asset shows the latest task's view of each feature; a re-index task builds an index
+    # generation that is not searchable yet, so the asset's features stay what they were.
+    if task.kind != TaskKind.REINDEX:
+        asset.features = {**asset.features, feature: fs}
     return _recompute(task, asset)
 
 
@@ -56,7 +59,7 @@ def fail_all(task: Task, asset: Asset, error: ErrorInfo, *, asset_error: bool) -
     for feature, fs in list(task.features.items()):
         if fs.state in ACTIVE_STATES:
             task, asset = set_feature(task, asset, feature, FeatureStatus.FAILED, error=error.code)
-    if asset_error:
+    if asset_error and task.kind != TaskKind.REINDEX:  # a rebuild's failure is the re-index's
         asset.error = error
     task.error = error
     return _recompute(task, asset)

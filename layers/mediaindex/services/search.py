@@ -26,6 +26,7 @@ from mediaindex.domain.search import (
     SearchResponse,
     SearchResult,
     SearchResultSegment,
+    search_key,
 )
 from mediaindex.domain.text_terms import query_terms
 from mediaindex.ports.assets import AssetRepository
@@ -64,7 +65,9 @@ class SearchService:
         blobs: BlobStore,
         image_loader: ImageLoader | None = None,
         url_ttl_s: int = 3600,
+        default_transcription: str = "",
     ) -> None:
+        self._default_transcription = default_transcription
         self._indexes = indexes
         self._assets = assets
         self._outputs = outputs
@@ -109,7 +112,8 @@ class SearchService:
 
         flt = SearchFilter(
             tenant_id=tenant_id,
-            index_id=request.index_id,
+            # The searchable generation's key: a re-index builds the next one beside it.
+            index_id=search_key(index.id, index.generation),
             media_type=request.filter.media_type.value
             if request.filter and request.filter.media_type
             else None,
@@ -145,7 +149,20 @@ class SearchService:
             page = [self._result(f) for f in live[offset:end]]
             total = len(live)
         more = total > end and end < MAX_CANDIDATES
-        return SearchResponse(data=page, next_cursor=encode_cursor(end, fingerprint) if more else None)
+        for hit in page:
+            hit.generation = index.generation
+        models: dict[str, str] = {}
+        if TRANSCRIPTION in lists:
+            models["transcription"] = index.models.transcription or self._default_transcription
+        for modality, name in ((TRANSCRIPTION, "text"), (VISUAL, "visual")):
+            if modality in lists and (model_id := lists[modality].model_id):
+                models[name] = model_id
+        return SearchResponse(
+            data=page,
+            next_cursor=encode_cursor(end, fingerprint) if more else None,
+            generation=index.generation,
+            models=models,
+        )
 
     # Lists per query kind
 
@@ -157,6 +174,7 @@ class SearchService:
             lists[VISUAL] = ModalityLists(
                 CALIBRATIONS[TEXT_QUERY, VISUAL],
                 vector=self._index.knn(flt, modality=VISUAL, model_id=v[0], vector=v[1], k=k),
+                model_id=v[0],
             )
         if TRANSCRIPTION in options:
             lists[TRANSCRIPTION] = self._transcript_lists(flt, text, k)
@@ -167,7 +185,9 @@ class SearchService:
         if (t := self._encoder.transcript_text(text)) is not None:
             vector = self._index.knn(flt, modality=TRANSCRIPTION, model_id=t[0], vector=t[1], k=k)
         words = self._index.text(flt, query=text, k=k)
-        return ModalityLists(CALIBRATIONS[TEXT_QUERY, TRANSCRIPTION], vector=vector, text=words)
+        return ModalityLists(
+            CALIBRATIONS[TEXT_QUERY, TRANSCRIPTION], vector=vector, text=words, model_id=t[0] if t else None
+        )
 
     def _image_lists(
         self, flt: SearchFilter, url: str, options: list[Modality], k: int
@@ -186,6 +206,7 @@ class SearchService:
             lists[VISUAL] = ModalityLists(
                 CALIBRATIONS[IMAGE_QUERY, VISUAL],
                 vector=self._index.knn(flt, modality=VISUAL, model_id=v[0], vector=v[1], k=k),
+                model_id=v[0],
             )
         return self._require(lists)
 
@@ -218,6 +239,7 @@ class SearchService:
                 lists[VISUAL] = ModalityLists(
                     CALIBRATIONS[IMAGE_QUERY, VISUAL],
                     vector=self._index.knn(flt, modality=VISUAL, model_id=v[0], vector=v[1], k=k + 1),
+                    model_id=v[0],
                 )
         if TRANSCRIPTION in options and seg.text and seg.text.strip():
             lists[TRANSCRIPTION] = self._transcript_lists(flt, seg.text, k + 1)

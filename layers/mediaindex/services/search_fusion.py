@@ -84,6 +84,7 @@ class ModalityLists:
     calibration: Calibration
     vector: list[SearchHit] | None = None
     text: list[SearchHit] | None = None
+    model_id: str | None = None  # the encoder of the query vector (reported with the results)
 
 
 def _modality_scores(lists: ModalityLists, wanted: set[str]) -> dict[str, tuple[SearchHit, float]]:

@@ -389,8 +389,12 @@ class EmbeddedSearchIndex(SearchIndex):
                 raise
             self._apply(gens, dims, removed, {})
 
-    def delete_asset(self, tenant_id: str, asset_id: str) -> None:
-        self._delete_where("tenant_id = ? AND asset_id = ?", (tenant_id, asset_id))
+    def delete_asset(self, tenant_id: str, asset_id: str, *, index_id: str | None = None) -> None:
+        if index_id is None:
+            self._delete_where("tenant_id = ? AND asset_id = ?", (tenant_id, asset_id))
+        else:
+            where = "tenant_id = ? AND index_id = ? AND asset_id = ?"
+            self._delete_where(where, (tenant_id, index_id, asset_id))
 
     def delete_index(self, tenant_id: str, index_id: str) -> None:
         self._delete_where("tenant_id = ? AND index_id = ?", (tenant_id, index_id))

@@ -7,9 +7,11 @@ from fastapi.responses import JSONResponse
 
 from mediaindex.api.deps import Cursor, IdempotentPostDep, IdPath, Limit, ServicesDep, TenantId
 from mediaindex.api.schemas.base import ErrorBody
-from mediaindex.api.schemas.indexes import IndexCreate, IndexList, IndexOut, IndexPatch
+from mediaindex.api.schemas.indexes import IndexCreate, IndexList, IndexOut, IndexPatch, ReindexCreate
 from mediaindex.api.strict_json import StrictJsonRoute
+from mediaindex.domain.models import Index, IndexModels
 from mediaindex.domain.rules import parse_features
+from mediaindex.services.bundle import Services
 
 router = APIRouter(prefix="/v1/indexes", tags=["indexes"], route_class=StrictJsonRoute)
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody}}
@@ -32,14 +34,15 @@ def create_index(body: IndexCreate, post: IdempotentPostDep, services: ServicesD
     )
 
     def execute() -> IndexOut:
-        return IndexOut.of(
+        return _out(
+            services,
             services.indexes.create(
                 post.tenant_id,
                 name=body.name,
                 description=body.description,
                 default_features=features,
                 is_sample=body.is_sample,
-            )
+            ),
         )
 
     return post.respond(201, execute)
@@ -55,7 +58,7 @@ def list_indexes(
     services: ServicesDep, tenant_id: TenantId, limit: Limit = 20, cursor: Cursor = None
 ) -> IndexList:
     page = services.indexes.list_indexes(tenant_id, limit=limit, cursor=cursor)
-    return IndexList(data=[IndexOut.of(i) for i in page.data], next_cursor=page.next_cursor)
+    return IndexList(data=[_out(services, i) for i in page.data], next_cursor=page.next_cursor)
 
 
 @router.get(
@@ -63,10 +66,12 @@ def list_indexes(
     response_model=IndexOut,
     responses=NOT_FOUND,
     summary="Get an index",
-    description="One index, with how many assets it holds.",
+    description="One index, with how many assets it holds, the generation search answers from and "
+    "its models, and the progress of its latest re-index.",
 )
 def get_index(index_id: IdPath, services: ServicesDep, tenant_id: TenantId) -> IndexOut:
-    return IndexOut.of(services.indexes.get(tenant_id, index_id))
+    # A read moves a running re-index on when no settled task has lately (it resumes a crashed one).
+    return _out(services, services.reindex.get(tenant_id, index_id))
 
 
 @router.patch(
@@ -82,7 +87,8 @@ def patch_index(index_id: IdPath, body: IndexPatch, services: ServicesDep, tenan
         if body.default_features is not None
         else None
     )
-    return IndexOut.of(
+    return _out(
+        services,
         services.indexes.update(
             tenant_id,
             index_id,
@@ -90,7 +96,7 @@ def patch_index(index_id: IdPath, body: IndexPatch, services: ServicesDep, tenan
             description=body.description,
             default_features=features,
             fields_set=set(body.model_fields_set),
-        )
+        ),
     )
 
 
@@ -106,3 +112,39 @@ def patch_index(index_id: IdPath, body: IndexPatch, services: ServicesDep, tenan
 def delete_index(index_id: IdPath, services: ServicesDep, tenant_id: TenantId) -> Response:
     services.indexes.delete(tenant_id, index_id)
     return Response(status_code=202)
+
+
+@router.post(
+    "/{index_id}/reindex",
+    status_code=202,
+    response_model=IndexOut,
+    responses={**NOT_FOUND, 400: {"model": ErrorBody}, 409: {"model": ErrorBody}},
+    summary="Re-index with other models",
+    description="Builds a new generation of the index (new transcripts when the Whisper model changes, "
+    "new vectors) while search keeps answering from the current one, then swaps atomically and drops "
+    "the old one; `index.reindexed` is sent when it ends. Progress is in the index's `reindex`. At "
+    "most one runs per index (409 `reindex_running`); a model not offered here is 400 "
+    "`model_not_available`.",
+)
+def start_reindex(
+    index_id: IdPath, body: ReindexCreate, services: ServicesDep, tenant_id: TenantId
+) -> IndexOut:
+    models = IndexModels(transcription=body.models.transcription)
+    return _out(services, services.reindex.start(tenant_id, index_id, models))
+
+
+@router.post(
+    "/{index_id}/reindex/cancel",
+    response_model=IndexOut,
+    responses={**NOT_FOUND, 409: {"model": ErrorBody}},
+    summary="Cancel a re-index",
+    description="Stops the running re-index and drops what it built; search never stopped answering "
+    "from the current generation. 409 `reindex_not_running` when none runs, `reindex_swapped` once "
+    "it has swapped (it is finishing).",
+)
+def cancel_reindex(index_id: IdPath, services: ServicesDep, tenant_id: TenantId) -> IndexOut:
+    return _out(services, services.reindex.cancel(tenant_id, index_id))
+
+
+def _out(services: Services, index: Index) -> IndexOut:
+    return IndexOut.of(index, default_transcription=services.settings.whisper_model)

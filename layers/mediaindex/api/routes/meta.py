@@ -66,6 +66,8 @@ def capabilities(services: ServicesDep, tenant_id: TenantId) -> Capabilities:
     return Capabilities(
         search_options=SearchOptions(visual=option("visual"), transcription=option("transcription")),
         features=[f.value for f in ALL_FEATURES],
+        transcription_models=services.reindex.offered(),
+        default_transcription_model=services.settings.whisper_model,
         version=__version__,
     )
 

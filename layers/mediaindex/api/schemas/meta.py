@@ -54,6 +54,8 @@ class Capabilities(BaseModel):
                         "transcription": {"available": True, "reason": None},
                     },
                     "features": ["proxy", "preview", "transcription", "embedding"],
+                    "transcription_models": ["base", "tiny.en"],
+                    "default_transcription_model": "base",
                     "version": "0.1.0",
                 }
             ]
@@ -66,5 +68,13 @@ class Capabilities(BaseModel):
     features: list[str] = Field(
         description="The features (pipeline outputs) this server runs on assets.",
         examples=[["proxy", "preview", "transcription", "embedding"]],
+    )
+    transcription_models: list[str] = Field(
+        default_factory=list,
+        description="The Whisper models an index may be re-indexed onto (POST /v1/indexes/{id}/reindex).",
+        examples=[["base", "tiny.en"]],
+    )
+    default_transcription_model: str = Field(
+        "", description="The Whisper model of an index that names none.", examples=["base"]
     )
     version: str = Field(description="The server's version.", examples=["0.1.0"])

@@ -71,7 +71,10 @@ class TaskOut(BaseModel):
     id: str = Field(description="The task's id.", examples=["tsk_01j9zq4m3v8c2k7r5t6w0y1x2a"])
     asset_id: str = Field(description="The asset it runs on.")
     index_id: str = Field(description="The asset's index.")
-    kind: TaskKind = Field(description="`ingest` (after an upload) or `rerun` (POST /v1/tasks).")
+    kind: TaskKind = Field(
+        description="`ingest` (after an upload), `rerun` (POST /v1/tasks) or `reindex` (one asset's "
+        "part of POST /v1/indexes/{id}/reindex)."
+    )
     features: dict[str, FeatureStateOut] = Field(description="The state of each feature the task runs.")
     state: TaskState = Field(description="The task's state, from its features'.")
     created_at: datetime = Field(description="When the task was created (UTC).")

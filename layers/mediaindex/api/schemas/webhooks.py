@@ -11,7 +11,7 @@ from mediaindex.api.schemas.base import Strict
 from mediaindex.domain.webhooks import Delivery, Webhook, WebhookEvent
 
 EVENTS_DOC = (
-    "`asset.ready`, `asset.failed`, `task.completed`, `task.failed` (and `index.reindexed`, reserved)."
+    "`asset.ready`, `asset.failed`, `task.completed`, `task.failed`, `index.reindexed` (a re-index ended)."
 )
 
 

@@ -231,6 +231,7 @@ def run(ctx: StepContext) -> StepResult:
 
     segments: list[Segment] = []
     docs: list[SearchDoc] = []
+    search_index_id = ctx.search_index_id or asset.index_id
     for i, s in enumerate(segs):
         seg_id = new_id("seg")
         segments.append(
@@ -248,7 +249,7 @@ def run(ctx: StepContext) -> StepResult:
             continue
         docs.append(
             SearchDoc(
-                segment_id=seg_id, tenant_id=asset.tenant_id, index_id=asset.index_id, asset_id=asset.id,
+                segment_id=seg_id, tenant_id=asset.tenant_id, index_id=search_index_id, asset_id=asset.id,
                 media_type=media_type.value, start=s.start, end=s.end, text=s.text or None,
                 keyframe_key=s.keyframe_key, user_metadata=dict(asset.user_metadata), vectors=vectors,
             )

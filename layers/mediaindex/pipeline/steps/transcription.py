@@ -63,7 +63,7 @@ def run(ctx: StepContext) -> StepResult:
     ):
         return _na("the file has no audio stream")
 
-    transcript = ctx.models.transcriber().transcribe(wav)
+    transcript = ctx.models.transcriber(ctx.transcription_model).transcribe(wav)
     data = transcript.model_dump_json().encode()
     key = transcript_key(asset.tenant_id, asset.id)
     info = ctx.blobs.put_bytes(key, data, "application/json")
