@@ -62,7 +62,7 @@ def suppress(stack: MediaIndexStack) -> None:
     )
     acks(stack.api.handler.role, {**index_finding, **prefix_findings, **search_finding})
     acks(stack.pipeline.upload_fn.role, {**index_finding, **originals})
-    acks(stack.pipeline.events_fn.role, originals)
+    acks(stack.pipeline.events_fn.role, {**originals, **index_finding, **search_finding})
     _ack(
         stack.api.handler.role,
         f"IAM5[Resource::arn:<AWS::Partition>:states:{stack.region}:{stack.account}:execution:"

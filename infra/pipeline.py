@@ -47,7 +47,13 @@ class Pipeline(Construct):
             environment=environment,
             timeout=Duration.seconds(30),
         )
-        policies.table(self.events_fn.role, table, [*policies.TABLE_READ, *policies.TABLE_PUT])
+        # Settling tasks; moving a re-index on: its index row, its assets (gsi1) and next tasks.
+        policies.table(
+            self.events_fn.role,
+            table,
+            [*policies.TABLE_READ, *policies.TABLE_PUT, "dynamodb:UpdateItem"],  # counters
+            index_queries=True,
+        )
         # task_finished drops the original of an asset uploaded with save_original=false.
         policies.objects(self.events_fn.role, bucket, [names.ORIGINALS], policies.OBJECT_DELETE)
 
@@ -78,6 +84,19 @@ class Pipeline(Construct):
             ),
         )
         self._grant_batch(compute, stack)
+        # The events Lambda starts a re-index's next tasks on this machine. A policy of its own:
+        # the function's default policy may not name the machine, whose definition names the
+        # function (the function waits for its default policy: that would be a cycle).
+        iam.Policy(
+            self,
+            "EventsStartReindexTasks",
+            statements=[
+                iam.PolicyStatement(
+                    actions=["states:StartExecution"], resources=[self.state_machine.state_machine_arn]
+                )
+            ],
+            roles=[self.events_fn.role],
+        )
         self.role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["lambda:InvokeFunction"],

@@ -16,6 +16,9 @@ TABLE_READ = ["dynamodb:GetItem", "dynamodb:Query"]
 TABLE_PUT = ["dynamodb:PutItem"]  # versioned writes, alone or in a transaction
 TABLE_BATCH_WRITE = ["dynamodb:BatchWriteItem"]  # derivatives and segments replaced in batches
 TABLE_CHANGE = ["dynamodb:UpdateItem", "dynamodb:DeleteItem"]  # counters, deletes
+# The usage counters kept beside each write (adapters/aws/dynamo/usage.py): added in the write's own
+# transaction, which checks the item it counts.
+TABLE_COUNT = ["dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"]
 
 OBJECT_READ = ["s3:GetObject"]
 # Single PUT and multipart (create, parts, complete) are all s3:PutObject; aborting is its own.

@@ -32,6 +32,7 @@ class Access(NamedTuple):
 SEARCH_AND_DROP = Access(["es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost", "es:ESHttpDelete"])
 BUILD_AND_WRITE = Access(["es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost", "es:ESHttpPut"])
 DELETE_ASSET_DOCUMENTS = Access(["es:ESHttpPost"], "*/_delete_by_query")
+DROP_INDEXES = Access(["es:ESHttpGet", "es:ESHttpDelete"])  # find an alias's indexes, drop them
 _COLLECTION = "mediaindex"
 
 

@@ -15,7 +15,7 @@ from infra.layer import CoreLayer
 from infra.observability import Observability
 from infra.pipeline import Pipeline
 from infra.reconcile import Reconcile
-from infra.search import BUILD_AND_WRITE, DELETE_ASSET_DOCUMENTS, SEARCH_AND_DROP, Search
+from infra.search import BUILD_AND_WRITE, DELETE_ASSET_DOCUMENTS, DROP_INDEXES, SEARCH_AND_DROP, Search
 from infra.secrets import BootstrapKey
 from infra.storage import Storage
 from infra.webhooks import Webhooks
@@ -75,7 +75,12 @@ class MediaIndexStack(Stack):
             policies.table(
                 role,
                 self.storage.table,
-                [*policies.TABLE_READ, *policies.TABLE_PUT, *policies.TABLE_BATCH_WRITE],
+                [
+                    *policies.TABLE_READ,
+                    *policies.TABLE_PUT,
+                    *policies.TABLE_BATCH_WRITE,
+                    *policies.TABLE_COUNT,
+                ],
             )
             read_write = [*policies.OBJECT_READ, *policies.OBJECT_WRITE, *policies.OBJECT_DELETE]
             # Only the media image writes originals (fetch), so only it may find one to remove again.
@@ -120,6 +125,8 @@ class MediaIndexStack(Stack):
                 (self.api.handler.role, SEARCH_AND_DROP),
                 (self.compute.job_roles["ml"], BUILD_AND_WRITE),
                 (self.compute.job_roles["media"], DELETE_ASSET_DOCUMENTS),
+                # A re-index's swap, moved on by the task it waited for, drops the old generation.
+                (self.pipeline.events_fn.role, DROP_INDEXES),
             ]
         )
 

@@ -2,7 +2,9 @@
 
 - `{"action": "feature_failed", "tenant_id", "task_id", "feature", "error": {"Error", "Cause"}}` from
   a Catch: the step serving that feature failed for good (after its retries); only that feature fails.
-- `{"action": "task_finished", "tenant_id", "task_id"}` at the end of every execution.
+- `{"action": "task_finished", "tenant_id", "task_id", "state_machine_arn"}` at the end of every
+  execution. A settled task moves its index's running re-index on (services.reindex), which starts
+  the next re-index tasks on `state_machine_arn` (the machine that invoked it).
 
 The runner (services.pipeline.PipelineRunner) does the work, reporting each settled task to the
 webhooks (bootstrap.aws.build_aws_runner wires its event sink: a delivery per subscribed webhook
@@ -76,6 +78,12 @@ def process(event: dict[str, Any]) -> dict[str, Any]:
         runner.fail_step(tenant_id, task_id, step, error)
         return {"status": "recorded", "task_id": task_id, "feature": str(feature)}
     if action == "task_finished":
+        arn = event.get("state_machine_arn")
+        if isinstance(arn, str) and arn and "reindex_bound" not in _state:
+            from mediaindex.bootstrap.aws import bind_aws_reindex
+
+            bind_aws_reindex(runner, arn)
+            _state["reindex_bound"] = runner
         runner.finish_task(tenant_id, task_id)
         return {"status": "finished", "task_id": task_id}
     raise ValueError(f"unknown pipeline event action {action!r}")

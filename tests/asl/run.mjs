@@ -259,8 +259,20 @@ async function execute(machine, definition, input, plan, extraEnv) {
   const result = { calls, problems, states: [] };
   let collected = Promise.resolve();
   try {
+    // The Context Object as Step Functions fills it (the library's default has no StateMachine).
+    const machineArn = "arn:aws:states:us-east-1:123456789012:stateMachine:mediaindex-faithful";
+    const context = {
+      Execution: {
+        Id: `${machineArn.replace(":stateMachine:", ":execution:")}:${input.task_id ?? "run"}`,
+        Input: input,
+        Name: input.task_id ?? "run",
+        StartTime: new Date().toISOString(),
+      },
+      StateMachine: { Id: machineArn, Name: "mediaindex-faithful" },
+    };
     const execution = machine.run(input, {
       overrides: { taskResourceLocalHandlers: handlers, retryIntervalOverrides: retryOverrides },
+      context,
     });
     collected = (async () => {
       for await (const event of execution.eventLogs) {

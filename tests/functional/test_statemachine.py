@@ -200,9 +200,15 @@ def test_all_requested_features_run_on_their_queues_and_the_task_finishes(aws: d
     # and GPU steps went to the GPU queue
     jobs = aws["batch"].list_jobs(jobQueue=aws["queues"]["gpu"])["jobSummaryList"]
     assert {j["jobName"] for j in jobs} >= {"transcription-tsk_ok", "embedding-tsk_ok"}
-    # and the events Lambda heard only task_finished
+    # and the events Lambda heard only task_finished, with the machine it ran on (a re-index's next
+    # tasks start there)
     assert _lambda_payloads(history) == [
-        {"action": "task_finished", "tenant_id": "ten_1", "task_id": "tsk_ok"}
+        {
+            "action": "task_finished",
+            "tenant_id": "ten_1",
+            "task_id": "tsk_ok",
+            "state_machine_arn": aws["machine"],
+        }
     ]
     output = json.loads(described["output"])
     assert output["task_id"] == "tsk_ok"
@@ -271,7 +277,12 @@ def test_a_failed_feature_job_reports_that_feature_alone_and_the_others_complete
         "Error": "UpstreamFailed",
         "Cause": "embedding needs transcription, which failed",
     }
-    assert payloads[-1] == {"action": "task_finished", "tenant_id": "ten_1", "task_id": "tsk_bad"}
+    assert payloads[-1] == {
+        "action": "task_finished",
+        "tenant_id": "ten_1",
+        "task_id": "tsk_bad",
+        "state_machine_arn": aws["machine"],
+    }
     output = json.loads(described["output"])
     statuses = {step: o["status"] for branch in output["branches"] for step, o in branch.items()}
     assert statuses == {
@@ -298,7 +309,12 @@ def test_a_failed_probe_marks_every_requested_feature_failed_and_finishes(
     assert [c[5] for c in _batch_commands(history)] == ["probe", "probe"]
     payloads = _lambda_payloads(history)
     assert sorted(p["feature"] for p in payloads if p["action"] == "feature_failed") == ["preview", "proxy"]
-    assert payloads[-1] == {"action": "task_finished", "tenant_id": "ten_1", "task_id": "tsk_probe"}
+    assert payloads[-1] == {
+        "action": "task_finished",
+        "tenant_id": "ten_1",
+        "task_id": "tsk_probe",
+        "state_machine_arn": aws["machine"],
+    }
     assert described["status"] == "FAILED"
     assert described["error"] == "SharedStepFailed"
     assert described["cause"] == "task tsk_probe failed: States.TaskFailed"

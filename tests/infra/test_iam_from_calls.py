@@ -660,6 +660,39 @@ def drive(
     deliver()
     assert {x["state"] for x in d.api("GET", deliveries)["data"]} == {"succeeded"}
 
+    # A re-index: the API starts it and its first task. An upload lands meanwhile (indexed into the
+    # live generation). The events Lambda, told the machine by the event, settles the re-index's task
+    # and moves it on: it finds the new asset unbuilt and starts its task; settling that one swaps
+    # generations (the old one's search index is dropped) and ends the re-index.
+    def settled(task_id: str) -> None:
+        arn = runtime.settings.state_machine_arn
+        event = {
+            **canned("sfn_task_finished.json"),
+            "tenant_id": tenant,
+            "task_id": task_id,
+            "state_machine_arn": arn,
+        }
+        assert d.event(events_handler, event, "pipeline_events")["status"] == "finished"
+
+    def reindex_tasks() -> list[str]:
+        return list(runtime.stores.indexes.get(tenant, index["id"]).reindex.in_flight)
+
+    d.api("POST", f"/v1/indexes/{index['id']}/reindex", {}, expect=202)
+    (first,) = reindex_tasks()
+    late = upload_event(uploaded("late-talk.mp4"))
+    for step in ("probe", "proxy", "preview", "transcription", "embedding"):
+        d.step(tenant, late, step)
+    settled(late)
+    for step in ("probe", "embedding"):
+        d.step(tenant, first, step)
+    settled(first)
+    (second,) = reindex_tasks()
+    for step in ("probe", "embedding"):
+        d.step(tenant, second, step)
+    settled(second)
+    swapped = d.api("GET", f"/v1/indexes/{index['id']}")
+    assert swapped["generation"] == 2 and swapped["reindex"]["state"] == "completed", swapped["reindex"]
+
     # A task whose execution never reports back (its events Lambda never ran): the reconcile sweep
     # at the end settles it, dropping its original (not kept, and its proxy exists).
     stuck_id = uploaded("stuck.mp4", save_original=False)

@@ -373,16 +373,22 @@ def test_search_domain_is_encrypted_https_only_and_reachable_only_by_the_api_and
             for a in as_list(s["Action"])
         )
     }
-    # The API and the ml jobs; the media jobs only delete an asset's documents (tests/infra/
-    # test_iam_from_calls.py proves each role's methods from the calls its code makes).
-    assert len(es_roles) == 3
+    # The API and the ml jobs; the media jobs only delete an asset's documents, the pipeline-events
+    # function only drops a re-index's old generation (tests/infra/test_iam_from_calls.py proves
+    # each role's methods from the calls its code makes).
+    assert len(es_roles) == 4
     assert {
-        next(k for k in ("ApiApiFnRole", "ComputeMlJobRole", "ComputeMediaJobRole") if k in r)
+        next(
+            k
+            for k in ("ApiApiFnRole", "ComputeMlJobRole", "ComputeMediaJobRole", "PipelineEventsFnRole")
+            if k in r
+        )
         for r in es_roles
     } == {
         "ApiApiFnRole",
         "ComputeMlJobRole",
         "ComputeMediaJobRole",
+        "PipelineEventsFnRole",
     }
 
 

@@ -33,7 +33,7 @@ from mediaindex.adapters.aws.dynamo.purges import DynamoPurgeLedger
 from mediaindex.adapters.aws.dynamo.table import Table
 from mediaindex.adapters.aws.s3_blobs import S3BlobStore
 from mediaindex.adapters.aws.stepfunctions import StepFunctionsOrchestrator
-from mediaindex.bootstrap.compose import compose_services, inline_background
+from mediaindex.bootstrap.compose import build_reindex, compose_services, inline_background
 from mediaindex.bootstrap.runtime import Runtime
 from mediaindex.bootstrap.webhooks import build_aws_webhooks
 from mediaindex.ports.orchestrator import Orchestrator
@@ -45,6 +45,7 @@ from mediaindex.services.indexes import IndexService
 from mediaindex.services.ingest import IngestService
 from mediaindex.services.keys import KeyService
 from mediaindex.services.pipeline import PipelineRunner
+from mediaindex.services.reindex import ReindexProgress
 from mediaindex.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -241,9 +242,12 @@ def ensure_bootstrap_key(keys: KeyService, settings: Settings, secrets: Any, sec
     keys.ensure_key(settings.bootstrap_tenant, raw)
 
 
-def build_aws_runner(settings: Settings, *, clients: AwsClients | None = None) -> PipelineRunner:
-    """Only the PipelineRunner over the AWS adapters: what a Batch job and the pipeline-events Lambda
-    need. No orchestrator (they run inside an execution; none of them gets the state machine ARN)."""
+def build_aws_runner(
+    settings: Settings, *, clients: AwsClients | None = None, state_machine_arn: str | None = None
+) -> PipelineRunner:
+    """Only the PipelineRunner over the AWS adapters: what a Batch job, the pipeline-events Lambda
+    and the reconciler need. Its settled tasks go to the webhooks and, once it knows the state
+    machine (`state_machine_arn` here, or `bind_aws_reindex` later), move re-indexes on."""
     from mediaindex.bootstrap.pipeline import build_runner
     from mediaindex.ml.registry import ModelRegistry
 
@@ -253,8 +257,28 @@ def build_aws_runner(settings: Settings, *, clients: AwsClients | None = None) -
     index, _ = _search_index(settings)
     # The pipeline-events Lambda ends every task (finish_task): it reports them to the webhooks.
     webhooks = build_aws_webhooks(settings, clients)
-    events = webhooks.notifier if webhooks else None
-    return build_runner(settings, stores, blobs, index, ModelRegistry(settings), events)
+    progress = ReindexProgress(webhooks.notifier if webhooks else None)
+    runner = build_runner(settings, stores, blobs, index, ModelRegistry(settings), progress)
+    if state_machine_arn:
+        _bind_reindex(progress, settings, clients, state_machine_arn)
+    return runner
+
+
+def bind_aws_reindex(runner: PipelineRunner, state_machine_arn: str) -> None:
+    """Lets a runner built without the state machine move re-indexes on (the pipeline-events
+    Lambda learns the machine from its first event)."""
+    if isinstance(runner.events, ReindexProgress):
+        settings = lambda_settings()
+        _bind_reindex(runner.events, settings, AwsClients(region=settings.aws_region), state_machine_arn)
+
+
+def _bind_reindex(
+    progress: ReindexProgress, settings: Settings, clients: AwsClients, state_machine_arn: str
+) -> None:
+    orchestrator = StepFunctionsOrchestrator(state_machine_arn, clients.lazy("stepfunctions"))
+    index, _ = _search_index(settings)
+    stores = open_stores(settings.table_name, clients.dynamodb)
+    progress.bind(build_reindex(settings, stores, orchestrator, index, progress.inner))
 
 
 def build_aws_ingest(

@@ -62,6 +62,7 @@ def build_aws_reconciler(
     )
     return Reconciler(
         open_stores(settings.table_name, clients.dynamodb).tasks,
+        # It settles tasks, but leaves re-indexes to the events Lambda and to reads of the index.
         build_aws_runner(settings, clients=clients),
         executions,
         waiting,

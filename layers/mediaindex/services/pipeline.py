@@ -85,6 +85,11 @@ class PipelineRunner(StepRunner):
         self._settings = settings
         self._load = step_loader
 
+    @property
+    def events(self) -> EventSink:
+        """Where settled tasks are reported."""
+        return self._events
+
     def run_step(self, tenant_id: str, task_id: str, step_name: str) -> bool:
         """Runs the step unless there is nothing left for it to do. Returns whether it ran.
         Raises MediaError for bad media (never worth retrying) and anything else for a retry."""

@@ -369,18 +369,19 @@ class ReindexService:
         return index
 
     def _abandon(self, index: Index, r: Reindex) -> None:
-        """Stops the rebuild's tasks and drops its generation; the searchable one is untouched."""
+        """Drops the rebuild's generation and stops its tasks; the searchable one is untouched. A
+        task that still runs writes nothing: its generation is no longer wanted (the runner)."""
+        if not r.swapped:
+            self._search.delete_index(index.tenant_id, search_key(index.id, r.generation))
         for task_id in r.in_flight:
             task = self._tasks.get(index.tenant_id, task_id)
             if task is None or task.state not in (TaskState.QUEUED, TaskState.PROCESSING):
                 continue
             try:
                 task, _ = self._tasks.mutate_with_asset(index.tenant_id, task_id, progress.cancel)
-            except NotFoundError:
-                continue
-            self._orchestrator.cancel(task)
-        if not r.swapped:
-            self._search.delete_index(index.tenant_id, search_key(index.id, r.generation))
+                self._orchestrator.cancel(task)
+            except Exception:
+                log.warning("stopping a re-index task failed", extra={"task_id": task_id}, exc_info=True)
 
 
 def reindexed_data(index: Index, r: Reindex) -> dict[str, Any]:

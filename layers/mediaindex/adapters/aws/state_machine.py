@@ -71,7 +71,14 @@ def definition(
     def finished(next_state: str) -> State:
         return lambda_task(
             events_function_arn,
-            {"action": "task_finished", "tenant_id.$": "$.tenant_id", "task_id.$": "$.task_id"},
+            {
+                "action": "task_finished",
+                "tenant_id.$": "$.tenant_id",
+                "task_id.$": "$.task_id",
+                # The events Lambda starts a re-index's next tasks on this machine: passed, not
+                # configured, because the machine's definition names the Lambda (no cycle).
+                "state_machine_arn.$": "$$.StateMachine.Id",
+            },
             next_state=next_state,
         )
 
