@@ -228,12 +228,13 @@ def test_ingest_recurses_folders_and_reports_each_failure_with_its_reason(
     assert _asset_names(server, "tree") == ["card.png", "notes.mp4"]
 
 
-def test_on_a_terminal_wait_keeps_one_live_line(server: LiveServer, here: Path) -> None:
-    image = mediagen.image(here / "live.png", size="64x64")
-    leader, follower = os.openpty()  # stderr on a terminal, stdout a pipe
+def on_a_terminal(server: LiveServer, cwd: Path, *args: str) -> tuple[int, str, str]:
+    """Runs the CLI against `server` with stderr on a terminal and stdout a pipe: its exit code,
+    stdout, and what the terminal showed."""
+    leader, follower = os.openpty()
     proc = subprocess.Popen(
-        cli_command("ingest", str(image), "--index", "live", "--wait", "--url", server.url),
-        cwd=here, env=cli_env(MEDIAINDEX_API_KEY=server.key or "", COLUMNS="200"),
+        cli_command(*args, "--url", server.url),
+        cwd=cwd, env=cli_env(MEDIAINDEX_API_KEY=server.key or "", COLUMNS="200"),
         stderr=follower, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     os.close(follower)
@@ -248,8 +249,13 @@ def test_on_a_terminal_wait_keeps_one_live_line(server: LiveServer, here: Path) 
         seen += chunk
     os.close(leader)
     out, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 0, seen
-    shown = seen.decode()
+    return proc.returncode, out, seen.decode()
+
+
+def test_on_a_terminal_wait_keeps_one_live_line(server: LiveServer, here: Path) -> None:
+    image = mediagen.image(here / "live.png", size="64x64")
+    code, out, shown = on_a_terminal(server, here, "ingest", str(image), "--index", "live", "--wait")
+    assert code == 0, shown
     assert "Traceback" not in shown
     # The upload bar and the live line are redrawn in place; the settled asset gets a line of its own
     assert "live.png                       [##############################] 100.0%" in shown
