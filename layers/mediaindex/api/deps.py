@@ -15,7 +15,7 @@ from mediaindex.api.middleware import presented_key
 from mediaindex.domain.keys import check_scope
 from mediaindex.domain.search import MAX_ID_LEN
 from mediaindex.services.bundle import Services
-from mediaindex.services.idempotency import request_fingerprint
+from mediaindex.services.idempotency import Rebuild, request_fingerprint
 
 
 def get_services(request: Request) -> Services:
@@ -101,8 +101,10 @@ def respond(
     body: bytes,
     status: int,
     execute: Any,
+    rebuild: Rebuild | None = None,
 ) -> JSONResponse:
-    """Runs a POST once per Idempotency-Key. `execute()` returns the response model."""
+    """Runs a POST once per Idempotency-Key. `execute()` returns the response model; `rebuild`
+    keeps only ids in the record and makes the replay from them (services.idempotency)."""
 
     def run() -> tuple[int, Any]:
         return status, jsonable_encoder(execute())
@@ -111,7 +113,7 @@ def respond(
         code, payload = run()
         return JSONResponse(payload, status_code=code)
     fp = request_fingerprint(request.method, request.url.path, body)
-    code, payload, replayed = services.idempotency.run(tenant_id, idem_key, fp, run)
+    code, payload, replayed = services.idempotency.run(tenant_id, idem_key, fp, run, rebuild=rebuild)
     headers = {"Idempotent-Replayed": "true"} if replayed else None
     return JSONResponse(payload, status_code=code, headers=headers)
 

@@ -53,7 +53,7 @@ from mediaindex.domain.rules import parse_features
 from mediaindex.domain.transcript_formats import render as render_transcript
 from mediaindex.domain.transcripts import Transcript
 from mediaindex.services.bundle import Services
-from mediaindex.services.idempotency import Rebuild, request_fingerprint
+from mediaindex.services.idempotency import Rebuild
 
 router = APIRouter(prefix="/v1/assets", tags=["assets"], route_class=StrictJsonRoute)
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody}}
@@ -130,17 +130,8 @@ def _respond_created(
     services: Services, request: Request, tenant_id: str, idem: str | None, raw: bytes, make: Any
 ) -> JSONResponse:
     """`respond` for a create, whose keyed record keeps a multipart upload's ids, not its URLs."""
-    if idem is None:
-        return respond(services, request, tenant_id, idem, raw, 201, make)
-    code, payload, replayed = services.idempotency.run(
-        tenant_id,
-        idem,
-        request_fingerprint(request.method, request.url.path, raw),
-        lambda: (201, jsonable_encoder(make())),
-        rebuild=_rebuild_created(services, tenant_id),
-    )
-    return JSONResponse(
-        payload, status_code=code, headers={"Idempotent-Replayed": "true"} if replayed else None
+    return respond(
+        services, request, tenant_id, idem, raw, 201, make, rebuild=_rebuild_created(services, tenant_id)
     )
 
 
