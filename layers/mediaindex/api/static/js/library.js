@@ -9,7 +9,7 @@ import { setIndexId, state } from "./state.js";
 
 const SETTLED = new Set(["ready", "failed"]);
 const cards = new Map(); // asset id -> {stamp, el}
-let hooks = { open: () => {}, removed: () => {}, renamed: () => {} };
+let hooks = { open: () => {}, removed: () => {}, renamed: () => {}, indexChanged: () => {} };
 let polling = false;
 const watched = new Set(); // uploads of this tab: announced when they settle
 
@@ -44,6 +44,7 @@ export async function createIndex(name) {
 
 export async function setIndex(id) {
   setIndexId(id);
+  hooks.indexChanged(id);
   state.assets.clear();
   cards.clear();
   $("grid").replaceChildren();

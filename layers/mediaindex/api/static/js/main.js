@@ -6,6 +6,7 @@ import { forget } from "./media.js";
 import { sentenceFor } from "./messages.js";
 import { fail, hideNotice, notify } from "./notify.js";
 import * as player from "./player.js";
+import * as reindex from "./reindex.js";
 import * as search from "./search.js";
 import { state } from "./state.js";
 import { upload } from "./upload.js";
@@ -19,12 +20,13 @@ async function start() {
   welcome(key ? null : "");
   player.close();
   search.clear();
+  reindex.show(""); // stops following the last key's index
   forget();
   delete $("library").dataset.loaded;
   if (!key) return;
   try {
     await library.loadIndexes();
-    await search.loadCapabilities();
+    reindex.offer(await search.loadCapabilities());
   } catch (e) {
     if (e.code === "unauthorized") {
       welcome(sentenceFor("unauthorized"));
@@ -107,10 +109,11 @@ function wire() {
   window.addEventListener("drop", (e) => e.preventDefault());
 
   library.init({ open: openAsset, removed: (id) => { search.dropAsset(id); if (state.openId === id) player.close(); },
-    renamed: player.renamed });
+    renamed: player.renamed, indexChanged: reindex.show });
   search.init({ open: openAsset, changed: player.refresh });
   search.wire();
   player.wire();
+  reindex.wire();
 }
 
 wire();

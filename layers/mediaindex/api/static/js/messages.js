@@ -33,6 +33,13 @@ const SENTENCES = {
   index_not_found: "This index no longer exists. Pick another one or create a new one.",
   index_name_invalid: "Index names cannot be blank or hold control characters.",
   index_name_already_exists: "An index with that name already exists.",
+  // re-indexing
+  model_not_available: "That Whisper model is not offered by this server. Pick one from the list.",
+  reindex_running: "This index is already being re-indexed. Wait for it to finish or cancel it.",
+  reindex_not_running: "No re-index of this index is running any more.",
+  reindex_swapped: "The re-index has already switched search to the new generation, so it can only finish now.",
+  reindex_failed: "A file could not be rebuilt, so the new generation was dropped.",
+  reindex_cancelled: "What it had rebuilt so far was dropped.",
   // assets and uploads
   asset_not_found: "This file no longer exists. It may have been deleted.",
   asset_name_invalid: "That name cannot be used: it holds control or direction-changing characters.",

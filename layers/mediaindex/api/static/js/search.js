@@ -15,6 +15,7 @@ export function init(h0) {
 }
 
 // An older server has no /v1/capabilities (404): then both modalities are offered, as before.
+// Returns the capabilities (null without them), for the parts that offer models.
 export async function loadCapabilities() {
   let caps = null;
   try {
@@ -39,6 +40,7 @@ export async function loadCapabilities() {
   note.textContent = notes.join(" ");
   note.hidden = !notes.length;
   $("search-form").dataset.capabilities = caps ? "server" : "assumed";
+  return caps;
 }
 
 export async function search(query) {
