@@ -76,7 +76,13 @@ class Api(Construct):
         policies.table(
             role,
             table,
-            [*policies.TABLE_READ, *policies.TABLE_PUT, *policies.TABLE_BATCH_WRITE, *policies.TABLE_CHANGE],
+            [
+                *policies.TABLE_READ,
+                "dynamodb:BatchGetItem",  # a search's hits checked against their assets at once
+                *policies.TABLE_PUT,
+                *policies.TABLE_BATCH_WRITE,
+                *policies.TABLE_CHANGE,
+            ],
             index_queries=True,
         )
         # The API signs upload URLs and runs multipart uploads (originals/), signs download URLs and

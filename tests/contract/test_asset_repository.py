@@ -30,6 +30,20 @@ def test_asset_create_get_and_tenant_scope(stores: MetadataStores) -> None:
     assert stores.assets.get(T1, "ast_missing") is None
 
 
+def test_get_many_reads_the_tenants_assets_in_one_go(stores: MetadataStores) -> None:
+    index = make_index(stores)
+    mine = [make_asset(stores, index) for _ in range(3)]
+    theirs = make_asset(stores, make_index(stores, tenant=T2))
+    # More ids than one DynamoDB batch (100) holds, repeats and missing ones among them
+    wanted = (
+        [a.id for a in mine] + [theirs.id, "ast_missing", mine[0].id] + [f"ast_none{i}" for i in range(120)]
+    )
+    found = stores.assets.get_many(T1, wanted)
+    assert found == {a.id: a for a in mine}
+    assert stores.assets.get_many(T2, [a.id for a in mine]) == {}
+    assert stores.assets.get_many(T1, []) == {}
+
+
 def test_asset_in_unknown_or_foreign_index_is_refused(stores: MetadataStores) -> None:
     foreign = make_index(stores, tenant=T2)
     for index_id in ("idx_missing", foreign.id):

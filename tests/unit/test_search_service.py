@@ -64,6 +64,7 @@ class FakeMetadata:
         self.assets: dict[str, Asset] = {}
         self.segments: dict[str, list[Segment]] = {}
         self.asset_reads = 0
+        self.batch_reads: list[list[str]] = []
 
     def get(self, tenant_id: str, some_id: str) -> Any:
         if some_id.startswith("idx_"):
@@ -71,6 +72,12 @@ class FakeMetadata:
         self.asset_reads += 1
         a = self.assets.get(some_id)
         return a if a is not None and a.tenant_id == tenant_id else None
+
+    def get_many(self, tenant_id: str, asset_ids: list[str]) -> dict[str, Asset]:
+        """One batched read (as the stores do it): counted once in `batch_reads`."""
+        self.batch_reads.append(list(asset_ids))
+        found = {a: self.assets.get(a) for a in asset_ids}
+        return {a: v for a, v in found.items() if v is not None and v.tenant_id == tenant_id}
 
     def list_segments(
         self, tenant_id: str, asset_id: str, *, limit: int, cursor: str | None
@@ -352,6 +359,18 @@ def test_deleted_asset_vanishes_at_once(world: World) -> None:
     # When the asset row is gone but the index has not caught up (eventual consistency)
     del world.meta.assets["ast_1"]
     assert ids(world.search(query_text="fox")) == ["seg_2"]
+
+
+def test_hits_are_checked_against_their_assets_in_one_batched_read(world: World) -> None:
+    for i in range(40):
+        world.add(f"seg_{i:02d}", f"ast_{i:02d}", text=f"harbour ferry {i}")
+    del world.meta.assets["ast_03"]  # gone, the index not caught up yet
+    world.meta.batch_reads.clear()
+    page = world.search(query_text="harbour ferry", limit=10)
+    # One read of the assets the page may need (never one per hit), and the gone one is left out
+    assert len(world.meta.batch_reads) == 1 and len(world.meta.batch_reads[0]) >= 11
+    assert len(page) == 10 and "ast_03" not in {r["asset_id"] for r in page}
+    assert world.meta.asset_reads == 0
 
 
 def test_query_kind_must_be_exactly_one(world: World) -> None:

@@ -69,6 +69,12 @@ class AssetRepository(ABC):
     @abstractmethod
     def get(self, tenant_id: str, asset_id: str) -> Asset | None: ...
 
+    def get_many(self, tenant_id: str, asset_ids: list[str]) -> dict[str, Asset]:
+        """The tenant's assets among `asset_ids`, by id (missing and other tenants' left out).
+        Stores override it with one batched read; this fallback reads them one by one."""
+        found = {aid: self.get(tenant_id, aid) for aid in dict.fromkeys(asset_ids)}
+        return {aid: a for aid, a in found.items() if a is not None}
+
     @abstractmethod
     def list(
         self,

@@ -50,6 +50,7 @@ from mediaindex.services.search_fusion import (
 )
 
 MAX_GROUP_SEGMENTS = 10
+_MIN_BATCH = 25  # assets read at once while checking hits: most pages need fewer
 ImageLoader = Callable[[str], ImageInput]
 
 
@@ -277,21 +278,30 @@ class SearchService:
     def _live(
         self, tenant_id: str, index_id: str, fused: list[Fused], *, want: int, by_asset: bool
     ) -> list[Fused]:
-        """Drops hits of assets that are gone (or not in this index), one lookup per asset, and stops
-        once `want` hits (or assets, by_asset) are live: later ones are never served on this page.
-        With by_asset it goes on through the candidates so each kept asset has all its segments."""
-        alive: dict[str, bool] = {}
+        """Drops hits of assets that are gone (or not in this index), reading the assets in batches
+        (one BatchGetItem each on DynamoDB) of the next ones the ranking needs, and stops once
+        `want` hits (or assets, by_asset) are live: later ones are never served on this page. With
+        by_asset it goes on through the candidates so each kept asset has all its segments."""
+        order = list(dict.fromkeys(f.hit.asset_id for f in fused))
+        place = {aid: n for n, aid in enumerate(order)}
+        alive: dict[str, bool] = {}  # read so far
+        met: set[str] = set()  # reached in the ranking
         out: list[Fused] = []
         live_assets = 0
         for f in fused:
             aid = f.hit.asset_id
-            if aid not in alive:
+            if aid not in met:
                 if (live_assets if by_asset else len(out)) >= want:
                     if not by_asset:
                         break
                     continue  # an asset past the page: its segments are not needed
-                asset = self._assets.get(tenant_id, aid)
-                alive[aid] = asset is not None and asset.index_id == index_id
+                if aid not in alive:
+                    batch = [
+                        a for a in order[place[aid] : place[aid] + max(want, _MIN_BATCH)] if a not in alive
+                    ]
+                    found = self._assets.get_many(tenant_id, batch)
+                    alive |= {a: a in found and found[a].index_id == index_id for a in batch}
+                met.add(aid)
                 live_assets += alive[aid]
             if alive[aid]:
                 out.append(f)

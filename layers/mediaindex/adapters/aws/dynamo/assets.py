@@ -90,6 +90,11 @@ class DynamoAssetRepository(AssetRepository):
     def get(self, tenant_id: str, asset_id: str) -> Asset | None:
         return find_asset(self._t, tenant_id, asset_id)
 
+    def get_many(self, tenant_id: str, asset_ids: list[str]) -> dict[str, Asset]:
+        items = self._t.batch_get([(asset_pk(a), ASSET_SK) for a in asset_ids])
+        assets = [asset_from(i) for i in items if is_asset_of(i, tenant_id)]
+        return {a.id: a for a in assets}
+
     def list(
         self,
         tenant_id: str,

@@ -51,6 +51,21 @@ class SqliteAssetRepository(AssetRepository):
         # The API's hot path: one primary-key lookup on this thread's open connection.
         return find_asset(self._db.connection(), tenant_id, asset_id)
 
+    def get_many(self, tenant_id: str, asset_ids: list[str]) -> dict[str, Asset]:
+        ids = list(dict.fromkeys(asset_ids))
+        out: dict[str, Asset] = {}
+        conn = self._db.connection()
+        for i in range(0, len(ids), 500):  # under SQLite's bound-parameter limit
+            chunk = ids[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            for (doc,) in conn.execute(
+                f"SELECT doc FROM assets WHERE tenant_id = ? AND id IN ({marks})",  # noqa: S608
+                [tenant_id, *chunk],
+            ):
+                asset = Asset.model_validate_json(doc)
+                out[asset.id] = asset
+        return out
+
     def list(
         self,
         tenant_id: str,
