@@ -135,18 +135,23 @@ def suppress(stack: MediaIndexStack) -> None:
             "Public endpoint with IAM (SigV4) only: the Lambdas run outside the VPC to avoid NAT.",
         )
         _ack(domain, "OS3", "Access is by IAM identity (SigV4-signed requests of named roles), not by IP.")
-        _ack(
-            domain,
-            "OS4",
-            "Single small data node for a team library; dedicated masters triple the idle cost.",
-        )
+        if stack.search.shape.masters == 0:
+            _ack(
+                domain,
+                "OS4",
+                "Fewer than three data nodes: AWS recommends three dedicated masters for domains of three "
+                "or more data nodes, and search.py adds them from three on; below, they would cost more "
+                "than the nodes they protect.",
+            )
         _ack(
             domain,
             "OS5",
             "No resource policy: only identity policies of the API and ml job roles grant access.",
         )
-        _ack(
-            domain,
-            "OS7",
-            "Single node (one AZ) by cost choice; the index can be rebuilt from DynamoDB and S3.",
-        )
+        if stack.search.shape.zones == 1:
+            _ack(
+                domain,
+                "OS7",
+                "The one-node dev shape (search_data_nodes=1), one AZ by cost choice; the index can be "
+                "rebuilt from DynamoDB and S3. The default spreads its nodes over two zones.",
+            )

@@ -49,6 +49,9 @@ ENV_BOOTSTRAP_KEY = "MEDIAINDEX_BOOTSTRAP_KEY_SECRET_ARN"
 
 # Context keys (cdk.json or `cdk deploy -c key=value`).
 CTX_SEARCH = "search"  # domain | serverless
+CTX_SEARCH_INSTANCE_TYPE = "search_instance_type"  # the domain's data nodes (r7g.large.search)
+CTX_SEARCH_DATA_NODES = "search_data_nodes"  # 2; 1 drops zone awareness, 3+ adds dedicated masters
+CTX_SEARCH_VOLUME_GB = "search_volume_gb"  # gp3 GB per data node (100)
 CTX_RETAIN = "retain"  # true (default) keeps bucket and table on stack delete
 CTX_VERSIONING = "versioning"  # true turns on bucket versioning
 CTX_CORS_ORIGINS = "cors_origins"  # comma-separated browser origins allowed to PUT uploads

@@ -5,6 +5,7 @@ granted by `allow()` to the roles that need it, nobody else."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Literal, NamedTuple
 
 from aws_cdk import RemovalPolicy, Stack
@@ -35,13 +36,95 @@ DELETE_ASSET_DOCUMENTS = Access(["es:ESHttpPost"], "*/_delete_by_query")
 DROP_INDEXES = Access(["es:ESHttpGet", "es:ESHttpDelete"])  # find an alias's indexes, drop them
 _COLLECTION = "mediaindex"
 
+# Dedicated masters: AWS recommends three for production domains of three or more data nodes (a
+# quorum that survives one loss, and cluster management off the data nodes). Below three they would
+# cost more than the data nodes they protect. AWS sizes masters by data node count: a large
+# general-purpose node (its table names m6g.large; m7g is the current generation) covers up to 10.
+_MASTERS = 3
+_MASTER_INSTANCE_TYPE = "m7g.large.search"
+_MAX_DATA_NODES = 10
+_MIN_VOLUME_GB = 10  # the smallest EBS volume OpenSearch Service accepts
+_INSTANCE_TYPE = re.compile(r"[a-z][a-z0-9-]*\.[a-z0-9]+\.search")
+
+
+class DomainShape(NamedTuple):
+    """The domain's data nodes: instance type, count and gp3 volume per node (GB)."""
+
+    instance_type: str = "r7g.large.search"
+    data_nodes: int = 2
+    volume_gb: int = 100
+
+    @property
+    def zones(self) -> int:
+        """Availability zones the data nodes spread over (zone awareness puts as many in each): with
+        `auto_expand_replicas: 0-1` every shard's replica lands in another zone than its primary."""
+        if self.data_nodes == 1:
+            return 1
+        return 3 if self.data_nodes % 3 == 0 else 2
+
+    @property
+    def masters(self) -> int:
+        return _MASTERS if self.data_nodes >= _MASTERS else 0
+
+
+def _count(key: str, value: object, default: int) -> int:
+    if value is None:
+        return default
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    raise ValueError(f"context {key} must be a whole number, not {value!r}")
+
+
+def domain_shape(
+    instance_type: object = None, data_nodes: object = None, volume_gb: object = None
+) -> DomainShape:
+    """The shape the context values ask for (None keeps the default), refused at synth when
+    OpenSearch Service or this stack could not deploy it."""
+    default = DomainShape()
+    shape = DomainShape(
+        str(instance_type) if instance_type is not None else default.instance_type,
+        _count(names.CTX_SEARCH_DATA_NODES, data_nodes, default.data_nodes),
+        _count(names.CTX_SEARCH_VOLUME_GB, volume_gb, default.volume_gb),
+    )
+    if not _INSTANCE_TYPE.fullmatch(shape.instance_type):
+        raise ValueError(
+            f"context {names.CTX_SEARCH_INSTANCE_TYPE} must be an OpenSearch Service instance type "
+            f"such as r7g.large.search (family.size.search), not {shape.instance_type!r}"
+        )
+    n = shape.data_nodes
+    if not 1 <= n <= _MAX_DATA_NODES:
+        raise ValueError(
+            f"context {names.CTX_SEARCH_DATA_NODES} must be 1 to {_MAX_DATA_NODES} (the dedicated "
+            f"masters' size covers no more), not {n}"
+        )
+    if n > 1 and n % 2 and n % 3:
+        raise ValueError(
+            f"context {names.CTX_SEARCH_DATA_NODES} must be 1 (no zone awareness), even (2 zones) or a "
+            f"multiple of 3 (3 zones): zone awareness puts as many data nodes in each zone, not {n}"
+        )
+    if shape.volume_gb < _MIN_VOLUME_GB:
+        raise ValueError(
+            f"context {names.CTX_SEARCH_VOLUME_GB} must be at least {_MIN_VOLUME_GB} (GB per data node), "
+            f"not {shape.volume_gb}"
+        )
+    return shape
+
 
 class Search(Construct):
     def __init__(
-        self, scope: Construct, id: str, *, mode: Literal["domain", "serverless"], retain: bool
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        mode: Literal["domain", "serverless"],
+        retain: bool,
+        shape: DomainShape = DomainShape(),
     ) -> None:
         super().__init__(scope, id)
         self.mode = mode
+        self.shape = shape
         removal = RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY
         if mode == "domain":
             log_groups = {
@@ -66,12 +149,21 @@ class Search(Construct):
                 self,
                 "Domain",
                 version=opensearch.EngineVersion.OPENSEARCH_2_17,
+                # Public endpoint, not in a VPC: AWS picks the zones, so no subnets need to span them.
                 capacity=opensearch.CapacityConfig(
-                    data_nodes=1,
-                    data_node_instance_type="t3.small.search",
+                    data_nodes=shape.data_nodes,
+                    data_node_instance_type=shape.instance_type,
+                    master_nodes=shape.masters or None,
+                    master_node_instance_type=_MASTER_INSTANCE_TYPE if shape.masters else None,
                     multi_az_with_standby_enabled=False,
                 ),
-                ebs=opensearch.EbsOptions(volume_size=20, volume_type=ec2.EbsDeviceVolumeType.GP3),
+                zone_awareness=opensearch.ZoneAwarenessConfig(
+                    enabled=shape.zones > 1,
+                    availability_zone_count=shape.zones if shape.zones > 1 else None,
+                ),
+                ebs=opensearch.EbsOptions(
+                    volume_size=shape.volume_gb, volume_type=ec2.EbsDeviceVolumeType.GP3
+                ),
                 encryption_at_rest=opensearch.EncryptionAtRestOptions(enabled=True),
                 node_to_node_encryption=True,
                 enforce_https=True,

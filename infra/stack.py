@@ -15,7 +15,14 @@ from infra.layer import CoreLayer
 from infra.observability import Observability
 from infra.pipeline import Pipeline
 from infra.reconcile import Reconcile
-from infra.search import BUILD_AND_WRITE, DELETE_ASSET_DOCUMENTS, DROP_INDEXES, SEARCH_AND_DROP, Search
+from infra.search import (
+    BUILD_AND_WRITE,
+    DELETE_ASSET_DOCUMENTS,
+    DROP_INDEXES,
+    SEARCH_AND_DROP,
+    Search,
+    domain_shape,
+)
 from infra.secrets import BootstrapKey
 from infra.storage import Storage
 from infra.webhooks import Webhooks
@@ -49,7 +56,12 @@ class MediaIndexStack(Stack):
             versioning=_flag(ctx(names.CTX_VERSIONING), False),
             cors_origins=cors_origins,
         )
-        self.search = Search(self, "Search", mode=search_mode, retain=retain)
+        shape = domain_shape(
+            ctx(names.CTX_SEARCH_INSTANCE_TYPE),
+            ctx(names.CTX_SEARCH_DATA_NODES),
+            ctx(names.CTX_SEARCH_VOLUME_GB),
+        )
+        self.search = Search(self, "Search", mode=search_mode, retain=retain, shape=shape)
         environment = {
             names.ENV_RUNTIME: "aws",
             names.ENV_TABLE: self.storage.table.table_name,

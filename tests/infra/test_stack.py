@@ -392,6 +392,95 @@ def test_search_domain_is_encrypted_https_only_and_reachable_only_by_the_api_and
     }
 
 
+def domain_properties(doc: dict[str, Any]) -> dict[str, Any]:
+    return dict(only(doc, "AWS::OpenSearchService::Domain")["Properties"])
+
+
+def test_search_domain_defaults_to_two_r7g_large_nodes_in_two_zones_with_100_gb_gp3(synth: Synth) -> None:
+    domain = domain_properties(synth.doc)
+    cluster = domain["ClusterConfig"]
+    assert (cluster["InstanceType"], cluster["InstanceCount"]) == ("r7g.large.search", 2)
+    assert cluster["ZoneAwarenessEnabled"] is True
+    assert cluster["ZoneAwarenessConfig"] == {"AvailabilityZoneCount": 2}
+    # Two data nodes get no dedicated masters (AWS recommends three once there are three data nodes).
+    assert cluster["DedicatedMasterEnabled"] is False and "DedicatedMasterCount" not in cluster
+    assert domain["EBSOptions"] == {"EBSEnabled": True, "VolumeSize": 100, "VolumeType": "gp3"}
+    # A public endpoint: AWS places the nodes in its zones, no subnets have to span them.
+    assert "VPCOptions" not in domain
+
+
+def test_dev_context_flags_deploy_todays_single_t3_small_node_without_zone_awareness() -> None:
+    import aws_cdk as cdk
+    from aws_cdk.assertions import Template
+
+    import app as cdk_app
+    from infra import names
+    from tests.infra.conftest import ROOT
+
+    context = json.loads((ROOT / "cdk.json").read_text())["context"]
+    # As `cdk deploy -c ...` passes them: strings.
+    flags = {
+        names.CTX_SEARCH_INSTANCE_TYPE: "t3.small.search",
+        names.CTX_SEARCH_DATA_NODES: "1",
+        names.CTX_SEARCH_VOLUME_GB: "20",
+    }
+    application = cdk.App(context={**context, "aws:cdk:bundling-stacks": [], **flags})
+    domain = domain_properties(dict(Template.from_stack(cdk_app.build(application)).to_json()))
+    cluster = domain["ClusterConfig"]
+    assert (cluster["InstanceType"], cluster["InstanceCount"]) == ("t3.small.search", 1)
+    assert cluster["ZoneAwarenessEnabled"] is False and "ZoneAwarenessConfig" not in cluster
+    assert cluster["DedicatedMasterEnabled"] is False
+    assert domain["EBSOptions"]["VolumeSize"] == 20
+    assert domain["EncryptionAtRestOptions"]["Enabled"] is True
+    assert domain["NodeToNodeEncryptionOptions"]["Enabled"] is True
+    assert domain["DomainEndpointOptions"]["EnforceHTTPS"] is True
+
+
+def search_domain(*context: object) -> dict[str, Any]:
+    """The domain a Search construct makes for these context values (instance type, nodes, GB)."""
+    import aws_cdk as cdk
+    from aws_cdk.assertions import Template
+
+    from infra.search import Search, domain_shape
+
+    stack = cdk.Stack(cdk.App(), "S")
+    Search(stack, "Search", mode="domain", retain=False, shape=domain_shape(*context))
+    return domain_properties(dict(Template.from_stack(stack).to_json()))
+
+
+@pytest.mark.parametrize(("nodes", "zones"), [(3, 3), (4, 2), (6, 3), (10, 2)])
+def test_three_or_more_data_nodes_add_three_dedicated_masters_and_spread_over_zones(
+    nodes: int, zones: int
+) -> None:
+    cluster = search_domain(None, str(nodes))["ClusterConfig"]
+    assert cluster["InstanceCount"] == nodes
+    assert cluster["DedicatedMasterEnabled"] is True
+    assert cluster["DedicatedMasterCount"] == 3
+    assert cluster["DedicatedMasterType"].endswith(".search")
+    assert cluster["ZoneAwarenessConfig"] == {"AvailabilityZoneCount": zones}
+
+
+@pytest.mark.parametrize(
+    ("context", "message"),
+    [
+        (("r7g.large",), "search_instance_type must be an OpenSearch Service instance type"),
+        ((None, "5"), "search_data_nodes must be 1 .*even .*multiple of 3"),
+        ((None, "0"), "search_data_nodes must be 1 to 10"),
+        ((None, "12"), "search_data_nodes must be 1 to 10"),
+        ((None, "two"), "search_data_nodes must be a whole number"),
+        ((None, None, "5"), "search_volume_gb must be at least 10"),
+        ((None, None, "100GB"), "search_volume_gb must be a whole number"),
+        # CDK's own check: this stack encrypts at rest, which T2 types cannot.
+        (("t2.small.search", "1"), "T2 instance types do not support encryption of data at rest"),
+    ],
+)
+def test_a_domain_shape_aws_could_not_deploy_is_refused_at_synth(
+    context: tuple[object, ...], message: str
+) -> None:
+    with pytest.raises((ValueError, RuntimeError), match=message):
+        search_domain(*context)
+
+
 def test_serverless_search_makes_a_vector_collection_with_a_data_policy_for_named_roles() -> None:
     import aws_cdk as cdk
     from aws_cdk import aws_iam as iam
