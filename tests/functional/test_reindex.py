@@ -101,8 +101,16 @@ def _indexed(
 
 
 def _docs_under(runtime: Runtime, tenant_id: str, key: str) -> int:
+    """The documents under one search key, found by their words and by their vectors (the same
+    count both ways: a key dropped keeps neither)."""
     flt = SearchFilter(tenant_id=tenant_id, index_id=key)
-    return len(runtime.search_index.text(flt, query="the harbour flour rain morning", k=100))
+    by_words = runtime.search_index.text(flt, query="the harbour flour rain morning", k=100)
+    probe = [1.0] + [0.0] * 383  # MiniLM's 384 dimensions
+    by_vector = runtime.search_index.knn(
+        flt, modality="transcription", model_id="sentence-transformers/all-MiniLM-L6-v2", vector=probe, k=100
+    )
+    assert len(by_words) == len(by_vector), (by_words, by_vector)
+    return len(by_words)
 
 
 def test_a_reindex_swaps_in_another_whisper_model_and_drops_the_old_generation(

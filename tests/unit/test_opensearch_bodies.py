@@ -361,22 +361,6 @@ def test_delete_index_drops_the_physical_indexes_behind_the_alias() -> None:
     ]
 
 
-def test_swap_generation_is_one_atomic_alias_update() -> None:
-    client = Recorder({"indices.get_alias": [{"mi-idx_one-g1": {}}]})
-    OpenSearchIndex(client, prefix="mi").swap_generation("idx_one", 2)
-    assert client.calls[-1] == (
-        "indices.update_aliases",
-        {
-            "body": {
-                "actions": [
-                    {"remove": {"index": "mi-idx_one-g1", "alias": "mi-idx_one"}},
-                    {"add": {"index": "mi-idx_one-g2", "alias": "mi-idx_one"}},
-                ]
-            }
-        },
-    )
-
-
 def test_knn_search_sends_the_body_and_reports_cosine() -> None:
     hit = {
         "_id": "seg_1",

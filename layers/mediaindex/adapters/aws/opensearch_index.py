@@ -2,9 +2,11 @@
 
 This module holds the SearchIndex adapter and `make_client`; the index layout and create body are
 in opensearch_mapping, every request body in opensearch_bodies (pure functions, so tests assert them
-exactly), and `_bulk` with its retries in opensearch_bulk. Indexes are reached only through an alias
-over generations: a new embedding model (other dimensions) is built into a new generation beside
-the old one and swapped in atomically with `swap_generation`; queries never notice.
+exactly), and `_bulk` with its retries in opensearch_bulk. Each index key (a mediaindex index's
+generation, domain.search.search_key) is one physical index `<prefix>-<key>-g1` reached through
+its alias `<prefix>-<key>`. A re-index builds the next generation under its own key beside the
+live one; the index row names the key queries read, so the swap is that row's write
+(services/reindex.py), and the old key's indexes are then dropped whole.
 
 Serverless differs (documented here, handled by `serverless=True`):
 - no `refresh` parameter on writes and no `_refresh`: documents turn searchable after the
@@ -136,7 +138,7 @@ class OpenSearchIndex(SearchIndex):
         self._fields[alias] = fields
         return fields
 
-    def ensure_index(self, index_id: str, dims: dict[str, int], *, generation: int = 1) -> str:
+    def ensure_index(self, index_id: str, dims: dict[str, int]) -> str:
         """Creates the physical index and its alias when missing, and adds vector fields for new
         modalities. Returns the alias."""
         alias = alias_name(self.prefix, index_id)
@@ -144,7 +146,7 @@ class OpenSearchIndex(SearchIndex):
         try:
             if mapped is None:
                 self._client.indices.create(
-                    index=physical_name(self.prefix, index_id, generation),
+                    index=physical_name(self.prefix, index_id, 1),
                     body=mapping_body(
                         dims,
                         engine=self.engine,
@@ -173,7 +175,7 @@ class OpenSearchIndex(SearchIndex):
                 elif mapped[modality].dim != dim:
                     raise ValidationError(
                         f"{modality} vectors have {dim} dims; index {index_id} holds "
-                        f"{mapped[modality].dim}: build a new generation and swap it in",
+                        f"{mapped[modality].dim}: re-index it (POST /v1/indexes/{id}/reindex)",
                         field="vectors",
                     )
         except ValidationError:
@@ -181,23 +183,6 @@ class OpenSearchIndex(SearchIndex):
         except Exception as e:
             raise UnavailableError(f"could not prepare search index: {e}") from e
         return alias
-
-    def swap_generation(self, index_id: str, new_generation: int) -> None:
-        """Points the alias at a generation built beside the current one, in one atomic request."""
-        alias = alias_name(self.prefix, index_id)
-        new = physical_name(self.prefix, index_id, new_generation)
-        try:
-            current = list(self._client.indices.get_alias(name=alias))
-        except Exception as e:
-            if status_of(e) != 404:
-                raise UnavailableError(f"search index unreachable: {e}") from e
-            current = []
-        actions: list[dict[str, Any]] = [
-            {"remove": {"index": old, "alias": alias}} for old in current if old != new
-        ]
-        actions.append({"add": {"index": new, "alias": alias}})
-        self._client.indices.update_aliases(body={"actions": actions})
-        self._fields.pop(alias, None)
 
     # Writes
 
