@@ -301,3 +301,32 @@ def test_an_embedding_that_outlives_a_swap_is_built_again_for_the_new_generation
     assert _docs_under(runtime, api.tenant_id, search_key(index_id, 2)) == 1
     hits = _search(api, index_id, "is heavy rain expected in the mountains tonight")
     assert hits["generation"] == 2 and hits["data"][0]["asset_id"] == rain
+
+
+def test_changes_to_an_index_land_while_its_reindex_writes_the_same_row(
+    api: TenantApi, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The driver writes the index row as it goes: a rename or a delete that loses that race is
+    applied again to what the driver wrote, never answered 409."""
+    index = api.index("talks")
+    started = api.ok("POST", f"/v1/indexes/{index['id']}/reindex", 202)  # no body: rebuild as is
+    assert started["generation"] == 2  # an empty index swaps at once
+    repo = runtime.stores.indexes
+    real_update = repo.update
+    raced: list[str] = []
+
+    def driver_writes_first(changed: Any) -> Any:
+        if not raced:  # the driver's write lands between this request's read and its write
+            raced.append(changed.id)
+            stored = repo.get(changed.tenant_id, changed.id)
+            real_update(stored)
+        return real_update(changed)
+
+    monkeypatch.setattr(repo, "update", driver_writes_first)
+    renamed = api.ok("PATCH", f"/v1/indexes/{index['id']}", json={"name": "talks 2"})
+    assert renamed["name"] == "talks 2" and raced == [index["id"]]
+    raced.clear()
+    api.ok("DELETE", f"/v1/indexes/{index['id']}", 202)
+    assert raced == [index["id"]]
+    gone = api.call("GET", f"/v1/indexes/{index['id']}")
+    assert gone.status_code == 404 and error_code(gone) == "index_not_found"

@@ -9,9 +9,10 @@ sweep) finishes. The name is free again once the purge has removed the index row
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Protocol
 
-from mediaindex.domain.errors import NotFoundError
+from mediaindex.domain.errors import ConflictError, NotFoundError
 from mediaindex.domain.ids import new_id
 from mediaindex.domain.models import Asset, AssetStatus, Feature, Index, MediaType, Page, utcnow
 from mediaindex.domain.rules import validate_index_name
@@ -20,6 +21,7 @@ from mediaindex.ports.indexes import IndexRepository, PurgeLedger
 from mediaindex.services.cleanup import CleanupService
 
 log = logging.getLogger(__name__)
+_UPDATE_TRIES = 5
 
 
 class Purges(Protocol):
@@ -137,25 +139,44 @@ class IndexService:
         default_features: list[Feature] | None = None,
         fields_set: set[str],
     ) -> Index:
-        index = self.get(tenant_id, index_id)
         if "name" in fields_set and name is not None:
-            index.name = validate_index_name(name)
-        if "description" in fields_set:
-            index.description = description
-        if "default_features" in fields_set and default_features is not None:
-            index.default_features = default_features
-        index.updated_at = utcnow()
-        return self._indexes.update(index)
+            name = validate_index_name(name)
+
+        def change(index: Index) -> None:
+            if "name" in fields_set and name is not None:
+                index.name = name
+            if "description" in fields_set:
+                index.description = description
+            if "default_features" in fields_set and default_features is not None:
+                index.default_features = default_features
+
+        return self._write(tenant_id, index_id, change)
 
     def delete(self, tenant_id: str, index_id: str) -> None:
         """Hides the index and its assets at once; they, their files, segments and vectors go in
         the background, durably (a crash part-way resumes)."""
-        index = self.get(tenant_id, index_id)
+        self.get(tenant_id, index_id)
         self._purges.requested(tenant_id, index_id)
-        index.deleting = True
-        index.updated_at = utcnow()
-        self._indexes.update(index)
+
+        def mark(index: Index) -> None:
+            index.deleting = True
+
+        self._write(tenant_id, index_id, mark)
         self._purges.start(tenant_id, index_id)
+
+    def _write(self, tenant_id: str, index_id: str, change: Callable[[Index], None]) -> Index:
+        """Applies `change` to the stored index and writes it, again on a lost race: a running
+        re-index's driver writes the row as it goes (services/reindex.py)."""
+        for attempt in range(_UPDATE_TRIES):
+            index = self.get(tenant_id, index_id)
+            change(index)
+            index.updated_at = utcnow()
+            try:
+                return self._indexes.update(index)
+            except ConflictError as e:
+                if e.code != "version_conflict" or attempt == _UPDATE_TRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     def resume_purges(self, *, budget_s: float = 60.0) -> int:
         """Continues every purge left unfinished (a crash, a Lambda out of time): the sweep a

@@ -127,9 +127,10 @@ def delete_index(index_id: IdPath, services: ServicesDep, tenant_id: TenantId) -
     "`model_not_available`.",
 )
 def start_reindex(
-    index_id: IdPath, body: ReindexCreate, services: ServicesDep, tenant_id: TenantId
+    index_id: IdPath, services: ServicesDep, tenant_id: TenantId, body: ReindexCreate | None = None
 ) -> IndexOut:
-    models = IndexModels(transcription=body.models.transcription)
+    # No body at all is the empty one: rebuild with the deployment's current models.
+    models = IndexModels(transcription=body.models.transcription if body else None)
     return _out(services, services.reindex.start(tenant_id, index_id, models))
 
 
