@@ -10,6 +10,7 @@ import * as reindex from "./reindex.js";
 import * as search from "./search.js";
 import { state } from "./state.js";
 import { upload } from "./upload.js";
+import * as webhooks from "./webhooks.js";
 
 const openAsset = (id, t) => player.open(id, t).catch((e) => fail(e, "Opening the file"));
 
@@ -21,12 +22,14 @@ async function start() {
   player.close();
   search.clear();
   reindex.show(""); // stops following the last key's index
+  webhooks.reset();
   forget();
   delete $("library").dataset.loaded;
   if (!key) return;
   try {
     await library.loadIndexes();
     reindex.offer(await search.loadCapabilities());
+    await webhooks.load();
   } catch (e) {
     if (e.code === "unauthorized") {
       welcome(sentenceFor("unauthorized"));
@@ -114,6 +117,7 @@ function wire() {
   search.wire();
   player.wire();
   reindex.wire();
+  webhooks.wire();
 }
 
 wire();
