@@ -79,10 +79,12 @@ def process(event: dict[str, Any]) -> dict[str, Any]:
         return {"status": "recorded", "task_id": task_id, "feature": str(feature)}
     if action == "task_finished":
         arn = event.get("state_machine_arn")
-        if isinstance(arn, str) and arn and "reindex_bound" not in _state:
+        if isinstance(arn, str) and arn and _state.get("reindex_bound") is not runner:
             from mediaindex.bootstrap.aws import bind_aws_reindex
+            from mediaindex.services.pipeline import PipelineRunner
 
-            bind_aws_reindex(runner, arn)
+            if isinstance(runner, PipelineRunner):
+                bind_aws_reindex(runner, arn)
             _state["reindex_bound"] = runner
         runner.finish_task(tenant_id, task_id)
         return {"status": "finished", "task_id": task_id}

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import logging
 import os
 import threading
@@ -41,7 +42,8 @@ from mediaindex.ports.query_encoder import QueryEncoder
 from mediaindex.ports.search import SearchIndex
 from mediaindex.ports.stores import MetadataStores
 from mediaindex.ports.webhooks import EventSink
-from mediaindex.services.indexes import IndexService
+from mediaindex.services.cleanup import CleanupService
+from mediaindex.services.indexes import HandedOffPurges, IndexService
 from mediaindex.services.ingest import IngestService
 from mediaindex.services.keys import KeyService
 from mediaindex.services.pipeline import PipelineRunner
@@ -102,9 +104,22 @@ def _deployed(
         encoder = LambdaQueryEncoder(settings.query_encoder_function, clients.lazy("lambda"))
     else:
         encoder = _models_encoder(settings)
-    # No worker pool here: DELETE /v1/indexes purges inline for a bounded time, and notes the
-    # purge in a ledger (one small DynamoDB partition) that the sweep finishes.
+    # No worker pool here: DELETE /v1/indexes notes the purge in a ledger (one small DynamoDB
+    # partition) and hands it to the purge job (the reconcile Lambda) with an asynchronous invoke;
+    # without that job, it purges inline for a bounded time and the start-up sweep finishes it.
     ledger = DynamoPurgeLedger(Table(settings.table_name, clients.dynamodb))
+    purges = None
+    if settings.purge_function:
+        cleanup = CleanupService(
+            assets=stores.assets,
+            indexes=stores.indexes,
+            tasks=stores.tasks,
+            blobs=blobs,
+            search=index,
+            orchestrator=orchestrator,
+        )
+        kick = functools.partial(_kick_purge_job, clients.lazy("lambda"), settings.purge_function)
+        purges = HandedOffPurges(stores.indexes, cleanup, ledger, kick)
     services = compose_services(
         settings,
         stores=stores,
@@ -112,10 +127,12 @@ def _deployed(
         orchestrator=orchestrator,
         search_index=index,
         encoder=encoder,
+        purges=purges,
         purge_ledger=ledger,
         events=events,
     )
-    _start_up_sweep(services.indexes, ledger, settings.purge_inline_budget_s)
+    if purges is None:
+        _start_up_sweep(services.indexes, ledger, settings.purge_inline_budget_s)
     return Runtime(
         settings=settings,
         stores=stores,
@@ -163,6 +180,16 @@ def _in_process(
             runtime.upload_watcher.start()
         runtime.closers.append(runtime.upload_watcher.stop)  # stopped first: before the pool and DB
     return runtime
+
+
+# What the purge job's handler (functions/reconcile) reads as "resume the purge ledger only".
+PURGE_EVENT = {"purge": True}
+
+
+def _kick_purge_job(client: Any, function: str) -> None:
+    """Starts the purge job now (InvocationType=Event: queued by Lambda, this request waits for
+    nothing but the queueing)."""
+    client.invoke(FunctionName=function, InvocationType="Event", Payload=json.dumps(PURGE_EVENT).encode())
 
 
 def _start_up_sweep(
@@ -268,7 +295,7 @@ def bind_aws_reindex(runner: PipelineRunner, state_machine_arn: str) -> None:
     """Lets a runner built without the state machine move re-indexes on (the pipeline-events
     Lambda learns the machine from its first event)."""
     if isinstance(runner.events, ReindexProgress):
-        settings = lambda_settings()
+        settings = runner.settings
         _bind_reindex(runner.events, settings, AwsClients(region=settings.aws_region), state_machine_arn)
 
 

@@ -90,6 +90,10 @@ class PipelineRunner(StepRunner):
         """Where settled tasks are reported."""
         return self._events
 
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
     def run_step(self, tenant_id: str, task_id: str, step_name: str) -> bool:
         """Runs the step unless there is nothing left for it to do. Returns whether it ran.
         Raises MediaError for bad media (never worth retrying) and anything else for a retry."""
