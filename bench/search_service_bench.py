@@ -47,6 +47,9 @@ class Metadata:
             id=some_id, tenant_id=tenant_id, index_id="idx_bench", name="a", media_type=MediaType.VIDEO
         )
 
+    def get_many(self, tenant_id: str, asset_ids: list[str]) -> dict[str, Asset]:
+        return {a: self.get(tenant_id, a) for a in asset_ids}
+
 
 class Blobs:
     def presign_get(self, key: str, expires_s: int, **_: Any) -> SignedRequest:
