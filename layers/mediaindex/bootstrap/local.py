@@ -15,7 +15,6 @@ import threading
 from collections.abc import Callable
 
 from mediaindex.adapters.local.blob_routes import build_local_blob_router
-from mediaindex.adapters.local.embedded_search import EmbeddedSearchIndex
 from mediaindex.adapters.local.fs_blobs import LocalBlobStore
 from mediaindex.adapters.local.sqlite import open_stores
 from mediaindex.adapters.local.sqlite.database import Database
@@ -24,6 +23,7 @@ from mediaindex.bootstrap.in_process import in_process_runtime
 from mediaindex.bootstrap.pipeline import preload_models
 from mediaindex.bootstrap.reconcile import start_local_reconciler
 from mediaindex.bootstrap.runtime import Runtime
+from mediaindex.bootstrap.search import build_search_index
 from mediaindex.bootstrap.webhooks import build_local_webhooks
 from mediaindex.domain.blob_keys import parse_original_key
 from mediaindex.ports.blobs import BlobInfo
@@ -58,7 +58,8 @@ def build_local(settings: Settings, *, start_workers: bool | None = None) -> Run
     blobs = LocalBlobStore(
         data / "blobs", settings.base_url, signing_secret(settings), max_object_bytes=settings.max_asset_bytes
     )
-    search_index = EmbeddedSearchIndex(data / "search")
+    # The embedded index, or OpenSearch when MEDIAINDEX_OPENSEARCH_URL says so (the upgrade path).
+    search_index, close_search = build_search_index(settings)
     hooks = build_local_webhooks(settings, db)
     runtime = in_process_runtime(
         settings,
@@ -72,7 +73,8 @@ def build_local(settings: Settings, *, start_workers: bool | None = None) -> Run
     )
     runtime.webhooks = hooks.webhooks
     runtime.services = dataclasses.replace(runtime.services, webhooks=hooks.webhooks.service)
-    runtime.closers.insert(0, search_index.close)
+    if close_search is not None:
+        runtime.closers.insert(0, close_search)
     ingest = runtime.services.ingest
 
     def original_wanted(key: str) -> bool:
