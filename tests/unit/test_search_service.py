@@ -12,7 +12,7 @@ import pytest
 
 from mediaindex.adapters.local.embedded_search import EmbeddedSearchIndex
 from mediaindex.domain.errors import NotFoundError, ValidationError
-from mediaindex.domain.models import Asset, Index, MediaType, Page, Segment
+from mediaindex.domain.models import Asset, Index, IndexModels, MediaType, Page, Reindex, Segment
 from mediaindex.domain.search import SearchRequest
 from mediaindex.domain.text_terms import coverage, query_terms
 from mediaindex.ports.blobs import SignedRequest
@@ -371,6 +371,30 @@ def test_hits_are_checked_against_their_assets_in_one_batched_read(world: World)
     assert len(world.meta.batch_reads) == 1 and len(world.meta.batch_reads[0]) >= 11
     assert len(page) == 10 and "ast_03" not in {r["asset_id"] for r in page}
     assert world.meta.asset_reads == 0
+
+
+def test_a_search_that_meets_a_reindex_swap_answers_from_the_new_generation(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The driver writes the swap and then drops the old generation; a search that read the index
+    row before the swap must not answer from the dropped one (an empty page)."""
+    world.add("seg_old", "ast_1", text="ferry harbour morning")
+    world.add("seg_new", "ast_1", text="ferry harbour morning", index="idx_1-g2")
+    index = world.meta.indexes[("ten_a", "idx_1")]
+    index.reindex = Reindex(id="rdx_1", models=IndexModels(transcription="base"), generation=2)
+    real_text = world.index.text
+
+    def swap_lands_now(flt: Any, **kw: Any) -> Any:
+        if flt.index_id == "idx_1" and index.generation == 1:
+            world.meta.indexes[("ten_a", "idx_1")] = index.model_copy(update={"generation": 2})
+            world.index.delete_index("ten_a", "idx_1")
+        return real_text(flt, **kw)
+
+    monkeypatch.setattr(world.index, "text", swap_lands_now)
+    resp = world.service.search(
+        "ten_a", SearchRequest(index_id="idx_1", query_text="ferry harbour", threshold=0)
+    )
+    assert resp.generation == 2 and [r.segment_id for r in resp.data] == ["seg_new"]
 
 
 def test_query_kind_must_be_exactly_one(world: World) -> None:

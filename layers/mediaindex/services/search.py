@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from dataclasses import replace
 
 from mediaindex.domain.errors import NotFoundError, ValidationError
-from mediaindex.domain.models import Asset, Segment
+from mediaindex.domain.models import Asset, ReindexState, Segment
 from mediaindex.domain.search import (
     TRANSCRIPTION,
     VISUAL,
@@ -111,28 +112,28 @@ class SearchService:
         if request.group_by == "asset":
             depth = MAX_CANDIDATES
 
-        flt = SearchFilter(
+        base = SearchFilter(
             tenant_id=tenant_id,
-            # The searchable generation's key: a re-index builds the next one beside it.
-            index_id=search_key(index.id, index.generation),
+            index_id=request.index_id,
             media_type=request.filter.media_type.value
             if request.filter and request.filter.media_type
             else None,
             user_metadata=dict(request.filter.user_metadata) if request.filter else {},
         )
-        exclude: str | None = None
-        wanted: set[str] = set()
-        if request.query_text is not None:
-            lists = self._text_lists(flt, request.query_text, request.search_options, depth)
-            wanted = query_terms(request.query_text)
-        elif request.query_image_url is not None:
-            lists = self._image_lists(flt, request.query_image_url, request.search_options, depth)
-        else:
-            assert request.query_asset_id is not None
-            lists, exclude, example_text = self._asset_lists(
-                tenant_id, flt, request.query_asset_id, request.query_start, request.search_options, depth
-            )
-            wanted = query_terms(example_text or "")
+        # The searchable generation's key: a re-index builds the next one beside it.
+        lists, exclude, wanted = self._lists(
+            tenant_id, request, replace(base, index_id=search_key(index.id, index.generation)), depth
+        )
+        rebuilding = index.reindex is not None and index.reindex.state == ReindexState.RUNNING
+        if (rebuilding and index.reindex is not None and not index.reindex.swapped) or _empty(lists):
+            # A swap may have landed while the lists were read, and the old generation may be gone
+            # with it: the row read again says which generation answered (it is dropped only after
+            # the swap is written), and the lists are read again from the new one if it moved.
+            now = self._indexes.get(tenant_id, request.index_id)
+            if now is not None and not now.deleting and now.generation != index.generation:
+                index = now
+                flt = replace(base, index_id=search_key(index.id, index.generation))
+                lists, exclude, wanted = self._lists(tenant_id, request, flt, depth)
 
         ranked = fuse(lists, wanted=wanted, operator=request.operator)
         ranked = [f for f in ranked if f.hit.segment_id != exclude]
@@ -166,6 +167,22 @@ class SearchService:
         )
 
     # Lists per query kind
+
+    def _lists(
+        self, tenant_id: str, request: SearchRequest, flt: SearchFilter, depth: int
+    ) -> tuple[dict[str, ModalityLists], str | None, set[str]]:
+        """The query's candidate lists, the example segment to leave out (more like this), and the
+        query's content words."""
+        if request.query_text is not None:
+            lists = self._text_lists(flt, request.query_text, request.search_options, depth)
+            return lists, None, query_terms(request.query_text)
+        if request.query_image_url is not None:
+            return self._image_lists(flt, request.query_image_url, request.search_options, depth), None, set()
+        assert request.query_asset_id is not None
+        lists, exclude, example_text = self._asset_lists(
+            tenant_id, flt, request.query_asset_id, request.query_start, request.search_options, depth
+        )
+        return lists, exclude, query_terms(example_text or "")
 
     def _text_lists(
         self, flt: SearchFilter, text: str, options: list[Modality], k: int
@@ -337,3 +354,7 @@ class SearchService:
             for m in members[:MAX_GROUP_SEGMENTS]
         ]
         return first
+
+
+def _empty(lists: dict[str, ModalityLists]) -> bool:
+    return not any(lst.vector or lst.text for lst in lists.values())
