@@ -10,6 +10,7 @@ from aws_cdk import aws_apigateway as apigw_v1
 from aws_cdk import aws_apigatewayv2 as apigw
 from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_dynamodb as ddb
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
@@ -17,6 +18,8 @@ from constructs import Construct
 
 from infra import names, policies
 from infra.function import ServiceFunction
+
+ENV_PURGE_FUNCTION = "MEDIAINDEX_PURGE_FUNCTION"  # settings.purge_function
 
 _ACCESS_LOG_FORMAT = json.dumps(
     {
@@ -124,3 +127,11 @@ class Api(Construct):
         )
         self.url = self.stage.url
         CfnOutput(self, "Url", value=self.url, description="Base URL of the mediaindex API")
+
+    def hand_purges_to(self, job: lambda_.IFunction) -> None:
+        """DELETE /v1/indexes hands the purge to `job` (the reconcile function) with an
+        asynchronous invoke of it, and of nothing else."""
+        self.handler.function.add_environment(ENV_PURGE_FUNCTION, job.function_name)
+        self.handler.role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[job.function_arn])
+        )

@@ -46,6 +46,10 @@ ENV_REGION = "MEDIAINDEX_AWS_REGION"
 ENV_ENCODER = "MEDIAINDEX_QUERY_ENCODER_FUNCTION"
 ENV_ENCODER_VISUAL = "MEDIAINDEX_ENCODER_VISUAL"  # "true" when the encoder image carries CLIP
 ENV_BOOTSTRAP_KEY = "MEDIAINDEX_BOOTSTRAP_KEY_SECRET_ARN"
+ENV_WHISPER_MODEL = "MEDIAINDEX_WHISPER_MODEL"
+# The Whisper model baked into the ml image (containers/ml/Dockerfile): every function is told it,
+# so the API offers it for re-indexing and names it as an index's model.
+ML_WHISPER_MODEL = "large-v3-turbo"
 
 # Context keys (cdk.json or `cdk deploy -c key=value`).
 CTX_SEARCH = "search"  # domain | serverless

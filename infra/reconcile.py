@@ -2,7 +2,10 @@
 EventBridge rule runs functions/reconcile every RATE. Its role may list the state machine's
 executions, read and stop them, list and end jobs (Batch has no resource-level permission for
 ListJobs), and settle tasks as the pipeline-events Lambda does: read and write the table, drop an
-original asked not to be kept, and queue webhook deliveries."""
+original asked not to be kept, and queue webhook deliveries. It is also the index purge job
+(`{"purge": true}` from the API, and every run): it lists a deleted index's assets (gsi1), reads
+their partitions and tasks, deletes their rows in batches and their objects under both prefixes,
+stops their running executions, and removes the index row and its purge ledger item."""
 
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ from infra import names, policies
 from infra import webhooks as webhooks_env
 from infra.compute import Compute
 from infra.function import ServiceFunction
-from infra.nag import OBJECTS, XRAY, ref
+from infra.nag import OBJECTS, TABLE_INDEXES, XRAY, ref
 from infra.pipeline import Pipeline
 from infra.webhooks import Webhooks
 
@@ -77,15 +80,28 @@ class Reconcile(Construct):
                 resources=[Stack.of(self).format_arn(service="batch", resource="job", resource_name="*")],
             )
         )
-        policies.table(role, table, [*policies.TABLE_READ, *policies.TABLE_PUT])
+        policies.table(
+            role,
+            table,
+            [
+                *policies.TABLE_READ,
+                *policies.TABLE_PUT,
+                "dynamodb:BatchGetItem",  # a purged page's tasks, read at once
+                *policies.TABLE_BATCH_WRITE,  # a purged page's rows
+                "dynamodb:DeleteItem",  # the index row, its name guards, its ledger item
+            ],
+            index_queries=True,  # the deleted index's assets (gsi1)
+        )
         policies.objects(role, bucket, [names.ORIGINALS], policies.OBJECT_DELETE)
+        policies.objects(role, bucket, [names.DERIVED], policies.OBJECT_DELETE)
+        policies.listing(role, bucket, [names.ORIGINALS, names.DERIVED])
         # Settled tasks are reported to webhooks, as the pipeline-events Lambda reports them.
         self.fn.function.add_environment(webhooks_env.ENV_QUEUE, webhooks.queue.queue_url)
         self.fn.function.add_environment(webhooks_env.ENV_KEY, webhooks.key.key_arn)
         role.add_to_principal_policy(
             iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[webhooks.queue.queue_arn])
         )
-        self._acknowledge(pipeline, bucket)
+        self._acknowledge(pipeline, bucket, table)
         self.rule = events.Rule(
             self,
             "Schedule",
@@ -93,7 +109,7 @@ class Reconcile(Construct):
             targets=[targets.LambdaFunction(self.fn.function, retry_attempts=0)],
         )
 
-    def _acknowledge(self, pipeline: Pipeline, bucket: s3.IBucket) -> None:
+    def _acknowledge(self, pipeline: Pipeline, bucket: s3.IBucket, table: ddb.ITableV2) -> None:
         """cdk-nag findings of this role, each with why the wildcard is the narrowest grant."""
         stack = Stack.of(self)
         partition = f"arn:<AWS::Partition>:%s:{stack.region}:{stack.account}"
@@ -105,6 +121,8 @@ class Reconcile(Construct):
             f"IAM5[Resource::{partition % 'batch'}:job/*]": "TerminateJob takes job ARNs, which carry no "
             "queue: a job RUNNABLE too long on this deployment's queues (the only ones listed) is ended.",
             f"IAM5[Resource::{ref(stack, bucket)}/originals/*]": OBJECTS,
+            f"IAM5[Resource::{ref(stack, bucket)}/derived/*]": OBJECTS,
+            f"IAM5[Resource::{ref(stack, table)}/index/*]": TABLE_INDEXES,
         }.items():
             Validations.of(self.fn.role).acknowledge(Acknowledgment(id=f"AwsSolutions-{rule}", reason=reason))
         Validations.of(self.fn.function).acknowledge(

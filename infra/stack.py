@@ -68,6 +68,7 @@ class MediaIndexStack(Stack):
             names.ENV_BUCKET: self.storage.bucket.bucket_name,
             names.ENV_OPENSEARCH: self.search.url,
             names.ENV_REGION: self.region,
+            names.ENV_WHISPER_MODEL: names.ML_WHISPER_MODEL,
         }
         self.layer = CoreLayer(self, "Core").layer
         clip = _flag(ctx(names.CTX_CLIP), False)
@@ -179,6 +180,8 @@ class MediaIndexStack(Stack):
             compute=self.compute,
             webhooks=self.webhooks,
         )
+        # DELETE /v1/indexes hands the purge to the reconcile function at once (an async invoke).
+        self.api.hand_purges_to(self.reconcile.fn.function)
         # What `mediaindex` commands against this deployment need (docs/deploy.md).
         for name, value in {
             "TableName": self.storage.table.table_name,

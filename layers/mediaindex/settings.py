@@ -69,6 +69,13 @@ class Settings(BaseSettings):
     # On a runtime without a worker pool (a Lambda), DELETE /v1/indexes purges inline for at most
     # this long; what is left is resumed by `IndexService.resume_purges` (the sweep).
     purge_inline_budget_s: float = Field(20.0, ge=0)
+    # The Lambda that runs index purges as a job (the reconcile function). When set, the deployed
+    # API purges nothing inline: DELETE /v1/indexes notes the purge and invokes it asynchronously.
+    purge_function: str | None = None
+    # How long one run of that job purges (under the function's 5-minute timeout, with margin).
+    purge_job_budget_s: float = Field(200.0, gt=0)
+    # Assets per batch of the job's bulk purge (rows in batched writes, no transaction per asset).
+    purge_job_batch_assets: int = Field(500, ge=1, le=5000)
     # `mediaindex serve`: seconds a SIGTERM waits for in-flight requests before cancelling them.
     shutdown_grace_s: int = Field(5, ge=0)
 

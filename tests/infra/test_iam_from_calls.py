@@ -61,6 +61,7 @@ pytestmark = [pytest.mark.infra, pytest.mark.aws]
 MiB = 1024 * 1024
 BOOTSTRAP_KEY = "k" * 48
 ENCODER = "mediaindex-test-encoder"
+RECONCILE = "mediaindex-test-reconcile"
 DOMAIN = "mediaindex-test"
 DOMAIN_ARN = f"arn:aws:es:{REGION}:{ACCOUNT}:domain/{DOMAIN}"
 
@@ -227,6 +228,8 @@ class Recorder:
     running: list[str] = field(default_factory=list)
     calls: dict[str, list[tuple[str, dict[str, Any]]]] = field(default_factory=lambda: defaultdict(list))
     answer_invoke: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    # The payloads of asynchronous invokes (InvocationType=Event): queued, as Lambda would, not run.
+    queued: list[dict[str, Any]] = field(default_factory=list)
     # (function, operation) -> what to do, once, when that function first makes that call
     triggers: dict[tuple[str, str], Callable[[], None]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -246,9 +249,13 @@ class Recorder:
         self.record(f"{service}.{operation}", params)
 
     def on_invoke(self, params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
-        """before-call.lambda.Invoke: answers with the encoder handler's result, as Lambda would."""
+        """before-call.lambda.Invoke: answers with the encoder handler's result, as Lambda would;
+        an asynchronous invoke is queued (202, nothing run): the test runs its function after."""
         if not self.running or self.answer_invoke is None:
             return None
+        if params["headers"].get("X-Amz-Invocation-Type") == "Event":
+            self.queued.append(json.loads(params["body"]))
+            return AWSResponse(params["url"], 202, HTTPHeaders(), None), {"StatusCode": 202}
         payload = json.dumps(self.answer_invoke(json.loads(params["body"]))).encode()
         body = StreamingBody(io.BytesIO(payload), len(payload))
         return AWSResponse(params["url"], 200, HTTPHeaders(), None), {"StatusCode": 200, "Payload": body}
@@ -538,7 +545,7 @@ class Deployment:
             ]
         resolved = {k: render(v, self.world) for k, v in env.items()}
         # Weights live in the ml image (containers/ml); here the packaged models stand in for them.
-        for name in ("MEDIAINDEX_TEXT_MODEL_PATH", "MEDIAINDEX_CLIP_MODEL_PATH"):
+        for name in ("MEDIAINDEX_TEXT_MODEL_PATH", "MEDIAINDEX_CLIP_MODEL_PATH", "MEDIAINDEX_WHISPER_MODEL"):
             resolved.pop(name, None)
         return {**resolved, **self.extra}
 
@@ -784,7 +791,13 @@ def drive(
     assert "execution_timeout" in {fs.error for fs in stuck.features.values()}  # what had not run
     assert not runtime.blobs.list_keys(runtime.stores.assets.get(tenant, stuck_id).upload.key)
 
+    # The index deleted: the API purges nothing itself but starts the purge job (the reconcile
+    # function, invoked asynchronously), which then purges its assets, files and rows.
     d.api("DELETE", f"/v1/indexes/{index['id']}", expect=202)
+    assert d.recorder.queued == [{"purge": True}], d.recorder.queued
+    assert d.event(reconcile_handler, d.recorder.queued.pop(), "reconcile") == {"purged": 1}
+    assert runtime.stores.indexes.get(tenant, index["id"]) is None
+    assert not runtime.blobs.list_keys(f"derived/{tenant}/")
 
 
 @dataclass
@@ -859,6 +872,8 @@ def recorded(synth: Synth, talking_clip: Path, tmp_path_factory: pytest.TempPath
                 (logical(stack.search.domain), "DomainEndpoint"): search.url.removeprefix("http://"),
                 (logical(stack.encoder.function), None): ENCODER,
                 (logical(stack.encoder.function), "Arn"): function_arn(ENCODER),
+                (logical(stack.reconcile.fn.function), None): RECONCILE,
+                (logical(stack.reconcile.fn.function), "Arn"): function_arn(RECONCILE),
                 (logical(stack.bootstrap_key.secret), None): secret,
                 (logical(stack.webhooks.key), "Arn"): key_arn,
                 (logical(stack.webhooks.queue), None): queue_url,
@@ -910,6 +925,7 @@ def test_the_functions_were_driven(recorded: Recorded) -> None:
     assert {"sfn.StopExecution", "batch.TerminateJob", "sqs.SendMessage", "s3.DeleteObject"} <= operations[
         "reconcile"
     ]
+    assert {"dynamodb.BatchWriteItem", "s3.DeleteObjects"} <= operations["reconcile"]  # the purge job
 
 
 @pytest.mark.parametrize("fn", list(ROLES))

@@ -335,6 +335,21 @@ def test_the_encoder_and_the_gpu_jobs_share_the_model_environment(synth: Synth) 
     assert model_environment(clip=True)["MEDIAINDEX_CLIP_MODEL_PATH"] == "/models/clip"
 
 
+def test_every_function_names_the_whisper_model_the_ml_image_carries(synth: Synth) -> None:
+    """The API offers it for re-indexing and names it as an index's model; the events Lambda
+    compares against it: all must agree with what the GPU jobs load."""
+    from pathlib import Path
+
+    from infra import names
+
+    dockerfile = (Path(__file__).resolve().parents[2] / "containers" / "ml" / "Dockerfile").read_text()
+    assert f"MEDIAINDEX_WHISPER_MODEL={names.ML_WHISPER_MODEL}" in dockerfile
+    for key, fn in resources(synth.doc, "AWS::Lambda::Function").items():
+        env = fn["Properties"].get("Environment", {}).get("Variables", {})
+        if "MEDIAINDEX_TABLE_NAME" in env:  # the service functions (not CDK's own helpers)
+            assert env.get("MEDIAINDEX_WHISPER_MODEL") == names.ML_WHISPER_MODEL, key
+
+
 def test_one_job_definition_per_container_image_gpu_for_ml(synth: Synth) -> None:
     definitions = resources(synth.doc, "AWS::Batch::JobDefinition")
     assert len(definitions) == 2

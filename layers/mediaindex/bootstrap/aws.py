@@ -24,11 +24,10 @@ import os
 import threading
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from mediaindex.adapters.aws.clients import AwsClients, LazyClient
+from mediaindex.adapters.aws.clients import AwsClients
 from mediaindex.adapters.aws.dynamo import open_stores
 from mediaindex.adapters.aws.dynamo.purges import DynamoPurgeLedger
 from mediaindex.adapters.aws.dynamo.table import Table
@@ -36,6 +35,7 @@ from mediaindex.adapters.aws.s3_blobs import S3BlobStore
 from mediaindex.adapters.aws.stepfunctions import StepFunctionsOrchestrator
 from mediaindex.bootstrap.compose import build_reindex, compose_services, inline_background
 from mediaindex.bootstrap.runtime import Runtime
+from mediaindex.bootstrap.search import build_search_index
 from mediaindex.bootstrap.webhooks import build_aws_webhooks
 from mediaindex.ports.orchestrator import Orchestrator
 from mediaindex.ports.query_encoder import QueryEncoder
@@ -63,7 +63,7 @@ def build_aws(settings: Settings, *, clients: AwsClients | None = None) -> Runti
     stores = open_stores(settings.table_name, clients.dynamodb)
     # S3 serves only some requests, so its client waits for one.
     blobs = S3BlobStore(settings.bucket_name, clients.lazy("s3"))
-    search_index, close_search = _search_index(settings)
+    search_index, close_search = build_search_index(settings)
     webhooks = build_aws_webhooks(settings, clients)
     if settings.state_machine_arn:
         runtime = _deployed(
@@ -281,7 +281,7 @@ def build_aws_runner(
     clients = clients or AwsClients(region=settings.aws_region)
     stores = open_stores(settings.table_name, clients.dynamodb)
     blobs = S3BlobStore(settings.bucket_name, clients.lazy("s3"))
-    index, _ = _search_index(settings)
+    index, _ = build_search_index(settings)
     # The pipeline-events Lambda ends every task (finish_task): it reports them to the webhooks.
     webhooks = build_aws_webhooks(settings, clients)
     progress = ReindexProgress(webhooks.notifier if webhooks else None)
@@ -303,7 +303,7 @@ def _bind_reindex(
     progress: ReindexProgress, settings: Settings, clients: AwsClients, state_machine_arn: str
 ) -> None:
     orchestrator = StepFunctionsOrchestrator(state_machine_arn, clients.lazy("stepfunctions"))
-    index, _ = _search_index(settings)
+    index, _ = build_search_index(settings)
     stores = open_stores(settings.table_name, clients.dynamodb)
     progress.bind(build_reindex(settings, stores, orchestrator, index, progress.inner))
 
@@ -331,33 +331,3 @@ def lambda_settings() -> Settings:
     if "MEDIAINDEX_DATA_DIR" not in os.environ and os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
         settings = settings.model_copy(update={"data_dir": Path("/tmp/mediaindex")})  # noqa: S108
     return settings
-
-
-def _search_index(settings: Settings) -> tuple[SearchIndex, Any]:
-    """The index and its closer (or None)."""
-    if settings.opensearch_url:
-        from mediaindex.adapters.aws.opensearch_index import OpenSearchIndex, make_client
-
-        host = urlsplit(settings.opensearch_url).hostname or ""
-        serverless = host.endswith(".aoss.amazonaws.com")
-        # Managed endpoints are SigV4-signed; a plain URL is a cluster of one's own (tests, dev).
-        region = settings.aws_region if host.endswith(".amazonaws.com") else None
-        url = settings.opensearch_url
-        # Made on first use: opensearch-py costs ~0.3 s to import, and most requests never search.
-        client = LazyClient(lambda: make_client(url, region=region, serverless=serverless), "opensearch")
-        # The layout settings are checked here, at start: a combination OpenSearch would refuse
-        # (fp16 on lucene) raises ValueError now rather than on the first write.
-        opensearch = OpenSearchIndex(
-            client,
-            serverless=serverless,
-            engine=settings.opensearch_engine,
-            precision=settings.opensearch_vector_precision,
-            refresh=settings.opensearch_refresh,
-            shards=settings.opensearch_shards,
-        )
-        return opensearch, None
-    from mediaindex.adapters.local.embedded_search import EmbeddedSearchIndex
-
-    log.info("no opensearch_url: using the embedded search index in %s", settings.data_dir)
-    index = EmbeddedSearchIndex(settings.data_dir / "search")
-    return index, index.close

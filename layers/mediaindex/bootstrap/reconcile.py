@@ -1,12 +1,15 @@
 """The reconciler of each runtime (services/reconcile.py): local, over the job plans of the
 worker pool, run every `interval_s` by the serving process; AWS, over Step Functions and Batch,
-run by functions/reconcile on an EventBridge schedule."""
+run by functions/reconcile on an EventBridge schedule, which also runs the AWS index purge job
+(`build_aws_purges`)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from mediaindex.bootstrap.runtime import Runtime
+from mediaindex.services.cleanup import CleanupService
+from mediaindex.services.indexes import InlinePurges
 from mediaindex.services.reconcile import Reconciler, ReconcileSettings
 from mediaindex.settings import Settings
 
@@ -67,4 +70,39 @@ def build_aws_reconciler(
         executions,
         waiting,
         policy=policy,
+    )
+
+
+def build_aws_purges(settings: Settings, *, clients: AwsClients | None = None) -> InlinePurges:
+    """The purge job of functions/reconcile: resumes the purge ledger, each index's assets in bulk
+    (batched writes, no transaction per asset). Search documents are the API's to drop
+    (`HandedOffPurges`): this role reaches no search domain."""
+    from mediaindex.adapters.aws.clients import AwsClients
+    from mediaindex.adapters.aws.dynamo import open_stores
+    from mediaindex.adapters.aws.dynamo.bulk_purge import DynamoBulkPurge
+    from mediaindex.adapters.aws.dynamo.purges import DynamoPurgeLedger
+    from mediaindex.adapters.aws.dynamo.table import Table
+    from mediaindex.adapters.aws.s3_blobs import S3BlobStore
+    from mediaindex.adapters.aws.stepfunctions import StepFunctionsOrchestrator
+
+    if not settings.state_machine_arn:
+        raise ValueError("the AWS purge job needs the state machine ARN")
+    clients = clients or AwsClients(region=settings.aws_region)
+    table = Table(settings.table_name, clients.dynamodb)
+    stores = open_stores(settings.table_name, clients.dynamodb)
+    cleanup = CleanupService(
+        assets=stores.assets,
+        indexes=stores.indexes,
+        tasks=stores.tasks,
+        blobs=S3BlobStore(settings.bucket_name, clients.lazy("s3")),
+        search=None,
+        orchestrator=StepFunctionsOrchestrator(settings.state_machine_arn, clients.lazy("stepfunctions")),
+        bulk=DynamoBulkPurge(table),
+    )
+    return InlinePurges(
+        stores.indexes,
+        cleanup,
+        DynamoPurgeLedger(table),
+        batch=settings.purge_job_batch_assets,
+        budget_s=settings.purge_job_budget_s,
     )

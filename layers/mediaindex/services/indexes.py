@@ -3,12 +3,15 @@
 Deleting an index hides it at once (`deleting`), and with it its assets (`VisibleAssets`), then
 purges it as durable work that survives a crash: where this process runs a worker pool, a purge
 job row in its job store, run in batches and resumed after a restart (`JobPurges` in bootstrap);
-elsewhere (a Lambda) in bounded batches inline, noted in a ledger that `resume_purges` (the
-sweep) finishes. The name is free again once the purge has removed the index row."""
+on a deployment, noted in a ledger and handed to a job that resumes the ledger (`HandedOffPurges`:
+the reconcile Lambda, kicked at once and run on its schedule); elsewhere (a Lambda without that
+job) in bounded batches inline, the ledger finished by `resume_purges` (the sweep). The name is
+free again once the purge has removed the index row."""
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Protocol
 
@@ -74,6 +77,7 @@ class InlinePurges:
         if self._ledger is None:
             return 0
         finished = 0
+        deadline = time.monotonic() + budget_s  # for all of them together
         for entry in self._ledger.pending(limit=100):
             index = self._indexes.get(entry.tenant_id, entry.index_id)
             if index is None or (not index.deleting and entry.age_s > min_age_s):
@@ -81,15 +85,54 @@ class InlinePurges:
                 continue
             if not index.deleting:
                 continue
+            # Each run purges at least one batch, however small its budget.
             done = self._cleanup.purge_index(
-                entry.tenant_id, entry.index_id, batch=self._batch, budget_s=budget_s
+                entry.tenant_id, entry.index_id, batch=self._batch, budget_s=deadline - time.monotonic()
             )
             if done:
                 self._ledger.remove(entry.tenant_id, entry.index_id)
                 finished += 1
-            else:
+            if not done or time.monotonic() >= deadline:
                 break  # out of budget
         return finished
+
+
+class HandedOffPurges:
+    """The request purges nothing: it notes the purge in the ledger, drops the index's search
+    documents (one call per generation; the job's role reaches no search domain) and `kick`s the
+    job that resumes the ledger (an asynchronous invoke). A failed kick is logged: the job's
+    schedule finishes the purge. Failed drops are logged too: the index is hidden either way."""
+
+    def __init__(
+        self,
+        indexes: IndexRepository,
+        cleanup: CleanupService,
+        ledger: PurgeLedger,
+        kick: Callable[[], None],
+    ) -> None:
+        self._indexes = indexes
+        self._cleanup = cleanup
+        self._ledger = ledger
+        self._kick = kick
+
+    def requested(self, tenant_id: str, index_id: str) -> None:
+        self._ledger.add(tenant_id, index_id)
+
+    def start(self, tenant_id: str, index_id: str) -> None:
+        # Documents first: the job may remove the index row (and its generation count) at once.
+        try:
+            index = self._indexes.get(tenant_id, index_id)
+            if index is not None:
+                self._cleanup.drop_documents(tenant_id, index_id, index.generations)
+        except Exception:
+            log.exception("search documents of a deleted index not dropped", extra={"index_id": index_id})
+        try:
+            self._kick()
+        except Exception:
+            log.exception("purge job not started: its schedule runs it", extra={"index_id": index_id})
+
+    def resume(self, *, budget_s: float) -> int:
+        return 0  # the job resumes the ledger, not this process
 
 
 class IndexService:

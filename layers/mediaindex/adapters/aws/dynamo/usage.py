@@ -53,6 +53,11 @@ def _shard_sk(index_id: str, asset_id: str) -> str:
     return f"{_SHARD_PREFIX}{index_id}#{zlib.crc32(asset_id.encode()) % SHARDS}"
 
 
+def index_shard_keys(tenant_id: str, index_id: str) -> list[Item]:
+    """The keys of every counter shard of the index (what a whole-index purge removes)."""
+    return [key(tenant_pk(tenant_id), f"{_SHARD_PREFIX}{index_id}#{i}") for i in range(SHARDS)]
+
+
 def add_usage(table: Table, asset: Asset, delta: Mapping[str, int]) -> list[Item]:
     """The transaction item adding `delta` to the asset's shard (none when nothing changes)."""
     changed = [(name, v) for name, v in delta.items() if v]
