@@ -95,10 +95,18 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--segments", type=int, default=100_000)
     ap.add_argument("--queries", type=int, default=60)
+    ap.add_argument(
+        "--reopen",
+        action="store_true",
+        help="close and open the index before measuring (as after a restart: its blocks compacted)",
+    )
     args = ap.parse_args()
     rng = np.random.default_rng(7)
     with tempfile.TemporaryDirectory() as tmp:
         index = build(Path(tmp), args.segments, rng)
+        if args.reopen:
+            index.close()
+            index = EmbeddedSearchIndex(Path(tmp))
         meta = Metadata()
         encoder = Encoder(rng)
         service = SearchService(
@@ -132,6 +140,7 @@ def main() -> None:
     out = {
         "bench": "search_service",
         "segments": args.segments,
+        "reopened": args.reopen,
         "service_p50_ms": round(svc_p50 * 1000, 2),
         "service_p95_ms": round(sorted(svc)[int(len(svc) * 0.95) - 1] * 1000, 2),
         "knn_p50_ms": round(knn_p50 * 1000, 2),
