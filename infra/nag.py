@@ -80,6 +80,12 @@ def suppress(stack: MediaIndexStack) -> None:
             "POST _delete_by_query on this deployment's indexes: a media job removes the search documents "
             "of an asset deleted while it ran.",
         )
+        _ack(
+            stack.pipeline.events_fn.role,
+            f"IAM5[Resource::{ref(stack, stack.search.domain)}/*/_refresh]",
+            "POST _refresh on this deployment's indexes: a re-index makes its last writes searchable "
+            "before it swaps queries onto them.",
+        )
     for image in stack.compute.job_roles:
         acks(
             stack.compute.node.find_child(f"{image.capitalize()}ExecutionRole"),

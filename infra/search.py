@@ -34,6 +34,7 @@ SEARCH_AND_DROP = Access(["es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost", "es:
 BUILD_AND_WRITE = Access(["es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost", "es:ESHttpPut"])
 DELETE_ASSET_DOCUMENTS = Access(["es:ESHttpPost"], "*/_delete_by_query")
 DROP_INDEXES = Access(["es:ESHttpGet", "es:ESHttpDelete"])  # find an alias's indexes, drop them
+REFRESH_INDEXES = Access(["es:ESHttpPost"], "*/_refresh")  # a re-index's last writes, before its swap
 _COLLECTION = "mediaindex"
 
 # Dedicated masters: AWS recommends three for production domains of three or more data nodes (a
@@ -223,7 +224,7 @@ class Search(Construct):
     def allow(self, grants: list[tuple[iam.IRole, Access]]) -> None:
         """Grants each role its access to the domain's indexes (every request names a path under
         <domain>/), or on Serverless to the collection and its indexes; nobody else gets any."""
-        roles = [role for role, _ in grants]
+        roles = list(dict.fromkeys(role for role, _ in grants))  # a role may get several accesses
         for role, access in grants:
             if self.mode == "domain":
                 role.add_to_principal_policy(

@@ -19,6 +19,7 @@ from infra.search import (
     BUILD_AND_WRITE,
     DELETE_ASSET_DOCUMENTS,
     DROP_INDEXES,
+    REFRESH_INDEXES,
     SEARCH_AND_DROP,
     Search,
     domain_shape,
@@ -138,8 +139,10 @@ class MediaIndexStack(Stack):
                 (self.api.handler.role, SEARCH_AND_DROP),
                 (self.compute.job_roles["ml"], BUILD_AND_WRITE),
                 (self.compute.job_roles["media"], DELETE_ASSET_DOCUMENTS),
-                # A re-index's swap, moved on by the task it waited for, drops the old generation.
+                # A re-index's swap, moved on by the task it waited for, makes the new generation
+                # searchable and drops the old one.
                 (self.pipeline.events_fn.role, DROP_INDEXES),
+                (self.pipeline.events_fn.role, REFRESH_INDEXES),
             ]
         )
 

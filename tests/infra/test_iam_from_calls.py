@@ -313,6 +313,8 @@ class FakeOpenSearch(ThreadingHTTPServer):
             return 200, {"hits": {"hits": hits}}
         if action == "_delete_by_query":
             return 200, {"deleted": 0}
+        if action == "_refresh" and method == "POST":
+            return 200, {"_shards": {"failed": 0}}
         if method == "DELETE":
             for i in found:
                 del self.indices[i]

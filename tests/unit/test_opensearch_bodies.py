@@ -85,6 +85,9 @@ class _Indices:
     def delete(self, **kw: Any) -> Any:
         return self.rec.answer("indices.delete", kw)
 
+    def refresh(self, **kw: Any) -> Any:
+        return self.rec.answer("indices.refresh", kw)
+
 
 FLT = SearchFilter(tenant_id="ten_a", index_id="idx_one", media_type="video", user_metadata={"topic": "cats"})
 DOC = SearchDoc(
@@ -532,15 +535,15 @@ def test_a_layout_opensearch_cannot_build_fails_at_construction(kwargs: dict[str
 
 
 def test_start_up_refuses_fp16_on_lucene_and_passes_the_layout_settings() -> None:
-    from mediaindex.bootstrap.aws import _search_index
+    from mediaindex.bootstrap.search import build_search_index
     from mediaindex.settings import Settings
 
     url = "http://127.0.0.1:9"  # never contacted: the client is made on first use
     with pytest.raises(ValueError, match="fp16 needs the faiss engine"):
-        _search_index(
+        build_search_index(
             Settings(opensearch_url=url, opensearch_engine="lucene", opensearch_vector_precision="fp16")
         )
-    index, _ = _search_index(
+    index, _ = build_search_index(
         Settings(
             opensearch_url=url,
             opensearch_engine="lucene",
@@ -787,3 +790,16 @@ def test_delete_in_an_index_not_created_yet_is_a_no_op_and_other_errors_raise() 
         OpenSearchIndex(Recorder({"delete_by_query": [StatusError(503)]}), prefix="mi").delete_asset(
             "ten_a", "ast_9", index_id="idx_one"
         )
+
+
+def test_make_visible_refreshes_the_keys_alias_before_a_swap() -> None:
+    client = Recorder({"indices.refresh": [None, StatusError(404), StatusError(503)]})
+    index = OpenSearchIndex(client, prefix="mi")
+    index.make_visible("idx_one-g2")
+    assert client.calls == [("indices.refresh", {"index": "mi-idx_one-g2"})]
+    index.make_visible("idx_empty-g2")  # nothing written under it: nothing to do
+    with pytest.raises(UnavailableError):
+        index.make_visible("idx_one-g3")
+    serverless = Recorder()
+    OpenSearchIndex(serverless, prefix="mi", serverless=True).make_visible("idx_one-g2")
+    assert serverless.calls == []  # Serverless has no _refresh

@@ -55,6 +55,11 @@ class SearchIndex(ABC):
     @abstractmethod
     def delete_index(self, tenant_id: str, index_id: str) -> None: ...
 
+    def make_visible(self, index_id: str) -> None:
+        """Makes every document written under `index_id` searchable now (a re-index calls it before
+        swapping onto that key). A backend whose writes are searchable at once has nothing to do."""
+        return None
+
     @abstractmethod
     def knn(
         self, flt: SearchFilter, *, modality: str, model_id: str, vector: list[float], k: int

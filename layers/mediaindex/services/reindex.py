@@ -123,7 +123,7 @@ class ReindexService:
             return i
 
         self._write(tenant_id, index_id, begin)
-        return self.advance(tenant_id, index_id)
+        return self._advance_or_wait(tenant_id, index_id)
 
     def cancel(self, tenant_id: str, index_id: str) -> Index:
         self._live_index(tenant_id, index_id)
@@ -147,11 +147,23 @@ class ReindexService:
         return index
 
     def get(self, tenant_id: str, index_id: str) -> Index:
-        """The index, after moving a running re-index on if nobody else is doing it."""
+        """The index, after moving a running re-index on if nobody else is doing it. A read never
+        fails because that did: the re-index waits (its lease lapses) for the next try."""
         index = self._live_index(tenant_id, index_id)
-        if index.reindex is not None and index.reindex.state == ReindexState.RUNNING:
+        if index.reindex is None or index.reindex.state != ReindexState.RUNNING:
+            return index
+        return self._advance_or_wait(tenant_id, index_id)
+
+    def _advance_or_wait(self, tenant_id: str, index_id: str) -> Index:
+        """`advance`, or, when that fails (the search backend is down), the index as it stands: the
+        re-index waits for the next settle or read, which resumes from its stored place."""
+        try:
             return self.advance(tenant_id, index_id)
-        return index
+        except NotFoundError:
+            raise
+        except Exception:
+            log.warning("moving a re-index on failed", extra={"index_id": index_id}, exc_info=True)
+            return self._live_index(tenant_id, index_id)
 
     # ---- the driver ---------------------------------------------------------------------------
 
@@ -338,6 +350,9 @@ class ReindexService:
 
     def _swap(self, index: Index, r: Reindex) -> Index:
         old = index.generation
+        # Queries must find every rebuilt document the moment they move (OpenSearch refreshes
+        # writes about a second later on its own).
+        self._search.make_visible(search_key(index.id, r.generation))
         r.swapped = True
         r.lease_until = None
         index = self._store(index, r)  # the one write that moves every query to the new key

@@ -246,6 +246,18 @@ class OpenSearchIndex(SearchIndex):
             self._client.indices.delete(index=name, ignore_unavailable=True)
         self._fields.pop(alias, None)
 
+    def make_visible(self, index_id: str) -> None:
+        """A `_refresh` of the key's alias, so the last documents a re-index wrote are searchable
+        when queries move onto it. Serverless has no `_refresh` (its own refresh takes seconds)."""
+        if self.serverless:
+            return
+        try:
+            self._client.indices.refresh(index=alias_name(self.prefix, index_id))
+        except Exception as e:
+            if status_of(e) == 404:
+                return  # nothing was written under it: nothing to make visible
+            raise UnavailableError(f"search index refresh failed: {e}") from e
+
     # Queries
 
     def _search(self, index_id: str, body: dict[str, Any]) -> list[SearchHit]:
