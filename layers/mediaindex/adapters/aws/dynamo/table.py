@@ -243,6 +243,10 @@ class Table:
         }
         if keys_only:
             kwargs["ProjectionExpression"] = "pk, sk"
+        return self._every_page(kwargs)
+
+    def _every_page(self, kwargs: Item) -> list[Item]:
+        """The items of a Query, every page of it."""
         out: list[Item] = []
         while True:
             resp = self._c.query(**kwargs)
@@ -265,13 +269,7 @@ class Table:
         }
         if index is not None:
             kwargs["IndexName"] = index
-        out: list[Item] = []
-        while True:
-            resp = self._c.query(**kwargs)
-            out.extend(resp.get("Items", []))
-            if not resp.get("LastEvaluatedKey"):
-                return out
-            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        return self._every_page(kwargs)
 
     def query_page(
         self,
