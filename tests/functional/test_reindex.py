@@ -246,12 +246,17 @@ def test_searches_during_a_reindex_of_a_hundred_assets_never_fail_nor_come_back_
 
 
 def test_a_reindex_whose_rebuild_fails_keeps_the_old_generation(
-    api: TenantApi, runtime: Runtime, tmp_path: Path
+    api: TenantApi, runtime: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     world = _indexed(api, runtime, tmp_path, SPEECH[2:])
     index_id, rain = world["index"]["id"], world["ids"]["rain.wav"]
     # Offered by the settings (as an AWS API offers what its ML image carries) but not loadable here.
     runtime.services.reindex._offered = lambda: ["base", "missing-model"]  # type: ignore[method-assign]
+    # A rebuild never reads the original whole again: probe settled it at ingest.
+    from mediaindex.pipeline.steps import probe
+
+    probed: list[str] = []
+    monkeypatch.setattr(probe, "run", lambda ctx: probed.append(ctx.asset.id))
     api.ok(
         "POST", f"/v1/indexes/{index_id}/reindex", 202, json={"models": {"transcription": "missing-model"}}
     )
@@ -260,6 +265,7 @@ def test_a_reindex_whose_rebuild_fails_keeps_the_old_generation(
     assert index["generation"] == 1 and index["models"] == {"transcription": "base"}
     assert index["reindex"]["state"] == "failed" and index["reindex"]["assets_failed"] == 1
     assert index["reindex"]["error"]["code"] == "reindex_failed"
+    assert probed == []
     assert _docs_under(runtime, api.tenant_id, search_key(index_id, 2)) == 0
     hits = _search(api, index_id, "is heavy rain expected in the mountains tonight")
     assert hits["generation"] == 1 and hits["data"][0]["asset_id"] == rain

@@ -102,6 +102,9 @@ class PipelineRunner(StepRunner):
         if loaded is None or loaded[0].state == TaskState.CANCELLED:
             return False
         task, asset = loaded
+        if task.kind == TaskKind.REINDEX and not spec.features:
+            # fetch and probe settled the original at ingest: a rebuild never reads it whole again.
+            return False
         served = self._active_features(task, spec)
         if spec.features and not served:
             return False
