@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Protocol
 
 from mediaindex.domain.errors import ConflictError, NotFoundError
@@ -24,7 +25,37 @@ from mediaindex.ports.indexes import IndexRepository, PurgeLedger
 from mediaindex.services.cleanup import CleanupService
 
 log = logging.getLogger(__name__)
-_UPDATE_TRIES = 5
+_UPDATE_TRIES = 8
+
+
+def live_index(indexes: IndexRepository, tenant_id: str, index_id: str) -> Index:
+    """The tenant's index; NotFoundError (`index_not_found`) when it is missing or being deleted."""
+    index = indexes.get(tenant_id, index_id)
+    if index is None or index.deleting:
+        raise NotFoundError(f"index {index_id} not found", code="index_not_found")
+    return index
+
+
+def write_index(
+    indexes: IndexRepository,
+    tenant_id: str,
+    index_id: str,
+    change: Callable[[Index], None],
+    *,
+    clock: Callable[[], datetime] = utcnow,
+) -> Index:
+    """Applies `change` to the stored index and writes it, again on a lost race: a running
+    re-index's driver writes the row as it goes (services/reindex.py), as do renames."""
+    for attempt in range(_UPDATE_TRIES):
+        index = live_index(indexes, tenant_id, index_id)
+        change(index)
+        index.updated_at = clock()
+        try:
+            return indexes.update(index)
+        except ConflictError as e:
+            if e.code not in ("version_conflict", "write_contention") or attempt == _UPDATE_TRIES - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 class Purges(Protocol):
@@ -162,10 +193,7 @@ class IndexService:
         return self._indexes.create(index)
 
     def get(self, tenant_id: str, index_id: str) -> Index:
-        index = self._indexes.get(tenant_id, index_id)
-        if index is None or index.deleting:
-            raise NotFoundError(f"index {index_id} not found", code="index_not_found")
-        return index
+        return live_index(self._indexes, tenant_id, index_id)
 
     def list_indexes(self, tenant_id: str, *, limit: int, cursor: str | None) -> Page[Index]:
         page = self._indexes.list(tenant_id, limit=limit, cursor=cursor)
@@ -208,18 +236,7 @@ class IndexService:
         self._purges.start(tenant_id, index_id)
 
     def _write(self, tenant_id: str, index_id: str, change: Callable[[Index], None]) -> Index:
-        """Applies `change` to the stored index and writes it, again on a lost race: a running
-        re-index's driver writes the row as it goes (services/reindex.py)."""
-        for attempt in range(_UPDATE_TRIES):
-            index = self.get(tenant_id, index_id)
-            change(index)
-            index.updated_at = utcnow()
-            try:
-                return self._indexes.update(index)
-            except ConflictError as e:
-                if e.code != "version_conflict" or attempt == _UPDATE_TRIES - 1:
-                    raise
-        raise AssertionError("unreachable")
+        return write_index(self._indexes, tenant_id, index_id, change)
 
     def resume_purges(self, *, budget_s: float = 60.0) -> int:
         """Continues every purge left unfinished (a crash, a Lambda out of time): the sweep a

@@ -56,6 +56,7 @@ from mediaindex.ports.search import SearchIndex
 from mediaindex.ports.tasks import TaskRepository
 from mediaindex.ports.webhooks import EventSink, NoEvents
 from mediaindex.services import progress
+from mediaindex.services.indexes import live_index, write_index
 
 log = logging.getLogger(__name__)
 
@@ -113,14 +114,13 @@ class ReindexService:
             )
         target = IndexModels(transcription=wanted)
 
-        def begin(i: Index) -> Index:
+        def begin(i: Index) -> None:
             if i.reindex is not None and i.reindex.state == ReindexState.RUNNING:
                 raise ConflictError("a re-index of this index is already running", code="reindex_running")
             i.generations = max(i.generations, i.generation) + 1
             i.reindex = Reindex(
                 id=new_id("rdx"), models=target, generation=i.generations, total=i.asset_count
             )
-            return i
 
         self._write(tenant_id, index_id, begin)
         return self._advance_or_wait(tenant_id, index_id)
@@ -128,7 +128,7 @@ class ReindexService:
     def cancel(self, tenant_id: str, index_id: str) -> Index:
         self._live_index(tenant_id, index_id)
 
-        def stop(i: Index) -> Index:
+        def stop(i: Index) -> None:
             r = i.reindex
             if r is None or r.state != ReindexState.RUNNING:
                 raise ConflictError("no re-index of this index is running", code="reindex_not_running")
@@ -139,7 +139,6 @@ class ReindexService:
             r.state = ReindexState.CANCELLED
             r.finished_at = self._clock()
             r.error = ErrorInfo(code="reindex_cancelled", message="cancelled by request")
-            return i
 
         index = self._write(tenant_id, index_id, stop)
         assert index.reindex is not None
@@ -206,24 +205,10 @@ class ReindexService:
     # ---- internals ----------------------------------------------------------------------------
 
     def _live_index(self, tenant_id: str, index_id: str) -> Index:
-        index = self._indexes.get(tenant_id, index_id)
-        if index is None or index.deleting:
-            raise NotFoundError(f"index {index_id} not found", code="index_not_found")
-        return index
+        return live_index(self._indexes, tenant_id, index_id)
 
-    def _write(self, tenant_id: str, index_id: str, fn: Callable[[Index], Index]) -> Index:
-        """Applies `fn` to the stored index and writes it if nobody wrote in between, re-reading
-        and re-applying on a lost race (a rename, another driver's lease)."""
-        for _ in range(_WRITE_TRIES):
-            index = self._live_index(tenant_id, index_id)
-            changed = fn(index)
-            changed.updated_at = self._clock()
-            try:
-                return self._indexes.update(changed)
-            except ConflictError as e:
-                if e.code not in ("version_conflict", "write_contention"):
-                    raise
-        raise ConflictError("the index kept changing under the re-index: try again", code="index_busy")
+    def _write(self, tenant_id: str, index_id: str, change: Callable[[Index], None]) -> Index:
+        return write_index(self._indexes, tenant_id, index_id, change, clock=self._clock)
 
     def _claim(self, tenant_id: str, index_id: str) -> Index | None:
         """Takes the driver's lease; None when there is nothing to drive or someone holds it."""
@@ -248,11 +233,10 @@ class ReindexService:
         """Writes the driver's progress (it holds the lease, so only a rename can race it)."""
         mine = r.model_copy(deep=True)
 
-        def put(i: Index) -> Index:
+        def put(i: Index) -> None:
             i.reindex = mine
             if mine.swapped and mine.state == ReindexState.RUNNING and i.generation != mine.generation:
                 i.generation, i.models = mine.generation, mine.models
-            return i
 
         return self._write(index.tenant_id, index.id, put)
 
