@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,7 @@ from mediaindex.services.indexes import HandedOffPurges, IndexService
 from mediaindex.services.ingest import IngestService
 from mediaindex.services.keys import KeyService
 from mediaindex.services.pipeline import PipelineRunner
-from mediaindex.services.reindex import ReindexProgress
+from mediaindex.services.reindex import ReindexProgress, ReindexService
 from mediaindex.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -284,28 +285,39 @@ def build_aws_runner(
     index, _ = build_search_index(settings)
     # The pipeline-events Lambda ends every task (finish_task): it reports them to the webhooks.
     webhooks = build_aws_webhooks(settings, clients)
-    progress = ReindexProgress(webhooks.notifier if webhooks else None)
+    progress = _MachineBoundProgress(
+        webhooks.notifier if webhooks else None,
+        lambda arn: build_reindex(
+            settings,
+            stores,
+            StepFunctionsOrchestrator(arn, clients.lazy("stepfunctions")),
+            index,
+            webhooks.notifier if webhooks else None,
+        ),
+    )
     runner = build_runner(settings, stores, blobs, index, ModelRegistry(settings), progress)
     if state_machine_arn:
-        _bind_reindex(progress, settings, clients, state_machine_arn)
+        progress.bind_machine(state_machine_arn)
     return runner
+
+
+class _MachineBoundProgress(ReindexProgress):
+    """ReindexProgress whose re-index driver is built, over the runner's own stores and search
+    index, once the state machine that starts its tasks is known."""
+
+    def __init__(self, inner: EventSink | None, build: Callable[[str], ReindexService]) -> None:
+        super().__init__(inner)
+        self._build = build
+
+    def bind_machine(self, state_machine_arn: str) -> None:
+        self.bind(self._build(state_machine_arn))
 
 
 def bind_aws_reindex(runner: PipelineRunner, state_machine_arn: str) -> None:
     """Lets a runner built without the state machine move re-indexes on (the pipeline-events
     Lambda learns the machine from its first event)."""
-    if isinstance(runner.events, ReindexProgress):
-        settings = runner.settings
-        _bind_reindex(runner.events, settings, AwsClients(region=settings.aws_region), state_machine_arn)
-
-
-def _bind_reindex(
-    progress: ReindexProgress, settings: Settings, clients: AwsClients, state_machine_arn: str
-) -> None:
-    orchestrator = StepFunctionsOrchestrator(state_machine_arn, clients.lazy("stepfunctions"))
-    index, _ = build_search_index(settings)
-    stores = open_stores(settings.table_name, clients.dynamodb)
-    progress.bind(build_reindex(settings, stores, orchestrator, index, progress.inner))
+    if isinstance(runner.events, _MachineBoundProgress):
+        runner.events.bind_machine(state_machine_arn)
 
 
 def build_aws_ingest(
