@@ -118,7 +118,9 @@ class PipelineRunner(StepRunner):
                 return False  # deleted just now: nothing written, nothing to do
             raise
         for _ in range(_GENERATION_TRIES):
-            target = self._target(task)
+            # Only the ml image's steps use models and write search documents: the others need
+            # no read of the index row.
+            target = self._target(task) if spec.image == "ml" else None
             workdir = Path(tempfile.mkdtemp(prefix=f"mi-{step_name}-"))
             try:
                 ctx = StepContext(
@@ -127,8 +129,8 @@ class PipelineRunner(StepRunner):
                     workdir=workdir,
                     settings=self._settings,
                     models=self.models,
-                    search_index_id=search_key(task.index_id, target.generation),
-                    transcription_model=target.models.transcription,
+                    search_index_id=search_key(task.index_id, target.generation) if target else None,
+                    transcription_model=target.models.transcription if target else None,
                 )
                 result = self._load(step_name)(ctx)
             except Exception:
@@ -139,12 +141,15 @@ class PipelineRunner(StepRunner):
                 raise
             finally:
                 shutil.rmtree(workdir, ignore_errors=True)
-            if result.search_docs is not None and not self._still_wanted(task, target.generation):
+            if target is None or result.search_docs is None:
+                self._record(tenant_id, task_id, asset, spec, result, None)
+                return True
+            if not self._still_wanted(task, target.generation):
                 if task.kind == TaskKind.REINDEX:
                     return True  # its re-index was cancelled or failed: nothing of it is kept
                 continue  # a re-index swapped generations while the step ran: build for the new one
             self._record(tenant_id, task_id, asset, spec, result, target.generation)
-            if result.search_docs is None or self._still_wanted(task, target.generation):
+            if self._still_wanted(task, target.generation):
                 return True
             # Swapped while the documents were written: they went under the old key. Take them
             # back (a key that was dropped must stay dropped) and build for the new generation.
@@ -271,7 +276,13 @@ class PipelineRunner(StepRunner):
         self._assets.delete(asset.tenant_id, asset.id)
 
     def _record(
-        self, tenant_id: str, task_id: str, asset: Asset, spec: StepSpec, result: StepResult, generation: int
+        self,
+        tenant_id: str,
+        task_id: str,
+        asset: Asset,
+        spec: StepSpec,
+        result: StepResult,
+        generation: int | None,
     ) -> None:
         if self._asset_gone(asset):
             # Deleted while running: keep nothing, files included.
@@ -292,7 +303,7 @@ class PipelineRunner(StepRunner):
         if self._asset_gone(asset):  # a purge that ran while we wrote
             self._forget(asset)
 
-    def _write_outputs(self, task: Task, spec: StepSpec, result: StepResult, generation: int) -> None:
+    def _write_outputs(self, task: Task, spec: StepSpec, result: StepResult, generation: int | None) -> None:
         tenant_id, task_id, asset_id = task.tenant_id, task.id, task.asset_id
         if result.derivatives or result.replaced_kinds:
             kinds = sorted(set(result.replaced_kinds) | {d.kind for d in result.derivatives})
@@ -300,7 +311,7 @@ class PipelineRunner(StepRunner):
         if result.segments is not None:
             self._outputs.replace_segments(tenant_id, asset_id, result.segments)
         updates = {k: v for k, v in result.asset_updates.items() if k in _ASSET_FIELDS}
-        if result.search_docs is not None:
+        if result.search_docs is not None and generation is not None:
             # Only this generation's documents are replaced: a re-index builds beside the live ones.
             key = search_key(task.index_id, generation)
             self._search.delete_asset(task.tenant_id, asset_id, index_id=key)
