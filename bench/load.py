@@ -183,7 +183,7 @@ def _verify(api: httpx.Client, load: Load, index_id: str, data: Path) -> dict[st
     stored_bytes = 0
     mismatched = []
     for asset_id, (size, digest) in load.sent.items():
-        found = list(objects.glob(f"originals/*/{asset_id}/original.*"))
+        found = list(objects.glob(f"originals/**/{asset_id}/original.*"))  # either key layout
         blob = found[0].read_bytes() if found else b""
         stored_bytes += len(blob)
         if len(blob) != size or hashlib.sha256(blob).hexdigest() != digest:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[1] / "layers")]
 
-from mediaindex.domain.blob_keys import original_key  # noqa: E402
+from mediaindex.domain.blob_keys import LAYOUT_TENANT_FIRST, original_key  # noqa: E402
 from mediaindex.domain.models import Asset, MediaType, UploadInfo  # noqa: E402
 from mediaindex.ml.registry import ModelRegistry  # noqa: E402
 from mediaindex.pipeline.context import StepContext  # noqa: E402
@@ -75,7 +75,7 @@ def main() -> None:
 
         blobs = MemoryBlobs()
         asset_id = "ast_bench"
-        key = original_key("ten_bench", asset_id, "mp4")
+        key = original_key("ten_bench", asset_id, "mp4", LAYOUT_TENANT_FIRST)
         blobs.put_file(key, clip, "video/mp4")
         asset = Asset(
             id=asset_id, tenant_id="ten_bench", index_id="idx_bench", name="speech.mp4",

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from mediaindex.bootstrap import Runtime
+from mediaindex.domain.blob_keys import asset_prefixes
 from tests.apiclient import Api, error_code
 
 MiB = 1024 * 1024
@@ -308,13 +309,15 @@ def test_delete_removes_files_and_derivatives(
     run_pipeline()
     derivs = api.ok("GET", f"/v1/assets/{asset['id']}/derivatives")["data"]
     assert {"proxy", "poster", "thumbnail", "storyboard"} <= {d["kind"] for d in derivs}
-    tenant = runtime.stores.assets.get(runtime.services.keys.authenticate(api.key).tenant_id, asset["id"])
-    assert tenant is not None
-    prefix_keys = runtime.blobs.list_keys(f"derived/{tenant.tenant_id}/{asset['id']}/")
-    assert prefix_keys
+    stored = runtime.stores.assets.get(runtime.services.keys.authenticate(api.key).tenant_id, asset["id"])
+    assert stored is not None
+
+    def stored_keys() -> list[str]:
+        return [k for p in asset_prefixes(stored) for k in runtime.blobs.list_keys(p)]
+
+    assert {k.split("/")[0] for k in stored_keys()} == {"originals", "derived"}
     assert api.call("DELETE", f"/v1/assets/{asset['id']}").status_code == 204
-    assert runtime.blobs.list_keys(f"derived/{tenant.tenant_id}/{asset['id']}/") == []
-    assert runtime.blobs.list_keys(f"originals/{tenant.tenant_id}/{asset['id']}/") == []
+    assert stored_keys() == []
     assert api.ok("GET", "/v1/tasks", params={"asset_id": asset["id"]})["data"] == []
 
 

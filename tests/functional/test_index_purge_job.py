@@ -31,7 +31,7 @@ from mediaindex.bootstrap import Runtime
 from mediaindex.bootstrap.app import build_app
 from mediaindex.bootstrap.aws import PURGE_EVENT
 from mediaindex.bootstrap.reconcile import build_aws_purges, build_aws_reconciler
-from mediaindex.domain.blob_keys import derived_key, original_key
+from mediaindex.domain.blob_keys import NEW_KEY_LAYOUT, derived_key, original_key
 from mediaindex.domain.errors import UnavailableError
 from mediaindex.domain.models import Asset, Derivative, Index, Segment, TaskState
 from mediaindex.ports.search import SearchDoc, SearchFilter
@@ -109,10 +109,18 @@ def real_assets(runtime: Runtime, index: Index, count: int) -> list[Asset]:
     made = []
     for i in range(count):
         asset = stores.assets.create(
-            Asset(id=new_test_id("ast"), tenant_id=index.tenant_id, index_id=index.id, name=f"r{i}")
+            Asset(
+                id=new_test_id("ast"),
+                tenant_id=index.tenant_id,
+                index_id=index.id,
+                name=f"r{i}",
+                key_layout=NEW_KEY_LAYOUT,
+            )
         )
-        poster = derived_key(asset.tenant_id, asset.id, "poster.jpg")
-        blobs.put_bytes(original_key(asset.tenant_id, asset.id, "mp4"), b"original", "video/mp4")
+        poster = derived_key(asset, "poster.jpg")
+        blobs.put_bytes(
+            original_key(asset.tenant_id, asset.id, "mp4", asset.key_layout), b"original", "video/mp4"
+        )
         blobs.put_bytes(poster, b"poster", "image/jpeg")
         stores.outputs.replace_derivatives(
             asset.tenant_id,
@@ -150,8 +158,7 @@ def leftovers(runtime: Runtime, index: Index, asset_ids: set[str]) -> list[str]:
         if index.id in text or asset_ids & set(_ASSET_ID.findall(text)):
             found.append(f"{item['pk']['S']} {item['sk']['S']}")
     for prefix in ("originals/", "derived/"):
-        keys = runtime.blobs.list_keys(f"{prefix}{index.tenant_id}/")
-        found += [k for k in keys if k.split("/")[2] in asset_ids]
+        found += [k for k in runtime.blobs.list_keys(prefix) if asset_ids & set(k.split("/"))]
     return found
 
 

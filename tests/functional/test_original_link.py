@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mediaindex.adapters.local.fs_blobs import LocalBlobStore
-from mediaindex.domain.blob_keys import original_key
+from mediaindex.domain.blob_keys import LAYOUT_TENANT_FIRST, original_key
 from mediaindex.domain.errors import NotFoundError
 from mediaindex.domain.models import Asset, UploadInfo
 from mediaindex.ml.registry import ModelRegistry
@@ -19,7 +19,7 @@ from mediaindex.ports.blobs import BlobStore
 from mediaindex.settings import Settings
 from tests.functional.test_ml import MemoryBlobs
 
-KEY = original_key("ten", "ast1", "mp4")
+KEY = original_key("ten", "ast1", "mp4", LAYOUT_TENANT_FIRST)
 DATA = b"\x00\x00\x00\x18ftypmp42" + os.urandom(4096)
 
 

@@ -9,6 +9,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
+from mediaindex.domain.blob_keys import LAYOUT_TENANT_FIRST
 from mediaindex.domain.keys import KeyScope
 
 
@@ -240,8 +241,11 @@ class Asset(Entity):
     etag: str | None = None
     # The index generation its search documents were last written to (None: before generations).
     search_generation: int | None = None
+    # Where its objects are (domain/blob_keys.py): documents of the previous release lack it and
+    # read as layout 1; every new asset is created with layout 2, so it is stored with it.
+    key_layout: int = LAYOUT_TENANT_FIRST
     version: int = 0
-    _omit_default = frozenset({"search_generation"})
+    _omit_default = frozenset({"search_generation", "key_layout"})
 
 
 class Task(Entity):

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mediaindex.domain.blob_keys import original_key
+from mediaindex.domain.blob_keys import NEW_KEY_LAYOUT, original_key
 from mediaindex.domain.errors import NotFoundError, PayloadTooLargeError, ValidationError
 from mediaindex.domain.ids import new_id
 from mediaindex.domain.models import (
@@ -100,8 +100,10 @@ class AssetService:
             features=initial_feature_states(merged),
             save_original=save_original,
             user_metadata=user_metadata or {},
+            key_layout=NEW_KEY_LAYOUT,
             upload=UploadInfo(
-                key=original_key(tenant_id, asset_id, extension(name)), expected_size=size_bytes
+                key=original_key(tenant_id, asset_id, extension(name), NEW_KEY_LAYOUT),
+                expected_size=size_bytes,
             ),
         )
 

@@ -77,7 +77,7 @@ class CleanupService:
         self._delete_files(asset, search_docs=search_docs)
 
     def _delete_files(self, asset: Asset, *, search_docs: bool) -> None:
-        for prefix in asset_prefixes(asset.tenant_id, asset.id):
+        for prefix in asset_prefixes(asset):
             self._blobs.delete_prefix(prefix)
         if search_docs and self._search is not None:
             self._search.delete_asset(asset.tenant_id, asset.id)
