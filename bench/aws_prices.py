@@ -71,8 +71,9 @@ FARGATE_VCPUS, FARGATE_GB = 2, 4  # the media job definition (infra/compute.py)
 LAMBDA_GB = 1.0  # the API function's 1024 MB; the events and upload functions are smaller
 LAMBDA_S = 0.2  # assumed mean duration of one invocation, warm
 # Task time per second of media, per step (docs/deploy.md's Cost table, *assumed*, not measured on
-# AWS): probe and preview share its 0.1 h per media hour; the GPU figures are g5.xlarge, fp16.
-ASSUMED_RTF = {"probe": 0.05, "preview": 0.05, "proxy": 0.5, "transcription": 0.03, "embedding": 0.02}
+# AWS): render is the proxy's 0.5 and the previews' 0.05 of the steps it merged (not counting the
+# decode it no longer repeats: bench/media_bench.py `one_decode`); the GPU figures are g5.xlarge, fp16.
+ASSUMED_RTF = {"probe": 0.05, "render": 0.55, "transcription": 0.03, "embedding": 0.02}
 JOB_START_S = 30.0  # assumed per job: container start and model load on a warm instance or task
 
 

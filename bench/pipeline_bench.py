@@ -29,12 +29,12 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "layers"), str(Path(__
 from mediaindex import samples  # noqa: E402
 from mediaindex.bootstrap.local import build_local  # noqa: E402
 from mediaindex.domain.models import MediaType  # noqa: E402
-from mediaindex.media import ffmpeg, probe, shots  # noqa: E402
+from mediaindex.media import ffmpeg, probe  # noqa: E402
 from mediaindex.media.hashing import sha256_file  # noqa: E402
 from mediaindex.ml.registry import ModelRegistry  # noqa: E402
+from mediaindex.pipeline import audio_track  # noqa: E402
 from mediaindex.pipeline.sentences import sentences  # noqa: E402
-from mediaindex.pipeline.steps import preview, proxy  # noqa: E402
-from mediaindex.pipeline.steps.transcription import extract_audio  # noqa: E402
+from mediaindex.pipeline.steps import render  # noqa: E402
 from mediaindex.settings import Settings  # noqa: E402
 
 CORES = 2
@@ -105,20 +105,16 @@ def raw_tools_cpu(src: Path, models: ModelRegistry, work: Path) -> dict[str, flo
         sha256_file(src)
 
     out["probe"] = cpu_of(probe_tools)
-    for name, plan in (("proxy", proxy.plan), ("preview", preview.plan)):
-        d = work / name
-        d.mkdir()
-        out[name] = cpu_of(lambda plan=plan, d=d: _raw(plan(src, d, pf).args))  # type: ignore[misc]
+    # The render step's one run: proxy, previews and (for video) the shots and keyframes.
+    d = work / "render"
+    video = pf.media_type == MediaType.VIDEO
+    r = render.plan(src, d, pf, with_proxy=True, with_preview=True, with_scan=video)
+    out["render"] = cpu_of(lambda: _raw(r.args))
     wav = work / "audio.wav"
-    out["audio_extract"] = cpu_of(lambda: extract_audio(src, wav))
+    out["audio_extract"] = cpu_of(lambda: audio_track.extract(src, wav))
     transcriber = models.transcriber()
     result: list[object] = []
     out["whisper"] = cpu_of(lambda: result.append(transcriber.transcribe(wav)))
-    if pf.media_type == MediaType.VIDEO:
-        d = work / "shots"
-        d.mkdir()
-        interval = shots.candidate_interval(pf.duration_s or 0.0)
-        out["shots_and_keyframes"] = cpu_of(lambda: _raw(shots.scan_args(src, d, interval_s=interval)))
     encoder = models.text_encoder()
     texts = [s.text for s in sentences(result[0])]  # type: ignore[arg-type]
     out["text_encoder"] = cpu_of(lambda: encoder.encode(texts))

@@ -172,8 +172,8 @@ def test_the_media_image_probes_proxies_and_previews(
     # Given an uploaded talking clip whose ingest wants a proxy and a preview
     tenant, task, asset_id = ingest(aws, talking_clip, [Feature.PROXY, Feature.PREVIEW])
     env = batch_env(aws, moto_endpoint, tmp_path / "data")
-    # When the media image's entrypoint runs probe, proxy and preview as the state machine would
-    for step in ("probe", "proxy", "preview"):
+    # When the media image's entrypoint runs probe and render as the state machine would
+    for step in ("probe", "render"):
         run_step(media, env, tenant, task, step)
     # Then the asset has its facts and its derivatives, and both features are done
     asset = aws.stores.assets.get(tenant, asset_id)
@@ -230,7 +230,9 @@ def ml_run(
     }
     for step in ("transcription", "embedding"):
         run_step(ml, {**env, **models}, tenant, task, step)
-    transcript = Transcript.model_validate_json(aws.blobs.get_bytes(transcript_key(tenant, asset_id)))
+    transcript = Transcript.model_validate_json(
+        aws.blobs.get_bytes(transcript_key(aws.stores.assets.get(tenant, asset_id)))
+    )
     with sqlite3.connect(data / "search" / "search.db") as db:
         rows = db.execute(
             "SELECT coalesce(d.text, ''), v.modality, v.model_id, v.dim, v.vec FROM vectors v "

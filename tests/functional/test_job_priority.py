@@ -1,5 +1,6 @@
 """The local queue hands out the critical path first: within a task, the steps others wait on
-(transcription, then embedding) before the leaves beside them; across tasks, the older task first."""
+(transcription and render, which embedding joins) in the spec's order, transcription first; across
+tasks, the older task first."""
 
 from __future__ import annotations
 
@@ -37,28 +38,28 @@ def _claim(queue: JobQueue) -> Job:
     return job
 
 
-def test_transcription_is_claimed_before_proxy_and_preview(tmp_path: Path) -> None:
+def test_transcription_is_claimed_before_render_and_embedding_after_both(tmp_path: Path) -> None:
     queue = _queue(tmp_path)
     clock = iter(float(t) for t in range(100))
     queue._now = lambda: next(clock)
-    # Ids are drawn at random: many tasks, so a claim order that followed the id would show.
+    # Job ids are drawn at random: many tasks, so a claim order that followed the id would show.
     for n in range(8):
         queue.enqueue_plan("t", f"task{n}", steps_for(list(ALL_FEATURES), needs_fetch=False))
-    for n in range(8):
         probe = _claim(queue)
         assert (probe.task_id, probe.step) == (f"task{n}", "probe")
         queue.complete(probe)
         first, second = _claim(queue), _claim(queue)
         assert (first.task_id, first.step) == (f"task{n}", "transcription")
-        assert (second.task_id, second.step) == (f"task{n}", "proxy")
-        # Transcription ends while preview still waits: embedding, on the critical path, goes first.
+        assert (second.task_id, second.step) == (f"task{n}", "render")
+        # Transcription ends while render still runs: embedding needs both, so nothing is ready.
         queue.complete(first)
-        third, fourth = _claim(queue), _claim(queue)
-        assert [third.step, fourth.step] == ["embedding", "preview"]
-        for job in (second, third, fourth):
-            queue.complete(job)
+        assert queue.claim() is None
+        queue.complete(second)
+        third = _claim(queue)
+        assert (third.task_id, third.step) == (f"task{n}", "embedding")
+        queue.complete(third)
     assert queue.claim() is None
-    assert queue.counts() == {"done": 8 * 5}
+    assert queue.counts() == {"done": 8 * 4}
 
 
 def test_an_older_task_goes_before_a_newer_tasks_critical_step(tmp_path: Path) -> None:
@@ -71,8 +72,7 @@ def test_an_older_task_goes_before_a_newer_tasks_critical_step(tmp_path: Path) -
     assert old_first.step == "transcription"
     queue.enqueue_plan("t", "new", steps_for(list(ALL_FEATURES), needs_fetch=False))
     # The new task's probe heads its own critical path, yet the old task's ready leaves come first.
-    assert [(j.task_id, j.step) for j in (_claim(queue), _claim(queue), _claim(queue))] == [
-        ("old", "proxy"),
-        ("old", "preview"),
+    assert [(j.task_id, j.step) for j in (_claim(queue), _claim(queue))] == [
+        ("old", "render"),
         ("new", "probe"),
     ]

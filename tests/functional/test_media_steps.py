@@ -1,5 +1,6 @@
-"""The media steps (probe, proxy, preview) over real files made by ffmpeg, through a StepContext with
-the real local blob store. Outputs are checked with ffprobe/ffmpeg themselves, not with our wrappers."""
+"""The media steps (probe; render, for the proxy and the previews) over real files made by ffmpeg,
+through a StepContext with the real local blob store. Outputs are checked with ffprobe/ffmpeg
+themselves, not with our wrappers."""
 
 from __future__ import annotations
 
@@ -14,15 +15,16 @@ from typing import Any, cast
 import pytest
 
 from mediaindex.adapters.local.fs_blobs import LocalBlobStore
-from mediaindex.domain.blob_keys import original_key
+from mediaindex.domain.blob_keys import LAYOUT_TENANT_FIRST, asset_prefixes, original_key
 from mediaindex.domain.errors import MediaError
 from mediaindex.domain.models import Asset, Derivative, Feature, FeatureStatus, MediaType, UploadInfo
 from mediaindex.media import ffmpeg, probe
 from mediaindex.pipeline.context import StepContext, StepResult
-from mediaindex.pipeline.spec import STEPS
+from mediaindex.pipeline.spec import STEP_BY_NAME, STEPS
 from mediaindex.pipeline.steps import get_step
 from mediaindex.pipeline.steps import preview as preview_step
 from mediaindex.pipeline.steps import probe as probe_step
+from mediaindex.pipeline.steps import render as render_step
 from mediaindex.settings import Settings
 from tests import mediagen
 
@@ -85,21 +87,27 @@ class Pipeline:
     def asset_for(self, src: Path) -> Asset:
         self.count += 1
         asset_id = f"asset{self.count}"
-        key = original_key("tenant1", asset_id, src.suffix.lstrip("."))
+        key = original_key("tenant1", asset_id, src.suffix.lstrip("."), LAYOUT_TENANT_FIRST)
         self.blobs.put_file(key, src, "application/octet-stream")
         return Asset(
             id=asset_id, tenant_id="tenant1", index_id="idx1", name=src.name, upload=UploadInfo(key=key)
         )
 
     def run(self, step: str, asset: Asset, settings: Settings | None = None) -> StepResult:
+        """Runs `step` as a task asking for its features would; `proxy` and `preview` run the
+        render step for that feature alone."""
         workdir = self.root / f"{asset.id}-{step}-{self.count}"
         workdir.mkdir(parents=True, exist_ok=True)
+        alone = {"proxy": Feature.PROXY, "preview": Feature.PREVIEW}
+        features = frozenset([alone[step]] if step in alone else STEP_BY_NAME[step].features)
         ctx = StepContext(
             asset=asset,
             blobs=self.blobs,
             workdir=workdir,
             settings=settings or self.settings,
             models=cast(Any, None),
+            features=features,
+            task_features=features,
         )
         return get_step(step)(ctx)
 
@@ -372,7 +380,7 @@ def test_proxy_run_twice_leaves_one_result(pipeline: Pipeline, media: dict[str, 
     asset, _ = pipeline.probed(media["odd"])
     first, second = pipeline.run("proxy", asset), pipeline.run("proxy", asset)
     assert only(first, "proxy").key == only(second, "proxy").key
-    assert pipeline.blobs.list_keys(f"derived/tenant1/{asset.id}/") == [only(first, "proxy").key]
+    assert pipeline.blobs.list_keys(asset_prefixes(asset)[1]) == [only(first, "proxy").key]
 
 
 # ---------------------------------------------------------------- preview
@@ -459,10 +467,12 @@ def test_steps_work_without_stored_facts(pipeline: Pipeline, media: dict[str, Pa
 
 def test_registry_imports_steps_by_name() -> None:
     assert get_step("probe") is probe_step.run
-    assert get_step("preview") is preview_step.run
+    assert get_step("render") is render_step.run
+    # The steps earlier releases queued by these names run the step they merged into.
+    assert get_step("proxy") is render_step.run and get_step("preview") is render_step.run
     # Every step of the one registry (the spec) has a module with a callable run
     names = {s.name for s in STEPS}
-    assert names >= {"fetch", "probe", "proxy", "preview", "transcription", "embedding"}
+    assert names >= {"fetch", "probe", "render", "transcription", "embedding"}
     assert all(callable(get_step(name)) for name in names)
     with pytest.raises(KeyError):
         get_step("no-such-step")

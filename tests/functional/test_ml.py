@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from mediaindex.domain import transcript_formats
-from mediaindex.domain.blob_keys import derived_key, original_key
+from mediaindex.domain.blob_keys import LAYOUT_TENANT_FIRST, derived_key, original_key
 from mediaindex.domain.errors import NotFoundError, ValidationError
 from mediaindex.domain.ids import new_id
 from mediaindex.domain.models import Asset, Feature, FeatureStatus, MediaFacts, MediaType, UploadInfo
@@ -191,7 +191,7 @@ def make_ctx(
 ) -> StepContext:
     blobs = blobs or MemoryBlobs()
     asset_id = asset_id or new_id("ast")
-    key = original_key(TENANT, asset_id, src.suffix.lstrip("."))
+    key = original_key(TENANT, asset_id, src.suffix.lstrip("."), LAYOUT_TENANT_FIRST)
     blobs.put_file(key, src, "application/octet-stream")
     asset = Asset(
         id=asset_id, tenant_id=TENANT, index_id="idx_test", name=src.name, media_type=media_type,
@@ -217,7 +217,7 @@ def transcription_run(
 @pytest.fixture(scope="module")
 def transcribed(transcription_run: tuple[StepContext, StepResult]) -> tuple[StepContext, Transcript]:
     ctx, _ = transcription_run
-    key = derived_key(TENANT, ctx.asset.id, "transcript.json")
+    key = derived_key(ctx.asset, "transcript.json")
     return ctx, Transcript.model_validate_json(ctx.blobs.get_bytes(key))
 
 
@@ -254,7 +254,7 @@ def test_transcription_step_returns_a_transcript_derivative(
     assert (d.kind, d.content_type, d.key) == (
         "transcript",
         "application/json",
-        derived_key(TENANT, ctx.asset.id, "transcript.json"),
+        derived_key(ctx.asset, "transcript.json"),
     )
     assert d.size_bytes == len(ctx.blobs.get_bytes(d.key))
 
@@ -298,7 +298,7 @@ def test_stored_transcript_renders_as_valid_vtt_srt_and_text(
     transcribed: tuple[StepContext, Transcript],
 ) -> None:
     ctx, transcript = transcribed
-    raw = ctx.blobs.get_bytes(derived_key(TENANT, ctx.asset.id, "transcript.json"))
+    raw = ctx.blobs.get_bytes(derived_key(ctx.asset, "transcript.json"))
     n = len(transcript.segments)
 
     vtt, vtt_type = transcript_formats.render(raw, "vtt")
@@ -490,3 +490,91 @@ def test_embedding_of_an_image_is_one_segment(
     assert (seg.kind, seg.start, seg.end) == ("image", 0.0, 0.0)
     [doc] = result.search_docs or []
     assert set(doc.vectors) == {"visual"} and doc.media_type == "image"
+
+
+# ---- the 16 kHz track probe keeps for transcription -------------------------------------------------
+
+
+def _probe(ctx: StepContext, features: frozenset[Feature]) -> None:
+    from mediaindex.pipeline.steps import probe as probe_step
+
+    ctx.task_features = features
+    result = probe_step.run(ctx)
+    for name, value in result.asset_updates.items():
+        setattr(ctx.asset, name, value)
+
+
+def test_transcription_reads_the_track_probe_kept_not_the_original(
+    tmp_path: Path,
+    media: dict[str, Path],
+    models: ModelRegistry,
+    settings: Settings,
+    transcribed: tuple[StepContext, Transcript],
+) -> None:
+    from mediaindex.pipeline import audio_track
+
+    # Given a talking video probed for a task that transcribes
+    ctx = make_ctx(tmp_path, media["talking"], MediaType.VIDEO, models, settings)
+    _probe(ctx, frozenset({Feature.TRANSCRIPTION, Feature.EMBEDDING}))
+    track = ctx.blobs.head(audio_track.key(ctx.asset))
+    assert track is not None and track.size < media["talking"].stat().st_size
+    kept = tmp_path / "kept.flac"
+    ctx.blobs.download_file(track.key, kept)
+    facts = probe_facts(kept)
+    assert (facts["codec_name"], facts["sample_rate"], facts["channels"]) == ("flac", "16000", 1)
+    # When the original is gone before transcription runs
+    assert ctx.asset.upload is not None
+    ctx.blobs.delete(ctx.asset.upload.key)
+    ctx.workdir = tmp_path / "transcribe"
+    ctx.workdir.mkdir()
+    transcription.run(ctx)
+    # Then it transcribed the kept track: the same words, at the same times, as from the original
+    heard = Transcript.model_validate_json(ctx.blobs.get_bytes(derived_key(ctx.asset, "transcript.json")))
+    _, from_original = transcribed
+    assert heard.text == from_original.text
+    assert [w.start for s in heard.segments for w in s.words] == [
+        w.start for s in from_original.segments for w in s.words
+    ]
+
+
+def test_probe_keeps_no_track_for_a_task_that_does_not_transcribe(
+    tmp_path: Path, media: dict[str, Path], models: ModelRegistry, settings: Settings
+) -> None:
+    from mediaindex.pipeline import audio_track
+
+    ctx = make_ctx(tmp_path, media["talking"], MediaType.VIDEO, models, settings)
+    _probe(ctx, frozenset({Feature.PROXY, Feature.PREVIEW}))
+    assert ctx.blobs.head(audio_track.key(ctx.asset)) is None
+    silent = make_ctx(tmp_path, media["silent"], MediaType.VIDEO, models, settings)
+    _probe(silent, frozenset({Feature.TRANSCRIPTION}))
+    assert silent.blobs.head(audio_track.key(silent.asset)) is None
+
+
+def test_audio_that_does_not_decode_fails_transcription_not_probe(
+    tmp_path: Path,
+    media: dict[str, Path],
+    models: ModelRegistry,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mediaindex.domain.errors import MediaError
+    from mediaindex.pipeline import audio_track
+
+    ctx = make_ctx(tmp_path, media["talking"], MediaType.VIDEO, models, settings)
+
+    def broken(*args: object, **kwargs: object) -> bool:
+        raise MediaError("cannot decode the audio: corrupt frame")
+
+    monkeypatch.setattr(audio_track, "extract", broken)
+    _probe(ctx, frozenset({Feature.TRANSCRIPTION}))  # no exception: the asset is still usable
+    assert ctx.blobs.head(audio_track.key(ctx.asset)) is None
+    with pytest.raises(MediaError):
+        transcription.run(ctx)
+
+
+def probe_facts(path: Path) -> dict[str, object]:
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_streams", "-of", "json", str(path)], check=True, capture_output=True
+    )
+    stream: dict[str, object] = json.loads(out.stdout)["streams"][0]
+    return stream

@@ -1,6 +1,11 @@
-"""Shot detection and keyframes from one decode (`media.shots.scan`) give what separate passes give:
-the same cuts and segments, one keyframe per segment of the same size, taken near the same time and
-showing the same picture; and the embedding step stores exactly those."""
+"""One decode gives what separate passes give.
+
+- Shot detection and keyframes (`media.shots.scan`): the same cuts and segments, one keyframe per
+  segment of the same size, taken near the same time and showing the same picture; and the
+  embedding step stores exactly those.
+- The render step: one ffmpeg run, one input, makes the proxy, the previews, and the shots and
+  keyframes, equal (dimensions, counts, timestamps) to what a run for each part alone makes; the
+  embedding step then reads its plan and keyframes without the original."""
 
 from __future__ import annotations
 
@@ -12,13 +17,14 @@ from typing import Any
 import pytest
 
 from mediaindex.adapters.local.fs_blobs import LocalBlobStore
-from mediaindex.domain.blob_keys import original_key
+from mediaindex.domain.blob_keys import LAYOUT_TENANT_FIRST, original_key
 from mediaindex.domain.errors import MediaError
-from mediaindex.domain.models import Asset, MediaType, UploadInfo
+from mediaindex.domain.models import Asset, Derivative, Feature, MediaType, UploadInfo
 from mediaindex.media import ffmpeg, probe, shots
 from mediaindex.ml.registry import ModelRegistry
+from mediaindex.pipeline import visual_plan
 from mediaindex.pipeline.context import StepContext
-from mediaindex.pipeline.steps import embedding
+from mediaindex.pipeline.steps import embedding, render
 from mediaindex.settings import Settings
 from tests import mediagen
 
@@ -54,16 +60,16 @@ def test_one_decode_gives_the_cuts_segments_and_keyframes_of_separate_passes(
     # Separate passes: a decode for the cuts, then a seek per segment for its keyframe
     cuts = embedding.detect_cuts(shots_video)
     assert cuts is not None
-    separate = embedding.plan_segments(cuts, duration)
+    separate = visual_plan.plan_segments(cuts, duration)
     seeked = []
     for i, (start, end) in enumerate(separate):
         dest = tmp_path / f"seek-{i}.jpg"
-        assert embedding.extract_keyframe(shots_video, (start + end) / 2, dest)
+        assert visual_plan.extract_keyframe(shots_video, (start + end) / 2, dest)
         seeked.append(dest)
     # One pass
     found = shots.scan(shots_video, tmp_path / "candidates", duration_s=duration)
     assert found.cuts == cuts and len(found.cuts) == 2
-    one_pass = embedding.plan_segments(found.cuts, duration)
+    one_pass = visual_plan.plan_segments(found.cuts, duration)
     assert one_pass == separate and len(one_pass) == 2 * len(COLORS)
     picks = [shots.nearest(found.candidates, start, end) for start, end in one_pass]
     assert all(p is not None for p in picks)
@@ -106,20 +112,29 @@ def test_nearest_prefers_a_candidate_inside_the_segment() -> None:
     assert shots.nearest([], 0.0, 1.0) is None
 
 
-def _ctx(tmp_path: Path, src: Path, media_type: MediaType) -> StepContext:
+def _ctx(
+    tmp_path: Path,
+    src: Path,
+    media_type: MediaType,
+    features: frozenset[Feature] = frozenset({Feature.EMBEDDING}),
+    *,
+    task_features: frozenset[Feature] | None = None,
+    work: str = "work",
+) -> StepContext:
     settings = Settings(data_dir=tmp_path / "data")
     blobs = LocalBlobStore(tmp_path / "blobs", "http://127.0.0.1:8000", b"k" * 32)
-    key = original_key("ten", "ast1", src.suffix.lstrip("."))
+    key = original_key("ten", "ast1", src.suffix.lstrip("."), LAYOUT_TENANT_FIRST)
     blobs.put_file(key, src, "video/mp4")
     asset = Asset(
         id="ast1", tenant_id="ten", index_id="idx", name=src.name, media_type=media_type,
         upload=UploadInfo(key=key), duration_s=probe.media_duration(src),
     )  # fmt: skip
-    work = tmp_path / "work"
-    work.mkdir()
+    workdir = tmp_path / work
+    workdir.mkdir()
     return StepContext(
-        asset=asset, blobs=blobs, workdir=work, settings=settings, models=ModelRegistry(settings)
-    )
+        asset=asset, blobs=blobs, workdir=workdir, settings=settings, models=ModelRegistry(settings),
+        features=features, task_features=features if task_features is None else task_features,
+    )  # fmt: skip
 
 
 def test_the_embedding_step_stores_one_keyframe_per_segment(shots_video: Path, tmp_path: Path) -> None:
@@ -128,7 +143,7 @@ def test_the_embedding_step_stores_one_keyframe_per_segment(shots_video: Path, t
     segs = result.segments or []
     cuts = embedding.detect_cuts(shots_video)
     assert cuts is not None
-    assert [(s.start, s.end) for s in segs] == embedding.plan_segments(cuts, ctx.asset.duration_s or 0)
+    assert [(s.start, s.end) for s in segs] == visual_plan.plan_segments(cuts, ctx.asset.duration_s or 0)
     assert [s.kind for s in segs] == ["shot"] * len(segs)
     assert [d.index for d in result.derivatives] == list(range(len(segs)))
     for seg, d in zip(segs, result.derivatives, strict=True):
@@ -194,3 +209,107 @@ def test_a_video_that_ends_early_gives_what_decodes(tmp_path: Path) -> None:
     times = [c.time_s for c in found.candidates]
     assert times and times[0] == 0.0 and 2.0 < times[-1] < 6.0 - shots.CANDIDATE_INTERVAL_S
     assert all(c.path.stat().st_size > 0 for c in found.candidates)
+
+
+EVERYTHING = frozenset({Feature.PROXY, Feature.PREVIEW, Feature.TRANSCRIPTION, Feature.EMBEDDING})
+
+
+def _by_kind(derivatives: list[Derivative]) -> dict[str, list[Derivative]]:
+    out: dict[str, list[Derivative]] = {}
+    for d in derivatives:
+        out.setdefault(d.kind, []).append(d)
+    return out
+
+
+def _ffprobe_video(path: Path) -> tuple[str, int, int, float]:
+    pf = probe.describe(path)
+    return pf.facts.video_codec or "", pf.width or 0, pf.height or 0, pf.duration_s or 0.0
+
+
+def test_the_render_step_decodes_once_for_every_part(shots_video: Path, tmp_path: Path) -> None:
+    pf = probe.describe(shots_video)
+    r = render.plan(shots_video, tmp_path, pf, with_proxy=True, with_preview=True, with_scan=True)
+    assert r.args.count("-i") == 1 and r.args.count("-filter_complex") == 1
+    # Every part's chains read the one input's video stream; the proxy's output is last (-fs)
+    assert r.args[-1].endswith("proxy.mp4")
+    assert r.proxy and r.preview and r.scan
+
+
+def test_one_render_gives_what_each_part_alone_gives(shots_video: Path, tmp_path: Path) -> None:
+    both = frozenset({Feature.PROXY, Feature.PREVIEW})
+    one = render.run(_ctx(tmp_path / "one", shots_video, MediaType.VIDEO, both, task_features=EVERYTHING))
+    proxy_alone = render.run(
+        _ctx(tmp_path / "proxy", shots_video, MediaType.VIDEO, frozenset({Feature.PROXY}))
+    )
+    preview_alone = render.run(
+        _ctx(tmp_path / "preview", shots_video, MediaType.VIDEO, frozenset({Feature.PREVIEW}))
+    )
+    together, apart = _by_kind(one.derivatives), _by_kind(proxy_alone.derivatives + preview_alone.derivatives)
+    # The same products, keyframes and their plan aside (only a task that embeds gets them)
+    assert {"keyframe", "visual_plan"} <= set(together)
+    assert set(together) - {"keyframe", "visual_plan"} == set(apart)
+    assert set(apart) == {"proxy", "poster", "thumbnail", "storyboard", "storyboard_vtt"}
+    for kind in apart:
+        assert [(d.width, d.height, d.index) for d in together[kind]] == [
+            (d.width, d.height, d.index) for d in apart[kind]
+        ], kind
+    # The proxies: H.264 of the same size and length, by ffprobe
+    one_proxy = tmp_path / "one-proxy.mp4"
+    alone_proxy = tmp_path / "alone-proxy.mp4"
+    blobs_one = LocalBlobStore(tmp_path / "one" / "blobs", "http://127.0.0.1:8000", b"k" * 32)
+    blobs_alone = LocalBlobStore(tmp_path / "proxy" / "blobs", "http://127.0.0.1:8000", b"k" * 32)
+    blobs_one.download_file(together["proxy"][0].key, one_proxy)
+    blobs_alone.download_file(apart["proxy"][0].key, alone_proxy)
+    codec, w, h, dur = _ffprobe_video(one_proxy)
+    assert (codec, w, h) == _ffprobe_video(alone_proxy)[:3] == ("h264", 960, 540)
+    assert dur == pytest.approx(_ffprobe_video(alone_proxy)[3], abs=0.05)
+    assert len(together["thumbnail"]) == 10
+    # The keyframes: one per segment at the cuts a decode of its own finds
+    cuts = embedding.detect_cuts(shots_video)
+    assert cuts is not None
+    segments = visual_plan.plan_segments(cuts, probe.media_duration(shots_video))
+    assert [d.index for d in together["keyframe"]] == list(range(len(segments)))
+    stored = visual_plan.load(_ctx(tmp_path / "again", shots_video, MediaType.VIDEO).asset, blobs_one)
+    assert stored is not None and stored.kind == "shot"
+    assert [(s.start, s.end) for s in stored.segments] == segments
+    assert [s.keyframe_key for s in stored.segments] == [d.key for d in together["keyframe"]]
+
+
+def test_embedding_reads_the_rendered_plan_without_the_original(shots_video: Path, tmp_path: Path) -> None:
+    ctx = _ctx(tmp_path, shots_video, MediaType.VIDEO, frozenset({Feature.PREVIEW}), task_features=EVERYTHING)
+    rendered = render.run(ctx)
+    keyframes = [d.key for d in rendered.derivatives if d.kind == "keyframe"]
+    assert keyframes
+    # The original is gone: embedding must not need it
+    assert ctx.asset.upload is not None
+    ctx.blobs.delete(ctx.asset.upload.key)
+    emb_ctx = _ctx(tmp_path, shots_video, MediaType.VIDEO, work="embed")
+    emb_ctx.blobs.delete(ctx.asset.upload.key)
+    result = embedding.run(emb_ctx)
+    visual = [s for s in result.segments or [] if s.kind == "shot"]
+    assert [s.keyframe_key for s in visual] == keyframes
+    cuts = embedding.detect_cuts(shots_video)
+    assert cuts is not None
+    assert [(s.start, s.end) for s in visual] == visual_plan.plan_segments(
+        cuts, probe.media_duration(shots_video)
+    )
+    # It made no keyframes of its own and replaces none of render's
+    assert result.derivatives == [] and "keyframe" not in result.replaced_kinds
+
+
+def test_render_makes_no_keyframes_for_a_task_that_does_not_embed(shots_video: Path, tmp_path: Path) -> None:
+    ctx = _ctx(tmp_path, shots_video, MediaType.VIDEO, frozenset({Feature.PREVIEW}))
+    result = render.run(ctx)
+    assert "keyframe" not in {d.kind for d in result.derivatives}
+    assert visual_plan.load(ctx.asset, ctx.blobs) is None
+
+
+def test_a_stored_plan_this_release_cannot_read_is_ignored(shots_video: Path, tmp_path: Path) -> None:
+    ctx = _ctx(tmp_path, shots_video, MediaType.VIDEO)
+    ctx.blobs.put_bytes(
+        visual_plan.derived_key(ctx.asset, visual_plan.PLAN_NAME), b'{"version": 9}', "application/json"
+    )
+    assert visual_plan.load(ctx.asset, ctx.blobs) is None
+    # and embedding scans the original itself
+    result = embedding.run(ctx)
+    assert len([d for d in result.derivatives if d.kind == "keyframe"]) == 2 * len(COLORS)

@@ -192,11 +192,12 @@ def test_all_requested_features_run_on_their_queues_and_the_task_finishes(aws: d
     # Then it succeeds, ran probe and every feature step once, but not fetch
     assert described["status"] == "SUCCEEDED"
     commands = _batch_commands(history)
-    assert sorted(c[5] for c in commands) == ["embedding", "preview", "probe", "proxy", "transcription"]
+    assert sorted(c[5] for c in commands) == ["embedding", "probe", "render", "transcription"]
     assert all(c[:4] == ["--tenant-id", "ten_1", "--task-id", "tsk_ok"] for c in commands)
-    # and embedding ran after transcription, in its branch
+    # and embedding ran after both transcription and render, which it joins
     steps_in_order = [c[5] for c in commands]
     assert steps_in_order.index("transcription") < steps_in_order.index("embedding")
+    assert steps_in_order.index("render") < steps_in_order.index("embedding")
     # and GPU steps went to the GPU queue
     jobs = aws["batch"].list_jobs(jobQueue=aws["queues"]["gpu"])["jobSummaryList"]
     assert {j["jobName"] for j in jobs} >= {"transcription-tsk_ok", "embedding-tsk_ok"}
@@ -212,8 +213,8 @@ def test_all_requested_features_run_on_their_queues_and_the_task_finishes(aws: d
     ]
     output = json.loads(described["output"])
     assert output["task_id"] == "tsk_ok"
-    statuses = {step: o["status"] for branch in output["branches"] for step, o in branch.items()}
-    assert statuses == dict.fromkeys(["proxy", "preview", "transcription", "embedding"], "completed")
+    statuses = {step: o["status"] for step, o in output["outcome"].items()}
+    assert statuses == dict.fromkeys(["render", "transcription", "embedding"], "completed")
 
 
 def test_fetch_runs_only_with_a_source_url_and_unrequested_features_are_skipped(aws: dict[str, Any]) -> None:
@@ -230,15 +231,14 @@ def test_fetch_runs_only_with_a_source_url_and_unrequested_features_are_skipped(
         },
     )
 
-    # Then fetch, probe and proxy ran, nothing else
+    # Then fetch, probe and render ran, nothing else
     assert described["status"] == "SUCCEEDED"
-    assert [c[5] for c in _batch_commands(history)] == ["fetch", "probe", "proxy"]
+    assert [c[5] for c in _batch_commands(history)] == ["fetch", "probe", "render"]
     # and every other step's outcome says it was skipped
     output = json.loads(described["output"])
-    statuses = {step: o["status"] for branch in output["branches"] for step, o in branch.items()}
+    statuses = {step: o["status"] for step, o in output["outcome"].items()}
     assert statuses == {
-        "proxy": "completed",
-        "preview": "skipped",
+        "render": "completed",
         "transcription": "skipped",
         "embedding": "skipped",
     }
@@ -267,7 +267,7 @@ def test_a_failed_feature_job_reports_that_feature_alone_and_the_others_complete
     # transcription was tried max_attempts times; embedding, which needs it, never started
     assert commands.count("transcription") == 3
     assert "embedding" not in commands
-    assert commands.count("proxy") == 1 and commands.count("preview") == 1
+    assert commands.count("render") == 1
     # and only the transcription chain was reported failed, then the task finished
     payloads = _lambda_payloads(history)
     failed = {p["feature"]: p["error"] for p in payloads if p["action"] == "feature_failed"}
@@ -275,7 +275,7 @@ def test_a_failed_feature_job_reports_that_feature_alone_and_the_others_complete
     assert failed["transcription"]["Error"] == "States.TaskFailed"
     assert failed["embedding"] == {
         "Error": "UpstreamFailed",
-        "Cause": "embedding needs transcription, which failed",
+        "Cause": "embedding needs transcription and render: one failed",
     }
     assert payloads[-1] == {
         "action": "task_finished",
@@ -284,10 +284,9 @@ def test_a_failed_feature_job_reports_that_feature_alone_and_the_others_complete
         "state_machine_arn": aws["machine"],
     }
     output = json.loads(described["output"])
-    statuses = {step: o["status"] for branch in output["branches"] for step, o in branch.items()}
+    statuses = {step: o["status"] for step, o in output["outcome"].items()}
     assert statuses == {
-        "proxy": "completed",
-        "preview": "completed",
+        "render": "completed",
         "transcription": "failed",
         "embedding": "failed",
     }

@@ -34,6 +34,7 @@ from mediaindex.bootstrap import Runtime
 from mediaindex.bootstrap.app import build_app
 from mediaindex.bootstrap.local import build_local, sweep_stale_uploads
 from mediaindex.domain.blob_keys import asset_prefixes
+from mediaindex.domain.models import Asset
 from mediaindex.pipeline.context import StepContext, StepResult
 from mediaindex.services.upload_events import object_created
 from tests.apiclient import Api, error_code
@@ -159,10 +160,16 @@ def create(api: Api, index_id: str, name: str, size: int | None, **fields: Any) 
     return dict(api.ok("POST", "/v1/assets", 201, json=body))
 
 
-def original_key(runtime: Runtime, api: Api, asset_id: str) -> str:
+def stored_asset(runtime: Runtime, api: Api, asset_id: str) -> Asset:
     asset = runtime.stores.assets.get(tenant_of(runtime, api), asset_id)
-    assert asset is not None and asset.upload is not None
-    return asset.upload.key
+    assert asset is not None
+    return asset
+
+
+def original_key(runtime: Runtime, api: Api, asset_id: str) -> str:
+    upload = stored_asset(runtime, api, asset_id).upload
+    assert upload is not None
+    return upload.key
 
 
 def padded_images(image: bytes, count: int) -> list[bytes]:
@@ -273,6 +280,7 @@ def test_a_put_to_a_deleted_assets_url_leaves_nothing(http_rt: Runtime, http_api
     out = create(api, idx["id"], "late.png", 64)
     up, asset_id = out["upload"], out["asset"]["id"]
     key = original_key(runtime, api, asset_id)
+    prefix = asset_prefixes(stored_asset(runtime, api, asset_id))[0]
     assert api.call("DELETE", f"/v1/assets/{asset_id}").status_code == 204
 
     # When its still-valid URL is used
@@ -284,7 +292,6 @@ def test_a_put_to_a_deleted_assets_url_leaves_nothing(http_rt: Runtime, http_api
         assert land(runtime, api, key)["status"] == "deleted"
     else:
         assert (resp.status_code, error_code(resp)) == (409, "upload_not_accepted")
-    prefix = asset_prefixes(tenant_of(runtime, api), asset_id)[0]
     assert runtime.blobs.list_keys(prefix) == []
 
 
@@ -297,7 +304,7 @@ def test_an_asset_deleted_while_its_bytes_stream_keeps_nothing(
     idx = api.index(default_features=["proxy"])
     out = create(api, idx["id"], "race.png", 64)
     up, asset_id = out["upload"], out["asset"]["id"]
-    tenant_id = tenant_of(runtime, api)
+    prefix = asset_prefixes(stored_asset(runtime, api, asset_id))[0]
     ingest = runtime.services.ingest
     wanted = ingest.awaits_original
 
@@ -310,7 +317,7 @@ def test_an_asset_deleted_while_its_bytes_stream_keeps_nothing(
     resp = put(api, up["url"], b"\x89PNG" + b"0" * 60, up["headers"])
 
     assert (resp.status_code, error_code(resp)) == (409, "upload_not_accepted")
-    assert runtime.blobs.list_keys(asset_prefixes(tenant_id, asset_id)[0]) == []
+    assert runtime.blobs.list_keys(prefix) == []
 
 
 @pytest.mark.aws
@@ -463,7 +470,7 @@ def test_a_completion_that_died_after_its_object_landed_is_finished_by_a_retry(r
     # started (ten minutes ago)
     from datetime import timedelta
 
-    from mediaindex.domain.models import Asset, utcnow
+    from mediaindex.domain.models import utcnow
 
     idx = api.index(default_features=["proxy"])
     data = os.urandom(5 * MiB + 1)
@@ -598,7 +605,7 @@ class _WritesAfter:
         return write
 
 
-@pytest.mark.parametrize("step", ["proxy", "preview"])
+@pytest.mark.parametrize("step", ["render"])
 def test_a_step_finishing_after_its_assets_purge_leaves_nothing(
     rt: Runtime, api: Api, talking_clip: Path, monkeypatch: pytest.MonkeyPatch, step: str
 ) -> None:
@@ -621,22 +628,20 @@ def test_a_step_finishing_after_its_assets_purge_leaves_nothing(
     monkeypatch.setattr(rt.runner, "_load", gated)
     idx = api.index(default_features=["proxy", "preview"])
     asset = api.upload(idx["id"], "talk.mp4", talking_clip.read_bytes())
-    tenant_id = tenant_of(rt, api)
-    original_prefix, derived_prefix = asset_prefixes(tenant_id, asset["id"])
+    prefixes = asset_prefixes(stored_asset(rt, api, asset["id"]))
     worker = threading.Thread(target=rt.executor.pool.run_until_idle)
     worker.start()
     try:
         assert writing.wait(180), f"{step} never ran"
         # When the asset is deleted before the step writes (proxy, poster, storyboard, thumbnails)
         assert api.call("DELETE", f"/v1/assets/{asset['id']}").status_code == 204
-        assert rt.blobs.list_keys(original_prefix) == []
+        assert rt.blobs.list_keys(prefixes[0]) == []  # its originals
     finally:
         purged.set()
         worker.join(timeout=300)
 
     # Then what the step wrote afterwards is gone too: no file, no row, no search document
-    assert rt.blobs.list_keys(derived_prefix) == []
-    assert rt.blobs.list_keys(original_prefix) == []
+    assert [k for p in prefixes for k in rt.blobs.list_keys(p)] == []
     assert _output_rows(rt, asset["id"]) == 0
     assert api.call("GET", f"/v1/assets/{asset['id']}").status_code == 404
     assert api.ok("GET", "/v1/tasks/active")["data"] == []

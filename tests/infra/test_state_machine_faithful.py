@@ -202,7 +202,9 @@ def test_every_batch_state_has_a_timeout_beyond_its_job_and_every_failure_is_cau
 
 
 def _expected(features: list[str], url: bool, fail: str | None) -> dict[str, Any]:
-    """What the state machine must do, from the spec alone."""
+    """What the state machine must do, from the spec alone. A failed shared step reports every
+    requested feature; a failed feature step reports one feature of its own (the events Lambda
+    fails all of that step's features), so `failed` holds features there and steps here."""
     shared = [s.name for s in STEPS if not s.features and (url or not s.url_sources_only)]
     wanted = [STEP_FOR_FEATURE[Feature(f)] for f in features]
     if fail in shared:
@@ -210,13 +212,10 @@ def _expected(features: list[str], url: bool, fail: str | None) -> dict[str, Any
     failed: set[str] = set()
     ran = set(shared)
     for step in (s for s in STEPS if s in wanted):
-        upstream_failed = any(n in {STEP_FOR_FEATURE[Feature(f)].name for f in failed} for n in step.needs)
-        if upstream_failed:
-            failed |= {str(f) for f in step.features}
-            continue
-        ran.add(step.name)
-        if step.name == fail:
-            failed |= {str(f) for f in step.features}
+        if any(n in failed for n in step.needs) or step.name == fail:
+            failed.add(step.name)
+        if not any(n in failed for n in step.needs):
+            ran.add(step.name)
     return {"status": "SUCCEEDED", "ran": ran, "failed": failed}
 
 
@@ -232,7 +231,7 @@ def test_every_feature_subset_and_every_failure_ends_in_task_finished_once(node:
             features = list(subset)
             for url in (False, True):
                 steps = [s.name for s in STEPS if not s.features and (url or not s.url_sources_only)]
-                steps += [STEP_FOR_FEATURE[Feature(f)].name for f in features]
+                steps += list(dict.fromkeys(STEP_FOR_FEATURE[Feature(f)].name for f in features))
                 plans: list[tuple[str | None, str, bool]] = [(None, "", False)]
                 plans += [(s, m, lost) for s in steps for m in ("crash", "timeout") for lost in (False, True)]
                 for fail, mode, lost in plans:
@@ -263,6 +262,8 @@ def test_every_feature_subset_and_every_failure_ends_in_task_finished_once(node:
         if fail is not None and fail in want["ran"]:
             assert batch_steps(result).count(fail) == _attempts(STEP_BY_NAME[fail], mode), where
         reported = {c["payload"]["feature"] for c in reports(result, "feature_failed")}
+        if want["status"] == "SUCCEEDED":
+            reported = {STEP_FOR_FEATURE[Feature(f)].name for f in reported}
         assert reported == want["failed"], where
         assert_finished_once(result)
 
@@ -403,8 +404,8 @@ def cases(world: World) -> dict[str, Case]:
     second = {"rerun": Case(first["all"].asset_id, rerun.id)}
     # Transcription jobs failing on Batch every attempt.
     second["crash"] = ingest(world, FEATURES, {"batch": {"transcription": "crash"}})
-    # A preview job stuck RUNNABLE.
-    second["timeout"] = ingest(world, ["proxy", "preview"], {"batch": {"preview": "timeout"}})
+    # A render job (proxy and preview) stuck RUNNABLE.
+    second["timeout"] = ingest(world, ["proxy", "preview"], {"batch": {"render": "timeout"}})
     # An original gone before probe ran: the real entrypoint exits 1, every attempt.
     second["probe"] = ingest(world, ["proxy", "preview"])
     original = world.runtime.stores.assets.get(world.tenant_id, second["probe"].asset_id)
@@ -481,17 +482,23 @@ def check(
 def test_one_feature_alone(
     world: World, cases: dict[str, Case], feature: str, state: tuple[FeatureStatus, str | None]
 ) -> None:
-    result = check(world, cases[feature], ran=["probe", feature], states={feature: state})
+    step = STEP_FOR_FEATURE[Feature(feature)].name
+    result = check(world, cases[feature], ran=["probe", step], states={feature: state})
     assert {c["result"] for c in result["calls"] if c["kind"] == "batch"} == {"exit 0"}, describe(result)
     assert task_state(world, cases[feature].task_id) == TaskState.COMPLETED
 
 
 def test_all_features(world: World, cases: dict[str, Case]) -> None:
     result = check(
-        world, cases["all"], ran=["probe", *FEATURES], states=dict.fromkeys(FEATURES, (COMPLETED, None))
+        world,
+        cases["all"],
+        ran=["probe", "render", "transcription", "embedding"],
+        states=dict.fromkeys(FEATURES, (COMPLETED, None)),
     )
     steps = batch_steps(result)
+    # Embedding joins both branches: the transcript and render's keyframes are there before it.
     assert steps.index("transcription") < steps.index("embedding")
+    assert steps.index("render") < steps.index("embedding")
 
 
 def test_a_rerun_of_embedding_alone_reads_the_stored_transcript(world: World, cases: dict[str, Case]) -> None:
@@ -507,7 +514,7 @@ def test_a_rerun_of_embedding_alone_reads_the_stored_transcript(world: World, ca
 
 def test_a_url_ingest_fetches_first(world: World, cases: dict[str, Case]) -> None:
     case = cases["url"]
-    result = check(world, case, ran=["fetch", "probe", "proxy"], states={"proxy": (COMPLETED, None)})
+    result = check(world, case, ran=["fetch", "probe", "render"], states={"proxy": (COMPLETED, None)})
     assert batch_steps(result)[:2] == ["fetch", "probe"]
     fetched = world.runtime.stores.assets.get(world.tenant_id, case.asset_id)
     assert fetched is not None and fetched.size_bytes == world.clip.stat().st_size
@@ -515,11 +522,11 @@ def test_a_url_ingest_fetches_first(world: World, cases: dict[str, Case]) -> Non
 
 def test_a_step_crashing_every_attempt_fails_its_chain_alone(world: World, cases: dict[str, Case]) -> None:
     # Transcription was tried max_attempts times; embedding (which needs it) never started;
-    # proxy and preview completed; only the transcription chain was reported failed.
+    # proxy and preview completed; only transcription and embedding were reported failed.
     result = check(
         world,
         cases["crash"],
-        ran=["probe", "proxy", "preview", *["transcription"] * STEP_BY_NAME["transcription"].max_attempts],
+        ran=["probe", "render", *["transcription"] * STEP_BY_NAME["transcription"].max_attempts],
         reported=frozenset({"transcription", "embedding"}),
         states={
             "proxy": (COMPLETED, None),
@@ -538,9 +545,9 @@ def test_a_job_stuck_in_its_queue_times_out_and_is_reported(world: World, cases:
     result = check(
         world,
         cases["timeout"],
-        ran=["probe", "proxy", "preview"],  # a timeout is not retried: the job would queue again
-        reported=frozenset({"preview"}),
-        states={"proxy": (COMPLETED, None), "preview": (FAILED, "step_timeout")},
+        ran=["probe", "render"],  # a timeout is not retried: the job would queue again
+        reported=frozenset({"proxy"}),  # the step's first feature: the events Lambda fails both
+        states={"proxy": (FAILED, "step_timeout"), "preview": (FAILED, "step_timeout")},
     )
     assert reports(result, "feature_failed")[0]["payload"]["error"]["Error"] == "States.Timeout"
 
@@ -570,7 +577,7 @@ def test_a_lost_failure_report_leaves_the_feature_to_task_finished(
     result = check(
         world,
         cases["lost"],
-        ran=["probe", "proxy", *["transcription"] * STEP_BY_NAME["transcription"].max_attempts],
+        ran=["probe", "render", *["transcription"] * STEP_BY_NAME["transcription"].max_attempts],
         reported=frozenset({"transcription"}),
         states={"proxy": (COMPLETED, None), "transcription": (FAILED, "step_failed")},
     )

@@ -320,7 +320,7 @@ def test_media_bombs_end_failed_and_nothing_is_processed(
     assert {f["state"] for f in done["features"].values()} == {"failed"}
     assert api.ok("GET", f"/v1/assets/{asset['id']}/derivatives")["data"] == []
     tenant = runtime.services.keys.authenticate(api.key).tenant_id
-    assert runtime.blobs.list_keys(f"derived/{tenant}/") == []
+    assert [k for k in runtime.blobs.list_keys("derived/") if tenant in k.split("/")] == []
     assert took < 10, f"refusing a bomb took {took:.1f} s"
     print(f"bomb[{kind}]: {len(data)} bytes -> {done['error']['code']} in {took:.2f} s")
 
@@ -406,16 +406,24 @@ def test_a_header_that_claims_less_than_the_file_holds_fails_at_the_cap(
           f" peak scratch {peak['bytes']} bytes (original {size})")  # fmt: skip
 
 
-@pytest.mark.parametrize("step", ["proxy", "preview", "transcription"])
+@pytest.mark.parametrize(
+    ("step", "features"),
+    [
+        ("render", {"proxy"}),
+        ("render", {"preview"}),
+        ("render", {"proxy", "preview"}),
+        ("transcription", set()),
+    ],
+)
 def test_each_decoding_step_stops_at_the_cap_when_the_header_lies(
-    data_dir: Path, lying_mp3: Path, tmp_path: Path, step: str
+    data_dir: Path, lying_mp3: Path, tmp_path: Path, step: str, features: set[str]
 ) -> None:
     """Past probe (say it ran under an older limit): each step that decodes the whole stream is
-    capped on its own, so the 10 minutes are never decoded."""
+    capped on its own, whichever of its parts run, so the 10 minutes are never decoded."""
     import importlib
 
     from mediaindex.domain.errors import MediaError
-    from mediaindex.domain.models import Asset, MediaFacts, MediaType, UploadInfo
+    from mediaindex.domain.models import Asset, Feature, MediaFacts, MediaType, UploadInfo
     from mediaindex.pipeline.context import StepContext
 
     runtime = build_local(make_settings(data_dir, max_duration_s=LIE_LIMIT_S))
@@ -440,6 +448,7 @@ def test_each_decoding_step_stops_at_the_cap_when_the_header_lies(
             workdir=work,
             settings=runtime.settings,
             models=runtime.runner.models if runtime.runner else None,  # type: ignore[arg-type]
+            features=frozenset(Feature(f) for f in features),
         )
         module = importlib.import_module(f"mediaindex.pipeline.steps.{step}")
         t0 = time.monotonic()

@@ -172,7 +172,7 @@ def _wait_running(server: LiveServer, task_asset: str, step: str, timeout_s: flo
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("step", ["proxy", "preview", "transcription"])
+@pytest.mark.parametrize("step", ["render", "transcription"])
 def test_an_asset_deleted_while_a_step_runs_leaves_nothing(
     server: LiveServer, api: httpx.Client, clip: Path, tmp_path: Path, step: str
 ) -> None:

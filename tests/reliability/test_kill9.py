@@ -45,7 +45,7 @@ def _blob_keys(data_dir: Path) -> set[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("step", ["probe", "proxy", "transcription"])
+@pytest.mark.parametrize("step", ["probe", "render", "transcription"])
 def test_kill9_mid_step_resumes_once(live_server: LiveServer, clip: Path, step: str) -> None:
     # Given a server working on a talking clip
     live_server.start(create_key="acme")

@@ -330,7 +330,7 @@ def test_the_state_machine_run_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> 
         good = ab.state_machine_run(
             {"tenant_id": "t", "task_id": "x", "asset_id": "a", "features": ["proxy"]}
         )
-        assert [c.get("step") for c in good["calls"] if c["kind"] == "batch"] == ["probe", "proxy"]
+        assert [c.get("step") for c in good["calls"] if c["kind"] == "batch"] == ["probe", "render"]
         assert len(good["states"]) > len(good["calls"])
     monkeypatch.setattr(ab.shutil, "which", lambda name: None)
     with pytest.raises(RuntimeError, match="make deps-node"):

@@ -15,7 +15,8 @@ import pytest
 from mediaindex.domain.errors import MediaError
 from mediaindex.media import ffmpeg, probe
 from mediaindex.ml.clip import load_rgb
-from mediaindex.pipeline.steps import embedding, transcription
+from mediaindex.pipeline import audio_track, visual_plan
+from mediaindex.pipeline.steps import embedding
 
 pytestmark = pytest.mark.skipif(
     not (shutil.which("ffmpeg") and shutil.which("ffprobe")), reason="needs ffmpeg and ffprobe"
@@ -84,9 +85,9 @@ def test_every_tool_run_of_the_steps_and_models_goes_through_the_guard(
     pf = probe.describe(clip)
     probe.check_decodes(clip, pf)
     assert probe.media_duration(clip) == pytest.approx(2.0, abs=0.1)
-    assert transcription.extract_audio(clip, tmp_path / "a.wav")
+    assert audio_track.extract(clip, tmp_path / "a.wav")
     assert embedding.detect_cuts(clip) is not None
-    assert embedding.extract_keyframe(clip, 1.0, tmp_path / "k.jpg")
+    assert visual_plan.extract_keyframe(clip, 1.0, tmp_path / "k.jpg")
     assert load_rgb(tmp_path / "k.jpg", 16).shape == (16, 16, 3)
     # Then every ffmpeg and ffprobe command line had the allow-lists before each input
     assert {c[0] for c in recorded} == {"ffmpeg", "ffprobe"}

@@ -52,24 +52,44 @@ def cut_filter(threshold: float) -> str:
     return f"scale=160:-2,format=rgb24,select='gt(scene,{threshold})',{_CUT}"
 
 
+@dataclass(frozen=True)
+class ScanPart:
+    """The scan as part of a larger ffmpeg run (the render step's one decode): its filter chains
+    (fed by the first video stream) and its output arguments."""
+
+    graph: str
+    outputs: list[str]
+    out_dir: Path
+
+
+def scan_part(
+    out_dir: Path, *, interval_s: float, threshold: float = SCENE_THRESHOLD, label: str = "candidates"
+) -> ScanPart:
+    """Candidates are real frames (their own timestamps): the first one, then each first frame at
+    least `interval_s` after the last kept."""
+    graph = ";".join(
+        [
+            f"[0:V:0]{cut_filter(threshold)},nullsink",
+            f"[0:V:0]select='isnan(prev_selected_t)+gte(t-prev_selected_t\\,{interval_s:.3f})',"
+            f"{keyframe_scale()},{_CANDIDATE}[{label}]",
+        ]
+    )
+    outputs = [
+        "-map", f"[{label}]", *ffmpeg.fps_mode_args("passthrough"), "-q:v", "3", "-start_number", "0",
+        str(out_dir / "candidate-%05d.jpg"),
+    ]  # fmt: skip
+    return ScanPart(graph, outputs, out_dir)
+
+
 def scan_args(
     src: Path, out_dir: Path, *, interval_s: float, threshold: float = SCENE_THRESHOLD
 ) -> list[str]:
-    """The ffmpeg arguments of the one decode. Candidates are real frames (their own timestamps):
-    the first one, then each first frame at least `interval_s` after the last kept."""
-    graph = ";".join(
-        [
-            "[0:V:0]split=2[scene][keep]",
-            f"[scene]{cut_filter(threshold)},nullsink",
-            f"[keep]select='isnan(prev_selected_t)+gte(t-prev_selected_t\\,{interval_s:.3f})',"
-            f"{keyframe_scale()},{_CANDIDATE}[candidates]",
-        ]
-    )
-    return [
-        "-i", str(src), "-an", "-sn", "-dn", "-filter_complex", graph,
-        "-map", "[candidates]", *ffmpeg.fps_mode_args("passthrough"), "-q:v", "3", "-start_number", "0",
-        str(out_dir / "candidate-%05d.jpg"),
-    ]  # fmt: skip
+    """The ffmpeg arguments of a decode for the scan alone."""
+    return _alone(src, scan_part(out_dir, interval_s=interval_s, threshold=threshold))
+
+
+def _alone(src: Path, part: ScanPart) -> list[str]:
+    return ["-i", str(src), "-an", "-sn", "-dn", "-filter_complex", part.graph, *part.outputs]
 
 
 def _times(log: str, instance: str) -> list[float]:
@@ -81,6 +101,16 @@ def _times(log: str, instance: str) -> list[float]:
         for m in [_PTS_TIME.search(line)]
         if m
     ]
+
+
+def read_scan(part: ScanPart, log: str, returncode: int) -> ShotScan:
+    """What a run that included `part` found, from its log (at `info` level) and its files."""
+    files = sorted(part.out_dir.glob("candidate-*.jpg"))
+    times = _times(log, _CANDIDATE)
+    # showinfo logs a frame before the encoder writes it: a failed run can log one more than it wrote.
+    candidates = [Candidate(t, f) for t, f in zip(times, files, strict=False) if f.stat().st_size > 0]
+    cuts = _times(log, _CUT) if returncode == 0 else None
+    return ShotScan(cuts, candidates)
 
 
 def scan(
@@ -96,17 +126,13 @@ def scan(
     run reports no cuts (None) and whatever candidates it wrote; a file that ends early gives the
     cuts and candidates of the part that decodes."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    args = scan_args(src, out_dir, interval_s=candidate_interval(duration_s), threshold=threshold)
+    part = scan_part(out_dir, interval_s=candidate_interval(duration_s), threshold=threshold)
+    args = _alone(src, part)
     # Decodes the whole video: capped at the media limit (MediaError `media_too_large` past it).
     out = ffmpeg.run_ffmpeg(
         args, timeout_s=timeout_s, loglevel="info", check=False, max_duration_s=max_duration_s
     )
-    files = sorted(out_dir.glob("candidate-*.jpg"))
-    times = _times(out.stderr, _CANDIDATE)
-    # showinfo logs a frame before the encoder writes it: a failed run can log one more than it wrote.
-    candidates = [Candidate(t, f) for t, f in zip(times, files, strict=False) if f.stat().st_size > 0]
-    cuts = _times(out.stderr, _CUT) if out.returncode == 0 else None
-    return ShotScan(cuts, candidates)
+    return read_scan(part, out.stderr, out.returncode)
 
 
 def detect_cuts(

@@ -57,6 +57,10 @@ class StepContext:
     # the Whisper model it transcribes with (None: the deployment's); the runner sets both.
     search_index_id: str | None = None
     transcription_model: str | None = None
+    # The features this run serves (its step's, still active in the task) and every feature the
+    # task asked for: a step leaves out work no one wants (render finds shots only for embedding).
+    features: frozenset[Feature] = frozenset()
+    task_features: frozenset[Feature] = frozenset()
     _original: Path | None = None
 
     def original_path(self) -> Path:

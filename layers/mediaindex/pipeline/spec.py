@@ -54,28 +54,6 @@ STEPS: tuple[StepSpec, ...] = (
         judges_media=True,
     ),
     StepSpec(
-        "proxy",
-        ("probe",),
-        (Feature.PROXY,),
-        "cpu",
-        18000,  # max_duration_s (4 h) of media encoded at real-time speed, plus an hour
-        3,
-        "media",
-        "H.264/AAC, AAC or WebP proxy",
-        "proxy",
-    ),
-    StepSpec(
-        "preview",
-        ("probe",),
-        (Feature.PREVIEW,),
-        "cpu",
-        1800,
-        3,
-        "media",
-        "poster, thumbnails, storyboard",
-        "preview",
-    ),
-    StepSpec(
         "transcription",
         ("probe",),
         (Feature.TRANSCRIPTION,),
@@ -87,8 +65,21 @@ STEPS: tuple[StepSpec, ...] = (
         "transcription",
     ),
     StepSpec(
+        "render",
+        ("probe",),
+        (Feature.PROXY, Feature.PREVIEW),
+        "cpu",
+        18000,  # max_duration_s (4 h) of media encoded at real-time speed, plus an hour
+        3,
+        "media",
+        "one decode: the proxy, poster, thumbnails and storyboard, and the shots and keyframes",
+        "render",
+    ),
+    StepSpec(
         "embedding",
-        ("probe", "transcription"),
+        # render's shots and keyframes, where this task runs it; else those an earlier task left
+        # (or, for media rendered before shots were kept, a scan of its own).
+        ("probe", "transcription", "render"),
         (Feature.EMBEDDING,),
         "gpu",
         3600,
@@ -99,7 +90,12 @@ STEPS: tuple[StepSpec, ...] = (
     ),
 )
 
+# Steps of earlier releases, merged into one: a job or Batch execution queued before an upgrade
+# names them. The first runs the merged step for every feature still active; the second then
+# finds nothing left to do.
+RETIRED_STEPS = {"proxy": "render", "preview": "render"}
 STEP_BY_NAME = {s.name: s for s in STEPS}
+STEP_BY_NAME.update({old: STEP_BY_NAME[new] for old, new in RETIRED_STEPS.items()})
 STEP_FOR_FEATURE = {f: s for s in STEPS for f in s.features}
 
 

@@ -131,6 +131,8 @@ class PipelineRunner(StepRunner):
                     models=self.models,
                     search_index_id=search_key(task.index_id, target.generation) if target else None,
                     transcription_model=target.models.transcription if target else None,
+                    features=frozenset(served),
+                    task_features=frozenset(task.features),
                 )
                 result = self._load(step_name)(ctx)
             except Exception:
@@ -270,7 +272,7 @@ class PipelineRunner(StepRunner):
         purge removed the ones that were there then), search documents, and any row that a
         store without foreign keys kept (deleting a missing asset sweeps its partition)."""
         log.info("asset deleted while a step ran: its outputs are removed", extra={"asset_id": asset.id})
-        for prefix in asset_prefixes(asset.tenant_id, asset.id):
+        for prefix in asset_prefixes(asset):
             self._blobs.delete_prefix(prefix)
         self._search.delete_asset(asset.tenant_id, asset.id)
         self._assets.delete(asset.tenant_id, asset.id)

@@ -2,10 +2,11 @@
 
 Shape: an optional `fetch` (only when the input has `source_url`), then `probe`, then one Parallel
 branch per chain of feature steps (a step that needs another feature step rides in that step's
-branch, after it). Each step is an AWS Batch job (`submitJob.sync`) on the CPU or GPU queue. A step
-whose features were not requested is skipped. A failed feature step reports `feature_failed` for its
-feature alone, marks the steps chained after it failed too (they need its output), and lets the
-other branches go on. A failed shared step (fetch, probe) reports every requested feature failed.
+branch, after it), then the joins (a step that needs feature steps of several branches, such as
+embedding after transcription and render). Each step is an AWS Batch job (`submitJob.sync`) on the
+CPU or GPU queue. A step whose features were not requested is skipped. A failed feature step
+reports `feature_failed` for its features alone, marks the steps after it that need it failed too,
+and lets the other branches go on. A failed shared step (fetch, probe) reports every requested feature failed.
 `feature_failed` carries `error` as Step Functions' error object, {"Error": name, "Cause": text}
 (for a Batch job, Cause is the job description as JSON).
 
@@ -40,7 +41,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from mediaindex.adapters.aws.state_machine_branches import branch, feature_chains
+from mediaindex.adapters.aws.state_machine_branches import Targets, branch, feature_stages, joins
 from mediaindex.adapters.aws.state_machine_tasks import State, batch_task, catch_all, lambda_task
 from mediaindex.pipeline.spec import STEPS, StepSpec
 
@@ -66,7 +67,10 @@ def definition(
     if "probe" not in by_name:
         raise ValueError("the pipeline spec needs a probe step")
     queues = {"cpu": cpu_queue_arn, "gpu": gpu_queue_arn}
-    feature_names = [str(s.features[0]) for s in spec if s.features]
+    feature_names = [str(f) for s in spec for f in s.features]
+    stages = feature_stages(spec)
+    targets = Targets(queues, job_definitions, events_function_arn, retry_interval_s, queue_wait_s)
+    after_branches, join_states = joins(stages, targets, after="task finished")
 
     def finished(next_state: str) -> State:
         return lambda_task(
@@ -131,27 +135,24 @@ def definition(
     }
     states["features"] = {
         "Type": "Parallel",
-        "Branches": [
-            branch(
-                chain,
-                queues=queues,
-                job_definitions=job_definitions,
-                events_function_arn=events_function_arn,
-                retry_interval_s=retry_interval_s,
-                queue_wait_s=queue_wait_s,
-            )
-            for chain in feature_chains(spec)
-        ],
+        "Branches": [branch(chain, targets) for chain in stages.chains],
         "ResultPath": "$.branches",
         # Nothing in a branch should fail it (each failure is caught there); should anything,
         # the task still finishes (settling what is left), and the execution fails.
         "Catch": catch_all("task finished after error"),
-        "Next": "task finished",
+        "Next": after_branches,
     }
+    states.update(join_states)
     states["task finished"] = finished("done")
     states["done"] = {
         "Type": "Pass",
-        "Parameters": {"tenant_id.$": "$.tenant_id", "task_id.$": "$.task_id", "branches.$": "$.branches"},
+        # Each branch's outcomes, and with joins every step's outcome (theirs included).
+        "Parameters": {
+            "tenant_id.$": "$.tenant_id",
+            "task_id.$": "$.task_id",
+            "branches.$": "$.branches",
+            **({"outcome.$": "$.outcome"} if stages.joins else {}),
+        },
         "End": True,
     }
     states["task finished after error"] = finished("describe pipeline")

@@ -3,7 +3,9 @@
 Two kinds of segment, each searched by its own modality, so no text is indexed twice:
 - visual: video is cut at shot changes (ffmpeg's scene score), long shots split so none passes
   MAX_SEGMENT_S, an image is one segment; each gets a keyframe and, when a CLIP model is configured,
-  its CLIP vector. They carry no transcript text.
+  its CLIP vector. They carry no transcript text. A video's segments and keyframes come from the
+  plan the render step stored (pipeline/visual_plan.py), so this step reads neither the original
+  nor decodes it; media rendered without one is scanned here.
 - speech: the transcript's sentences (mediaindex.pipeline.sentences), each with its text and a text
   vector, so a transcript hit answers with the sentence that was spoken, start to end. Audio has
   only these.
@@ -13,14 +15,11 @@ indexed without a CLIP model says so instead of claiming a visual index it does 
 
 from __future__ import annotations
 
-import itertools
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from mediaindex.domain.blob_keys import derived_key
 from mediaindex.domain.ids import new_id
 from mediaindex.domain.models import (
     Asset,
@@ -33,15 +32,14 @@ from mediaindex.domain.models import (
     Segment,
 )
 from mediaindex.domain.transcripts import Transcript
-from mediaindex.media import ffmpeg, shots
+from mediaindex.media import shots
 from mediaindex.media.probe import media_duration
+from mediaindex.pipeline import visual_plan
 from mediaindex.pipeline.context import StepContext, StepResult
 from mediaindex.pipeline.sentences import sentences
 from mediaindex.pipeline.steps.transcription import transcript_key
 from mediaindex.ports.search import SearchDoc
 
-MAX_SEGMENT_S = 10.0
-MIN_SHOT_S = 0.5  # cuts closer than this to another boundary are flashes, not shots
 SCENE_THRESHOLD = shots.SCENE_THRESHOLD
 
 
@@ -63,44 +61,13 @@ def detect_cuts(
     max_duration_s: float | None = None,
 ) -> list[float] | None:
     """Times of hard cuts, or None when scene detection could not run (a decode of its own; the
-    step takes them from the one-pass scan that also keeps the keyframes)."""
+    render step takes them from its one decode)."""
     return shots.detect_cuts(path, threshold=threshold, timeout_s=timeout_s, max_duration_s=max_duration_s)
-
-
-def plan_segments(
-    cuts: list[float], duration: float, *, max_len: float = MAX_SEGMENT_S
-) -> list[tuple[float, float]]:
-    """Boundaries at the cuts, then any piece longer than max_len split into equal parts."""
-    if duration <= 0:
-        return [(0.0, 0.0)]
-    bounds = [0.0]
-    for c in sorted(cuts):
-        if c - bounds[-1] >= MIN_SHOT_S and duration - c >= MIN_SHOT_S:
-            bounds.append(c)
-    bounds.append(duration)
-    out: list[tuple[float, float]] = []
-    for s, e in itertools.pairwise(bounds):
-        n = max(1, math.ceil((e - s) / max_len - 1e-9))
-        step = (e - s) / n
-        out += [(round(s + i * step, 3), round(s + (i + 1) * step if i < n - 1 else e, 3)) for i in range(n)]
-    return out
-
-
-def extract_keyframe(src: Path, at_s: float, dest: Path, timeout_s: float = 120) -> bool:
-    """One frame at `at_s` by a seek of its own: for images, and for a video whose one-pass scan
-    kept no candidate."""
-    for t in (at_s, 0.0):  # seeking near the end of a stream can find no frame; the start always has one
-        args = ["-ss", f"{t:.3f}", "-i", str(src), "-frames:v", "1", "-vf", shots.keyframe_scale()]
-        args += ["-q:v", "3", str(dest)]
-        ok = ffmpeg.run_ffmpeg(args, timeout_s=timeout_s, check=False).returncode == 0
-        if ok and dest.is_file() and dest.stat().st_size > 0:
-            return True
-    return False
 
 
 def load_transcript(ctx: StepContext) -> Transcript | None:
     """The transcript the transcription step stored, if any (a re-run of embedding reuses it)."""
-    key = transcript_key(ctx.asset.tenant_id, ctx.asset.id)
+    key = transcript_key(ctx.asset)
     if ctx.blobs.head(key) is None:
         return None
     return Transcript.model_validate_json(ctx.blobs.get_bytes(key))
@@ -114,58 +81,38 @@ def _media_type(asset: Asset) -> MediaType:
     return MediaType.VIDEO
 
 
-def _visual_segments(ctx: StepContext, media_type: MediaType, src: Path) -> list[_Seg]:
-    """Segments at the shot changes, each holding the keyframe candidate nearest its middle: cuts
-    and candidates come from one decode (`shots.scan`)."""
-    timeout = ctx.settings.job_timeout_s
-    if media_type == MediaType.IMAGE:
-        return [_Seg(0.0, 0.0, "image")]
+def _as_segs(kind: str, planned: list[visual_plan.VisualSegment]) -> list[_Seg]:
+    return [_Seg(v.start, v.end, kind, keyframe=v.keyframe, keyframe_key=v.keyframe_key) for v in planned]
+
+
+def _visual_segments(ctx: StepContext, media_type: MediaType) -> tuple[list[_Seg], list[Derivative]]:
+    """The visual segments with their keyframes (on this machine where a CLIP model will read
+    them), and the keyframe derivatives this step made (none when it used a stored plan)."""
     if media_type == MediaType.AUDIO:
-        return []
-    duration = ctx.asset.duration_s or media_duration(src)
-    found = shots.scan(
-        src,
-        ctx.workdir / "candidates",
-        duration_s=duration,
-        timeout_s=timeout,
-        max_duration_s=ctx.settings.max_duration_s,
-    )
-    kind = "shot" if found.cuts is not None else "window"
-    segs = [_Seg(s, e, kind) for s, e in plan_segments(found.cuts or [], duration)]
-    for seg in segs:
-        if (pick := shots.nearest(found.candidates, seg.start, seg.end)) is not None:
-            seg.keyframe = pick.path
-    return segs
-
-
-def _store_keyframes(
-    ctx: StepContext, segs: list[_Seg], src: Path, media_type: MediaType
-) -> list[Derivative]:
-    """Stores each segment's keyframe: the scan's candidate, else one frame seeked for it."""
+        return [], []
     asset = ctx.asset
-    ctx.blobs.delete_prefix(derived_key(asset.tenant_id, asset.id, "keyframes/"))  # a re-run leaves one set
-    derivatives: list[Derivative] = []
-    for i, seg in enumerate(segs):
-        frame = seg.keyframe
-        if frame is None:
-            frame = ctx.workdir / f"keyframe-{i:05d}.jpg"
-            at = 0.0 if media_type == MediaType.IMAGE else (seg.start + seg.end) / 2
-            if not extract_keyframe(src, at, frame):
-                continue
-        key = derived_key(asset.tenant_id, asset.id, f"keyframes/{i:05d}.jpg")
-        info = ctx.blobs.put_file(key, frame, "image/jpeg")
-        seg.keyframe, seg.keyframe_key = frame, key
-        derivatives.append(
-            Derivative(
-                asset_id=asset.id,
-                kind="keyframe",
-                key=key,
-                content_type="image/jpeg",
-                size_bytes=info.size,
-                index=i,
-            )
+    if media_type == MediaType.VIDEO and (stored := visual_plan.load(asset, ctx.blobs)) is not None:
+        planned = [
+            visual_plan.VisualSegment(s.start, s.end, keyframe_key=s.keyframe_key) for s in stored.segments
+        ]
+        if ctx.settings.clip_model_path is not None:
+            visual_plan.fetch_keyframes(ctx.blobs, planned, ctx.workdir)
+        return _as_segs(stored.kind, planned), []
+    src = ctx.original_path()
+    if media_type == MediaType.IMAGE:
+        kind, segs = "image", [visual_plan.VisualSegment(0.0, 0.0)]
+    else:
+        duration = ctx.asset.duration_s or media_duration(src)
+        found = shots.scan(
+            src,
+            ctx.workdir / "candidates",
+            duration_s=duration,
+            timeout_s=ctx.settings.job_timeout_s,
+            max_duration_s=ctx.settings.max_duration_s,
         )
-    return derivatives
+        kind, segs = visual_plan.segments_from_scan(found, duration)
+    derivatives = visual_plan.store_keyframes(asset, ctx.blobs, segs, src, ctx.workdir)
+    return _as_segs(kind, segs), derivatives
 
 
 def _speech_segments(transcript: Transcript | None, visual: list[_Seg]) -> list[_Seg]:
@@ -206,12 +153,8 @@ def _embedding_state(
 def run(ctx: StepContext) -> StepResult:
     asset = ctx.asset
     media_type = _media_type(asset)
-    src = ctx.original_path()
 
-    visual_segs = _visual_segments(ctx, media_type, src)
-    derivatives: list[Derivative] = []
-    if visual_segs:
-        derivatives = _store_keyframes(ctx, visual_segs, src, media_type)
+    visual_segs, derivatives = _visual_segments(ctx, media_type)
     segs = visual_segs + _speech_segments(load_transcript(ctx), visual_segs)
 
     clip = ctx.models.clip() if media_type != MediaType.AUDIO else None
@@ -261,7 +204,8 @@ def run(ctx: StepContext) -> StepResult:
     return StepResult(
         feature_states={Feature.EMBEDDING: state},
         derivatives=derivatives,
-        replaced_kinds=["keyframe"],
+        # Keyframes the render step stored stay as they are; those made here replace any others.
+        replaced_kinds=["keyframe"] if derivatives else [],
         segments=segments,
         search_docs=docs,
     )

@@ -1,6 +1,5 @@
-"""The `preview` step: a poster, evenly spaced thumbnails, and for video a storyboard sprite sheet
-with its WebVTT (the scrubbing preview players read). Everything comes out of one ffmpeg run that
-decodes the source once and splits the frames."""
+"""The previews, products of the render step's decode: a poster, evenly spaced thumbnails, and for
+video a storyboard sprite sheet with its WebVTT (the scrubbing preview players read)."""
 
 from __future__ import annotations
 
@@ -10,11 +9,10 @@ from pathlib import Path
 
 from mediaindex.domain.blob_keys import derived_key
 from mediaindex.domain.errors import MediaError
-from mediaindex.domain.models import Derivative, MediaType
-from mediaindex.media import ffmpeg, probe
+from mediaindex.domain.models import Asset, Derivative, MediaType
+from mediaindex.media import probe
 from mediaindex.media.probe import ProbeFacts
-from mediaindex.pipeline.context import StepContext, StepResult
-from mediaindex.pipeline.spec import STEP_BY_NAME
+from mediaindex.ports.blobs import BlobStore
 
 POSTER_BOX = (1280, 720)  # landscape; portrait gets (720, 1280)
 POSTER_AT = 0.10  # of the duration: past fades from black and title cards
@@ -52,18 +50,22 @@ class Storyboard:
 
 @dataclass(frozen=True)
 class PreviewPlan:
-    args: list[str]
+    graph: str  # filter chains reading the input's streams, labels prefixed `pv_`
+    args: list[str]  # the output arguments
     outputs: list[Output]  # what the run should write; thumbnails may come out fewer
     storyboard: Storyboard | None = None
     thumb_pattern: Path | None = None
     thumb_size: tuple[int, int] = (0, 0)
+    # Pictures from keyframes alone are enough (`-skip_frame nokey`), where nothing else in the run
+    # needs every frame.
+    keyframes_only: bool = False
 
 
 def _landscape_box(w: int, h: int, box: tuple[int, int]) -> tuple[int, int]:
     return box if w >= h else (box[1], box[0])
 
 
-def _video_plan(src: Path, out: Path, pf: ProbeFacts) -> PreviewPlan:
+def _video_plan(out: Path, pf: ProbeFacts) -> PreviewPlan:
     w, h = pf.width or 2, pf.height or 2
     duration = max(pf.duration_s or 0.0, 0.04)
     fps = pf.facts.fps or 25.0
@@ -79,72 +81,71 @@ def _video_plan(src: Path, out: Path, pf: ProbeFacts) -> PreviewPlan:
     # Frames are taken from the middle of each slot (start_time), never the black first frame.
     graph = ";".join(
         [
-            "[0:V:0]split=3[p][t][s]",
             # One frame through the scaler: without the trim every frame after the poster's is converted.
-            f"[p]select='gte(t\\,{poster_at:.3f})',trim=end_frame=1,scale={pw}:{ph},setsar=1[poster]",
-            f"[t]fps=fps={n_thumbs}/{duration:.3f}:start_time={duration / (2 * n_thumbs):.3f},"
-            f"scale={tw}:{th},setsar=1[thumbs]",
-            f"[s]fps=fps=1/{interval:g}:start_time={interval / 2:g},"
+            f"[0:V:0]select='gte(t\\,{poster_at:.3f})',trim=end_frame=1,scale={pw}:{ph},setsar=1[pv_poster]",
+            f"[0:V:0]fps=fps={n_thumbs}/{duration:.3f}:start_time={duration / (2 * n_thumbs):.3f},"
+            f"scale={tw}:{th},setsar=1[pv_thumbs]",
+            f"[0:V:0]fps=fps=1/{interval:g}:start_time={interval / 2:g},"
             f"scale={TILE_W}:{TILE_H}:force_original_aspect_ratio=decrease,"
-            f"pad={TILE_W}:{TILE_H}:(ow-iw)/2:(oh-ih)/2,setsar=1,tile={cols}x{rows}[sprite]",
+            f"pad={TILE_W}:{TILE_H}:(ow-iw)/2:(oh-ih)/2,setsar=1,tile={cols}x{rows}[pv_sprite]",
         ]
     )
     pattern = out / "thumb_%03d.jpg"
-    args = ["-skip_frame", "nokey"] if duration > KEYFRAMES_ONLY_AFTER_S else []
-    args += [
-        "-i", str(src), "-filter_complex", graph,
-        "-map", "[poster]", "-frames:v", "1", "-q:v", "3", "-update", "1", str(out / "poster.jpg"),
-        "-map", "[thumbs]", "-frames:v", str(n_thumbs), "-q:v", "4", "-start_number", "0", str(pattern),
-        "-map", "[sprite]", "-frames:v", "1", "-q:v", "5", "-update", "1", str(out / "storyboard.jpg"),
+    args = [
+        "-map", "[pv_poster]", "-frames:v", "1", "-q:v", "3", "-update", "1", str(out / "poster.jpg"),
+        "-map", "[pv_thumbs]", "-frames:v", str(n_thumbs), "-q:v", "4", "-start_number", "0", str(pattern),
+        "-map", "[pv_sprite]", "-frames:v", "1", "-q:v", "5", "-update", "1", str(out / "storyboard.jpg"),
     ]  # fmt: skip
     outputs = [
         Output("poster", out / "poster.jpg", pw, ph),
         Output("storyboard", out / "storyboard.jpg", cols * TILE_W, rows * TILE_H),
     ]
     board = Storyboard(interval, tiles, cols, rows, duration)
-    return PreviewPlan(args, outputs, board, pattern, (tw, th))
+    return PreviewPlan(
+        graph, args, outputs, board, pattern, (tw, th), keyframes_only=duration > KEYFRAMES_ONLY_AFTER_S
+    )
 
 
-def _image_plan(src: Path, out: Path, pf: ProbeFacts) -> PreviewPlan:
+def _image_plan(out: Path, pf: ProbeFacts) -> PreviewPlan:
     w, h = pf.width or 1, pf.height or 1
     pw, ph = probe.fit_within(w, h, *_landscape_box(w, h, POSTER_BOX))
     tw, th = probe.fit_within(w, h, THUMB_WIDTH, 10 * THUMB_WIDTH)
-    graph = f"[0:V:0]split=2[p][t];[p]scale={pw}:{ph}[poster];[t]scale={tw}:{th}[thumb]"
+    graph = f"[0:V:0]scale={pw}:{ph}[pv_poster];[0:V:0]scale={tw}:{th}[pv_thumb]"
     args = [
-        "-i", str(src), "-filter_complex", graph,
-        "-map", "[poster]", "-frames:v", "1", "-q:v", "3", "-update", "1", str(out / "poster.jpg"),
-        "-map", "[thumb]", "-frames:v", "1", "-q:v", "4", "-update", "1", str(out / "thumb_000.jpg"),
+        "-map", "[pv_poster]", "-frames:v", "1", "-q:v", "3", "-update", "1", str(out / "poster.jpg"),
+        "-map", "[pv_thumb]", "-frames:v", "1", "-q:v", "4", "-update", "1", str(out / "thumb_000.jpg"),
     ]  # fmt: skip
     return PreviewPlan(
+        graph,
         args,
         [Output("poster", out / "poster.jpg", pw, ph), Output("thumbnail", out / "thumb_000.jpg", tw, th)],
     )
 
 
-def _audio_plan(src: Path, out: Path) -> PreviewPlan:
+def _audio_plan(out: Path) -> PreviewPlan:
     ww, wh = WAVE_SIZE
     tw, th = THUMB_WIDTH, round(THUMB_WIDTH * wh / ww)
     graph = (
         f"[0:a:0]aformat=channel_layouts=mono,showwavespic=s={ww}x{wh}:colors=0x4f8cff,"
-        f"format=yuvj420p,split=2[p][t];[t]scale={tw}:{th}[thumb]"
+        f"format=yuvj420p,split=2[pv_poster][pv_t];[pv_t]scale={tw}:{th}[pv_thumb]"
     )
     args = [
-        "-i", str(src), "-filter_complex", graph,
-        "-map", "[p]", "-frames:v", "1", "-q:v", "3", "-update", "1", str(out / "poster.jpg"),
-        "-map", "[thumb]", "-frames:v", "1", "-q:v", "4", "-update", "1", str(out / "thumb_000.jpg"),
+        "-map", "[pv_poster]", "-frames:v", "1", "-q:v", "3", "-update", "1", str(out / "poster.jpg"),
+        "-map", "[pv_thumb]", "-frames:v", "1", "-q:v", "4", "-update", "1", str(out / "thumb_000.jpg"),
     ]  # fmt: skip
     return PreviewPlan(
+        graph,
         args,
         [Output("poster", out / "poster.jpg", ww, wh), Output("thumbnail", out / "thumb_000.jpg", tw, th)],
     )
 
 
-def plan(src: Path, out_dir: Path, pf: ProbeFacts) -> PreviewPlan:
+def plan(out_dir: Path, pf: ProbeFacts) -> PreviewPlan:
     if pf.media_type == MediaType.VIDEO:
-        return _video_plan(src, out_dir, pf)
+        return _video_plan(out_dir, pf)
     if pf.media_type == MediaType.AUDIO:
-        return _audio_plan(src, out_dir)
-    return _image_plan(src, out_dir, pf)
+        return _audio_plan(out_dir)
+    return _image_plan(out_dir, pf)
 
 
 def _timestamp(t: float) -> str:
@@ -180,21 +181,13 @@ def produced(p: PreviewPlan) -> list[Output]:
     return outs
 
 
-def run(ctx: StepContext) -> StepResult:
-    src = ctx.original_path()
-    pf = probe.facts_for(ctx.asset, src)
-    out_dir = ctx.workdir / "preview"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    p = plan(src, out_dir, pf)
-    # Audio waveforms and video thumbnails decode the whole stream: capped at the media limit.
-    cap = None if pf.media_type == MediaType.IMAGE else ctx.settings.max_duration_s
-    ffmpeg.run_ffmpeg(p.args, timeout_s=float(STEP_BY_NAME["preview"].timeout_s), max_duration_s=cap)
-
+def store(asset: Asset, blobs: BlobStore, p: PreviewPlan) -> list[Derivative]:
+    """Stores what the run wrote (and the storyboard's VTT): the previews' derivatives."""
     outs = produced(p)
     if not any(o.kind == "poster" for o in outs):
         raise MediaError("ffmpeg wrote no poster: no frame could be decoded", code="media_corrupt")
     if p.storyboard is not None and any(o.kind == "storyboard" for o in outs):
-        vtt = out_dir / "storyboard.vtt"
+        vtt = next(o.path for o in outs if o.kind == "storyboard").with_name("storyboard.vtt")
         vtt.write_text(storyboard_vtt(p.storyboard, "storyboard.jpg"), encoding="utf-8")
         outs.append(Output("storyboard_vtt", vtt, 0, 0))
 
@@ -202,11 +195,11 @@ def run(ctx: StepContext) -> StepResult:
     derivatives = []
     for o in outs:
         content_type = "text/vtt" if o.kind == "storyboard_vtt" else JPEG
-        key = derived_key(ctx.asset.tenant_id, ctx.asset.id, o.path.name)
-        info = ctx.blobs.put_file(key, o.path, content_type)
+        key = derived_key(asset, o.path.name)
+        info = blobs.put_file(key, o.path, content_type)
         derivatives.append(
             Derivative(
-                asset_id=ctx.asset.id,
+                asset_id=asset.id,
                 kind=o.kind,
                 key=key,
                 content_type=content_type,
@@ -217,4 +210,4 @@ def run(ctx: StepContext) -> StepResult:
                 index=o.index,
             )
         )
-    return StepResult(derivatives=derivatives, replaced_kinds=list(REPLACED_KINDS))
+    return derivatives

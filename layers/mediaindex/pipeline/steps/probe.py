@@ -1,13 +1,36 @@
-"""The `probe` step: what the original is, whether it is usable, and what applies to it."""
+"""The `probe` step: what the original is, whether it is usable, and what applies to it; for a task
+that transcribes, the 16 kHz audio track transcription reads (pipeline/audio_track.py)."""
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 from mediaindex.domain.errors import MediaError
-from mediaindex.domain.models import Feature, FeatureState, FeatureStatus, MediaType
+from mediaindex.domain.models import Derivative, Feature, FeatureState, FeatureStatus, MediaType
 from mediaindex.media import probe
 from mediaindex.media.hashing import sha256_file
+from mediaindex.pipeline import audio_track
 from mediaindex.pipeline.context import StepContext, StepResult
 from mediaindex.pipeline.spec import STEP_BY_NAME
+
+log = logging.getLogger(__name__)
+
+
+def _keep_audio_track(ctx: StepContext, path: Path) -> list[Derivative]:
+    """Stores the 16 kHz track transcription reads. Audio that does not decode fails transcription
+    alone, as before the track was kept: transcription then reports it from the original."""
+    track = ctx.workdir / audio_track.TRACK_NAME
+    try:
+        has_audio = audio_track.extract(
+            path, track, timeout_s=ctx.settings.job_timeout_s, max_duration_s=ctx.settings.max_duration_s
+        )
+    except MediaError as e:
+        if e.code == "media_too_large":
+            raise
+        log.warning("audio track not kept: %s", e.message, extra={"asset_id": ctx.asset.id})
+        return []
+    return [audio_track.store(ctx.asset, ctx.blobs, track)] if has_audio else []
 
 
 def run(ctx: StepContext) -> StepResult:
@@ -40,6 +63,9 @@ def run(ctx: StepContext) -> StepResult:
     }
     if not ctx.asset.content_type:
         updates["content_type"] = pf.content_type
+    derivatives: list[Derivative] = []
+    if Feature.TRANSCRIPTION in ctx.task_features and pf.media_type != MediaType.IMAGE and pf.facts.has_audio:
+        derivatives = _keep_audio_track(ctx, path)
 
     # Probe serves no feature itself; the runner applies these only to features the task has.
     states: dict[Feature, FeatureState] = {}
@@ -47,4 +73,9 @@ def run(ctx: StepContext) -> StepResult:
         states[Feature.TRANSCRIPTION] = FeatureState(state=FeatureStatus.NA, reason="images have no audio")
     elif not pf.facts.has_audio:
         states[Feature.TRANSCRIPTION] = FeatureState(state=FeatureStatus.NA, reason="no audio stream")
-    return StepResult(feature_states=states, asset_updates=updates)
+    return StepResult(
+        feature_states=states,
+        asset_updates=updates,
+        derivatives=derivatives,
+        replaced_kinds=[audio_track.TRACK_KIND] if derivatives else [],
+    )

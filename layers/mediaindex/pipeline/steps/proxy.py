@@ -1,17 +1,15 @@
-"""The `proxy` step: a small file every browser plays. Video -> H.264/AAC MP4 (at most 720p),
-audio -> AAC in M4A, image -> WebP (JPEG where this ffmpeg has no libwebp)."""
+"""The proxy, one product of the render step's decode: a small file every browser plays. Video ->
+H.264/AAC MP4 (at most 720p), audio -> AAC in M4A, image -> WebP (JPEG where this ffmpeg has no
+libwebp)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-from mediaindex.domain.blob_keys import derived_key
-from mediaindex.domain.models import Derivative, MediaType
+from mediaindex.domain.models import Asset, Derivative, MediaType
 from mediaindex.media import ffmpeg, probe
 from mediaindex.media.probe import ProbeFacts
-from mediaindex.pipeline.context import StepContext, StepResult
-from mediaindex.pipeline.spec import STEP_BY_NAME
 
 VIDEO_BOX = (1280, 720)  # landscape; portrait gets (720, 1280)
 IMAGE_MAX_SIDE = 2048
@@ -26,16 +24,18 @@ AUDIO_BYTES_PER_S = 64 * 1024
 
 @dataclass(frozen=True)
 class ProxyPlan:
-    """One ffmpeg run: its arguments and what it will produce."""
+    """Its part of the render run (filter chains reading the input's streams, and the output
+    arguments that end in the file), and what that produces."""
 
-    args: list[str]
+    graph: str
+    outputs: list[str]
     output: Path
     content_type: str
     width: int | None
     height: int | None
 
 
-def _video_plan(src: Path, out_dir: Path, pf: ProbeFacts) -> ProxyPlan:
+def _video_plan(out_dir: Path, pf: ProbeFacts) -> ProxyPlan:
     w, h = pf.width or 2, pf.height or 2
     box_w, box_h = VIDEO_BOX if w >= h else VIDEO_BOX[::-1]
     out_w, out_h = probe.fit_within(w, h, box_w, box_h, even=True)
@@ -45,10 +45,9 @@ def _video_plan(src: Path, out_dir: Path, pf: ProbeFacts) -> ProxyPlan:
     # ffmpeg autorotates before the filters, so the box applies to the display size. yuv420p makes
     # 10-bit and 4:2:2/4:4:4 sources 8-bit 4:2:0, the only H.264 flavour every browser decodes.
     # A constant frame rate (-fps_mode cfr) keeps variable-rate phone footage in sync and seekable.
+    graph = f"[0:V:0]scale={out_w}:{out_h}:flags=bicubic,setsar=1,format=yuv420p[proxy]"
     args = [
-        "-i", str(src),
-        "-map", "0:V:0",
-        "-vf", f"scale={out_w}:{out_h}:flags=bicubic,setsar=1,format=yuv420p",
+        "-map", "[proxy]",
         "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p",
         "-profile:v", "high", "-g", str(max(1, round(fps * 2))),
         *ffmpeg.cfr_args(), "-r", f"{fps:g}",
@@ -58,70 +57,59 @@ def _video_plan(src: Path, out_dir: Path, pf: ProbeFacts) -> ProxyPlan:
     else:
         args += ["-an"]
     args += ["-sn", "-dn", "-map_metadata", "-1", "-map_chapters", "-1", "-movflags", "+faststart", str(out)]
-    return ProxyPlan(args, out, "video/mp4", out_w, out_h)
+    return ProxyPlan(graph, args, out, "video/mp4", out_w, out_h)
 
 
-def _audio_plan(src: Path, out_dir: Path) -> ProxyPlan:
+def _audio_plan(out_dir: Path) -> ProxyPlan:
     out = out_dir / "proxy.m4a"
     args = [
-        "-i", str(src), "-map", "0:a:0", "-vn", "-sn", "-dn",
+        "-map", "0:a:0", "-vn", "-sn", "-dn",
         "-c:a", "aac", "-b:a", AUDIO_BITRATE, "-ac", "2",
         "-map_metadata", "-1", "-movflags", "+faststart", str(out),
     ]  # fmt: skip
-    return ProxyPlan(args, out, "audio/mp4", None, None)
+    return ProxyPlan("", args, out, "audio/mp4", None, None)
 
 
-def _image_plan(src: Path, out_dir: Path, pf: ProbeFacts) -> ProxyPlan:
+def _image_plan(out_dir: Path, pf: ProbeFacts) -> ProxyPlan:
     w, h = probe.fit_within(pf.width or 1, pf.height or 1, IMAGE_MAX_SIDE, IMAGE_MAX_SIDE)
-    args = ["-i", str(src), "-map", "0:V:0", "-frames:v", "1", "-vf", f"scale={w}:{h}:flags=lanczos"]
+    graph = f"[0:V:0]scale={w}:{h}:flags=lanczos[proxy]"
+    args = ["-map", "[proxy]", "-frames:v", "1"]
     if ffmpeg.has_encoder("libwebp"):
         out = out_dir / "proxy.webp"
-        return ProxyPlan([*args, "-c:v", "libwebp", "-quality", "80", str(out)], out, "image/webp", w, h)
-    out = out_dir / "proxy.jpg"
-    return ProxyPlan([*args, "-c:v", "mjpeg", "-q:v", "3", "-update", "1", str(out)], out, "image/jpeg", w, h)
-
-
-def plan(src: Path, out_dir: Path, pf: ProbeFacts) -> ProxyPlan:
-    if pf.media_type == MediaType.VIDEO:
-        return _video_plan(src, out_dir, pf)
-    if pf.media_type == MediaType.AUDIO:
-        return _audio_plan(src, out_dir)
-    return _image_plan(src, out_dir, pf)
-
-
-def run(ctx: StepContext) -> StepResult:
-    src = ctx.original_path()
-    pf = probe.facts_for(ctx.asset, src)
-    out_dir = ctx.workdir / "proxy"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    p = plan(src, out_dir, pf)
-    timeout_s = float(STEP_BY_NAME["proxy"].timeout_s)
-    if pf.media_type == MediaType.IMAGE:
-        ffmpeg.run_ffmpeg(p.args, timeout_s=timeout_s)
-    else:
-        # Capped on what is decoded: a header that claims less than the file holds cannot make
-        # this run (and its temp output) longer than the media limit.
-        max_s = ctx.settings.max_duration_s
-        per_s = VIDEO_BYTES_PER_S if pf.media_type == MediaType.VIDEO else AUDIO_BYTES_PER_S
-        ffmpeg.run_ffmpeg(
-            p.args,
-            timeout_s=timeout_s,
-            max_duration_s=max_s,
-            max_output_bytes=int((max_s + ffmpeg.DECODE_MARGIN_S + 1) * per_s),
+        return ProxyPlan(
+            graph, [*args, "-c:v", "libwebp", "-quality", "80", str(out)], out, "image/webp", w, h
         )
+    out = out_dir / "proxy.jpg"
+    args += ["-c:v", "mjpeg", "-q:v", "3", "-update", "1", str(out)]
+    return ProxyPlan(graph, args, out, "image/jpeg", w, h)
 
+
+def plan(out_dir: Path, pf: ProbeFacts) -> ProxyPlan:
+    if pf.media_type == MediaType.VIDEO:
+        return _video_plan(out_dir, pf)
+    if pf.media_type == MediaType.AUDIO:
+        return _audio_plan(out_dir)
+    return _image_plan(out_dir, pf)
+
+
+def output_cap(pf: ProbeFacts, max_duration_s: float) -> int | None:
+    """The most bytes the proxy may reach (`-fs`): None for an image."""
+    if pf.media_type == MediaType.IMAGE:
+        return None
+    per_s = VIDEO_BYTES_PER_S if pf.media_type == MediaType.VIDEO else AUDIO_BYTES_PER_S
+    return int((max_duration_s + ffmpeg.DECODE_MARGIN_S + 1) * per_s)
+
+
+def derivative(asset: Asset, p: ProxyPlan, key: str, size: int, *, timed: bool) -> Derivative:
     # The encoder's own numbers, not the plan's: cfr and AAC priming move the duration a little.
-    out_facts = probe.describe(p.output) if pf.media_type != MediaType.IMAGE else None
-    key = derived_key(ctx.asset.tenant_id, ctx.asset.id, p.output.name)
-    info = ctx.blobs.put_file(key, p.output, p.content_type)
-    derivative = Derivative(
-        asset_id=ctx.asset.id,
+    duration = probe.describe(p.output).duration_s if timed else None
+    return Derivative(
+        asset_id=asset.id,
         kind="proxy",
         key=key,
         content_type=p.content_type,
-        size_bytes=info.size,
+        size_bytes=size,
         width=p.width,
         height=p.height,
-        duration_s=out_facts.duration_s if out_facts else None,
+        duration_s=duration,
     )
-    return StepResult(derivatives=[derivative], replaced_kinds=["proxy"])
