@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from mediaindex.cli import keys, models, quotas, reindex, webhooks
+from mediaindex.cli import keys, models, quotas, reindex, transfer, webhooks
 from mediaindex.cli.aws import cmd_aws_init, cmd_aws_smoke
 from mediaindex.cli.demo_cmd import cmd_demo
 from mediaindex.cli.errors import (
@@ -116,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     quotas.register(sub)
     models.register(sub)
     reindex.register(sub)
+    transfer.register(sub)
 
     a = sub.add_parser("aws", help="AWS runtime helpers").add_subparsers(
         dest="aws_command", required=True, metavar="ACTION"
