@@ -161,6 +161,13 @@ def test_an_object_created_event_starts_only_the_asset_its_hashed_key_names(tmp_
             # Then they are dropped, and the asset still awaits its original
             assert deliver(forged) == {"status": "ignored", "reason": "key"}
         assert runtime.stores.assets.get(asset.tenant_id, asset.id).status == "awaiting_upload"  # type: ignore[union-attr]
+        # And an object that parses as this asset's original under the other layout, or another
+        # extension, but is not where its upload was signed: deleted, nothing started
+        for stray in (key.replace(f"/{hh}/", "/", 1), key.rsplit(".", 1)[0] + ".mov"):
+            runtime.blobs.put_bytes(stray, CLIP, "video/mp4")
+            assert deliver(stray) == {"status": "deleted", "asset_id": asset.id}
+            assert runtime.blobs.head(stray) is None
+        assert runtime.stores.assets.get(asset.tenant_id, asset.id).status == "awaiting_upload"  # type: ignore[union-attr]
         assert executions(runtime) == []
         # While the event for its own key (URL-encoded, as S3 sends it) starts its pipeline, once
         assert deliver(key)["status"] == "started"

@@ -86,7 +86,7 @@ def build_local(settings: Settings, *, start_workers: bool | None = None) -> Run
         parsed = parse_original_key(key)
         if not parsed:
             return True
-        landing, _ = ingest.original_landed(parsed[0], parsed[1], size=info.size, etag=info.etag)
+        landing, _ = ingest.original_landed(parsed[0], parsed[1], size=info.size, etag=info.etag, key=key)
         return landing != Landing.UNWANTED
 
     # Signed PUTs land through the app itself: its blob routes tell ingest an original arrived.

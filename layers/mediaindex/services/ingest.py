@@ -50,14 +50,26 @@ class IngestService:
         return self.original_landed(tenant_id, asset_id, size=size, etag=etag)[1]
 
     def original_landed(
-        self, tenant_id: str, asset_id: str, *, size: int | None, etag: str | None
+        self,
+        tenant_id: str,
+        asset_id: str,
+        *,
+        size: int | None,
+        etag: str | None,
+        key: str | None = None,
     ) -> tuple[Landing, Task | None]:
-        """As original_uploaded, with what the landing was: the caller deletes an UNWANTED object."""
+        """As original_uploaded, with what the landing was: the caller deletes an UNWANTED object.
+        `key`, where the object landed: an object that names the asset but is not at the key its
+        upload was signed for (another layout's or another extension's) is UNWANTED too, so the
+        pipeline never starts on a file it would not read."""
         asset = self._assets.get(tenant_id, asset_id)
         if _unwanted(asset):
             log.warning("upload for a deleted or ended asset is unwanted", extra={"asset_id": asset_id})
             return Landing.UNWANTED, None
         assert asset is not None
+        if key is not None and asset.upload is not None and key != asset.upload.key:
+            log.warning("an object not at the asset's upload key is unwanted", extra={"asset_id": asset_id})
+            return Landing.UNWANTED, None
         if asset.status != AssetStatus.AWAITING_UPLOAD:
             self._restart_if_stranded(asset)
             return Landing.DUPLICATE, None

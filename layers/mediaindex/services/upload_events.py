@@ -53,6 +53,7 @@ def object_created(
         asset_id,
         size=int(size) if size is not None else None,
         etag=etag.strip('"') if etag else None,  # S3 quotes ETags in some places, not in events
+        key=key,
     )
     if landing == Landing.UNWANTED:
         if blobs is None:
