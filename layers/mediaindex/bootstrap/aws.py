@@ -24,7 +24,7 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -47,9 +47,11 @@ from mediaindex.services.cleanup import CleanupService
 from mediaindex.services.indexes import HandedOffPurges, IndexService
 from mediaindex.services.ingest import IngestService
 from mediaindex.services.keys import KeyService
-from mediaindex.services.pipeline import PipelineRunner
 from mediaindex.services.reindex import ReindexProgress, ReindexService
 from mediaindex.settings import Settings
+
+if TYPE_CHECKING:  # the API never runs a pipeline: the runner's modules are not on its cold start
+    from mediaindex.services.pipeline import PipelineRunner
 
 log = logging.getLogger(__name__)
 
