@@ -195,6 +195,19 @@ def test_user_metadata_limits(api: Api) -> None:
     assert resp.status_code == 400 and error_code(resp) == "parameter_invalid"
 
 
+def test_user_metadata_keys_come_back_as_sent_whatever_they_start_with(api: Api) -> None:
+    # Keys an encoder might treat as its own (SQLAlchemy's "_sa" prefix) are the user's all the same
+    idx = api.index()
+    meta = {"_sa_instance": "x", "_private": 1, "$dollar": True, "plain": None}
+    created = api.ok(
+        "POST", "/v1/assets", 201, json={"index_id": idx["id"], "name": "a.mp4", "user_metadata": meta}
+    )
+    assert created["asset"]["user_metadata"] == meta
+    assert api.ok("GET", f"/v1/assets/{created['asset']['id']}")["user_metadata"] == meta
+    renamed = api.ok("PATCH", f"/v1/assets/{created['asset']['id']}", json={"name": "b.mp4"})
+    assert renamed["user_metadata"] == meta
+
+
 def test_form_upload_with_a_file(api: Api, small_image: Path, run_pipeline: Callable[[], int]) -> None:
     idx = api.index(default_features=["proxy"])
     resp = api.call(

@@ -1,4 +1,8 @@
-"""FastAPI dependencies as `Annotated` aliases, so tests can swap them with dependency_overrides."""
+"""FastAPI dependencies as `Annotated` aliases, so tests can swap them with dependency_overrides.
+
+Dependencies that only read the request are `async def`: FastAPI runs a plain `def` dependency on
+the thread pool, a hop (two thread switches) that costs more than their work. Those that call a
+store (`authenticate`) stay plain, so a slow store never holds the event loop."""
 
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ from mediaindex.services.bundle import Services
 from mediaindex.services.idempotency import Rebuild, request_fingerprint
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
@@ -65,7 +69,7 @@ def authenticate(
 TenantId = Annotated[str, Depends(authenticate)]
 
 
-def caller_key_id(request: Request, tenant_id: TenantId) -> str:
+async def caller_key_id(request: Request, tenant_id: TenantId) -> str:
     """The id of the key the request was authenticated with."""
     key_id: str = request.state.key_id
     return key_id
@@ -107,7 +111,8 @@ def respond(
     keeps only ids in the record and makes the replay from them (services.idempotency)."""
 
     def run() -> tuple[int, Any]:
-        return status, jsonable_encoder(execute())
+        # sqlalchemy_safe off: its default drops every dict key starting with "_sa", user metadata too.
+        return status, jsonable_encoder(execute(), sqlalchemy_safe=False)
 
     if idem_key is None:
         code, payload = run()
@@ -132,7 +137,7 @@ class IdempotentPost:
         return respond(self.services, self.request, self.tenant_id, self.key, self.body, status, execute)
 
 
-def idempotent_post(
+async def idempotent_post(
     request: Request, services: ServicesDep, tenant_id: TenantId, raw: RawBody, idem: IdempotencyKey = None
 ) -> IdempotentPost:
     return IdempotentPost(services, request, tenant_id, idem, raw)
