@@ -2,7 +2,11 @@
 (CPU, with the same weights the Batch embedding jobs use) with the Lambda runtime client as
 entrypoint and the encoder handler as command. The API invokes it synchronously to embed search
 text. Its model environment is the GPU jobs' (`model_environment`): the same text model, and CLIP
-when the `clip` context says so, so visual text search works on AWS."""
+when the `clip` context says so, so visual text search works on AWS.
+
+With `provisioned` > 0 (context `encoder_provisioned_concurrency`) the API calls a `live` alias with
+that many instances kept initialised: a cold start of this image (seconds: the models load) is
+then never on a search's path, at the price of those instances' memory around the clock."""
 
 from __future__ import annotations
 
@@ -18,7 +22,15 @@ from infra.compute import image_asset_options, model_environment
 
 
 class Encoder(Construct):
-    def __init__(self, scope: Construct, id: str, *, environment: dict[str, str], clip: bool = False) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        environment: dict[str, str],
+        clip: bool = False,
+        provisioned: int = 0,
+    ) -> None:
         super().__init__(scope, id)
         self.role = iam.Role(
             self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"), description="query encoder"
@@ -56,8 +68,23 @@ class Encoder(Construct):
             timeout=Duration.seconds(20),
             tracing=lambda_.Tracing.ACTIVE,
         )
+        if provisioned < 0:
+            raise ValueError(f"{names.CTX_ENCODER_WARM} must be 0 or more, not {provisioned}")
+        # What the API invokes: the function (by name), or its warm alias (by ARN: boto3 invokes a
+        # qualified ARN as it does a name).
+        self.target: lambda_.IFunction = self.function
+        self.invoke_name = self.function.function_name
+        if provisioned:
+            self.target = lambda_.Alias(
+                self,
+                "Live",
+                alias_name="live",
+                version=self.function.current_version,
+                provisioned_concurrent_executions=provisioned,
+            )
+            self.invoke_name = self.target.function_arn
 
     def allow_invoke(self, role: iam.IRole) -> None:
         role.add_to_principal_policy(
-            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[self.function.function_arn])
+            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[self.target.function_arn])
         )

@@ -63,5 +63,8 @@ CTX_CLIP = "clip"  # true when the ml image was built with CLIP weights in weigh
 CTX_ALARM_EMAIL = "alarm_email"
 CTX_GPU_MAX_VCPUS = "gpu_max_vcpus"
 CTX_CPU_MAX_VCPUS = "cpu_max_vcpus"
+# Query-encoder instances kept initialised (0, the default: none; each costs its memory around the
+# clock): a search then never waits for the encoder's image and models to load.
+CTX_ENCODER_WARM = "encoder_provisioned_concurrency"
 
 LOG_RETENTION = "ONE_MONTH"  # every log group's CloudWatch retention (a RetentionDays name)

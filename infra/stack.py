@@ -112,7 +112,13 @@ class MediaIndexStack(Stack):
             layer=self.layer,
             environment=environment,
         )
-        self.encoder = Encoder(self, "Encoder", environment=environment, clip=clip)
+        self.encoder = Encoder(
+            self,
+            "Encoder",
+            environment=environment,
+            clip=clip,
+            provisioned=int(ctx(names.CTX_ENCODER_WARM) or 0),
+        )
         self.bootstrap_key = BootstrapKey(self, "BootstrapKey", retain=retain)
         self.api = Api(
             self,
@@ -120,7 +126,7 @@ class MediaIndexStack(Stack):
             layer=self.layer,
             environment={
                 **environment,
-                names.ENV_ENCODER: self.encoder.function.function_name,
+                names.ENV_ENCODER: self.encoder.invoke_name,
                 names.ENV_ENCODER_VISUAL: "true" if clip else "false",
                 names.ENV_BOOTSTRAP_KEY: self.bootstrap_key.secret.secret_arn,
             },

@@ -536,6 +536,55 @@ def test_query_encoder_is_a_container_image_lambda_of_the_ml_image(synth: Synth)
     assert encoder["ImageConfig"]["EntryPoint"] == ["python", "-m", "awslambdaric"]
 
 
+def _encoder_stack(provisioned: int) -> tuple[Any, Any, dict[str, Any]]:
+    import aws_cdk as cdk
+    from aws_cdk import aws_iam as iam
+    from aws_cdk.assertions import Template
+
+    from infra.encoder import Encoder
+
+    stack = cdk.Stack(cdk.App(), "E")
+    encoder = Encoder(stack, "Encoder", environment={}, provisioned=provisioned)
+    role = iam.Role(stack, "ApiRole", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+    encoder.allow_invoke(role)
+    return stack, encoder, dict(Template.from_stack(stack).to_json())
+
+
+def _invoke_resources(doc: dict[str, Any]) -> list[Any]:
+    return [
+        st["Resource"]
+        for policy in resources(doc, "AWS::IAM::Policy").values()
+        for st in policy["Properties"]["PolicyDocument"]["Statement"]
+        if st["Action"] == "lambda:InvokeFunction"
+    ]
+
+
+def test_a_warm_query_encoder_is_a_live_alias_with_provisioned_concurrency(tmp_path: Any) -> None:
+    from tests.infra.test_cfn_lint import assert_clean, lint
+
+    stack, encoder, doc = _encoder_stack(2)
+    ((alias_id, alias),) = resources(doc, "AWS::Lambda::Alias").items()
+    assert alias["Properties"]["Name"] == "live"
+    assert alias["Properties"]["ProvisionedConcurrencyConfig"] == {"ProvisionedConcurrentExecutions": 2}
+    # The API is told the alias (its ARN) and may invoke only that
+    assert stack.resolve(encoder.invoke_name) == {"Ref": alias_id}
+    assert _invoke_resources(doc) == [{"Ref": alias_id}]
+    assert_clean(lint(doc, tmp_path))
+
+
+def test_by_default_the_query_encoder_is_invoked_unqualified_and_nothing_is_kept_warm() -> None:
+    stack, encoder, doc = _encoder_stack(0)
+    assert resources(doc, "AWS::Lambda::Alias") == {}
+    (function_id,) = resources(doc, "AWS::Lambda::Function")
+    assert stack.resolve(encoder.invoke_name) == {"Ref": function_id}
+    assert _invoke_resources(doc) == [{"Fn::GetAtt": [function_id, "Arn"]}]
+
+
+def test_a_negative_warm_encoder_count_is_refused_at_synth() -> None:
+    with pytest.raises(ValueError, match="encoder_provisioned_concurrency must be 0 or more"):
+        _encoder_stack(-1)
+
+
 # --- observability ---
 
 
