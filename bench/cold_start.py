@@ -62,7 +62,7 @@ print(json.dumps({{"import_s": marks[1] - marks[0], "total_s": marks[-1] - marks
 """
 
 
-def _env(tmp: Path) -> dict[str, str]:
+def lambda_env(tmp: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MEDIAINDEX_", "AWS_"))}
     env.update(
         # The Lambda layout: the function folder is the cwd/first path entry, the layer on the path.
@@ -158,7 +158,7 @@ def main() -> int:
     baseline: list[dict[str, Any]] = []
     runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        env = _env(Path(tmp))
+        env = lambda_env(Path(tmp))
         _run(BASELINE, env)  # warm the OS page cache and .pyc files, as a deployed layer would be
         _run(handler, env)
         for _ in range(args.runs):

@@ -22,10 +22,10 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from mediaindex import __version__
 from mediaindex.adapters.local.fs_blobs import LocalBlobStore
 from mediaindex.bootstrap import Runtime
 from mediaindex.bootstrap.app import build_app
+from mediaindex.bootstrap.compose import transfer_service
 from mediaindex.bootstrap.local import build_local
 from mediaindex.cli.app import main
 from mediaindex.domain.errors import ConflictError
@@ -65,15 +65,7 @@ def _sha(data: bytes) -> str:
 
 
 def _service(runtime: Runtime) -> TransferService:
-    return TransferService(
-        keys=runtime.stores.keys,
-        indexes=runtime.stores.indexes,
-        assets=runtime.stores.assets,
-        outputs=runtime.stores.outputs,
-        blobs=runtime.blobs,
-        reindex=runtime.services.reindex,
-        version=__version__,
-    )
+    return transfer_service(runtime)
 
 
 def _api(runtime: Runtime, client: TestClient, tenant: str) -> Api:

@@ -5,7 +5,6 @@ line. Building the app sends no request (dummy credentials), so no AWS is needed
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -17,31 +16,10 @@ from botocore.exceptions import UnknownServiceError
 from botocore.loaders import Loader
 
 from bench.__main__ import _records
-from bench.cold_start import FORBIDDEN
+from bench.cold_start import FORBIDDEN, lambda_env
 from mediaindex.adapters.aws.clients import NameCheckingLoader, core_session, make_client
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _lambda_env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MEDIAINDEX_", "AWS_"))}
-    env.update(
-        PYTHONPATH=os.pathsep.join([str(ROOT / "functions" / "api"), str(ROOT / "layers")]),
-        AWS_LAMBDA_FUNCTION_NAME="mediaindex-api",
-        MEDIAINDEX_RUNTIME="aws",
-        MEDIAINDEX_AWS_REGION="us-east-1",
-        MEDIAINDEX_TABLE_NAME="mediaindex",
-        MEDIAINDEX_BUCKET_NAME="mediaindex-media",
-        MEDIAINDEX_STATE_MACHINE_ARN="arn:aws:states:us-east-1:111111111111:stateMachine:mediaindex",
-        MEDIAINDEX_OPENSEARCH_URL="https://search-mediaindex.us-east-1.es.amazonaws.com",
-        MEDIAINDEX_QUERY_ENCODER_FUNCTION="mediaindex-encoder",
-        MEDIAINDEX_PURGE_FUNCTION="mediaindex-purge",
-        MEDIAINDEX_DATA_DIR=str(tmp_path),
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_DEFAULT_REGION="us-east-1",
-    )
-    return env
 
 
 def _run(code: str, env: dict[str, str]) -> dict[str, Any]:
@@ -79,7 +57,7 @@ def test_the_api_lambda_builds_without_collecting_and_without_heavy_modules(tmp_
                                                         "faster_whisper", "httpx", "numpy", "opensearchpy")
                                             if m in sys.modules)}))
         """,
-        _lambda_env(tmp_path),
+        lambda_env(tmp_path),
     )
     assert result["disabled_at_import"] and result["passes_while_building"] == []
     assert result["enabled_after"] and result["frozen"] > 0  # on again, the app's objects frozen out
@@ -109,7 +87,7 @@ def test_clients_share_one_botocore_session_and_s3_keeps_its_transfer_methods(tm
             ),
         }))
         """,
-        _lambda_env(tmp_path),
+        lambda_env(tmp_path),
     )
     assert result["boto3_before_s3"] is False
     assert result["dynamodb_endpoint"] == "https://dynamodb.eu-west-1.amazonaws.com"

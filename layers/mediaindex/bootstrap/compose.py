@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from mediaindex.domain.quotas import Quotas
 from mediaindex.ml.whisper_models import offered_models
@@ -32,6 +33,10 @@ from mediaindex.services.tasks import TaskService
 from mediaindex.services.uploads import UploadService
 from mediaindex.services.usage import UsageService
 from mediaindex.settings import Settings
+
+if TYPE_CHECKING:
+    from mediaindex.bootstrap.runtime import Runtime
+    from mediaindex.services.transfer import TransferService
 
 log = logging.getLogger(__name__)
 Background = Callable[[Callable[[], None]], None]
@@ -154,4 +159,20 @@ def build_reindex(
         default_transcription=settings.whisper_model,
         events=events,
         concurrency=settings.reindex_concurrency,
+    )
+
+
+def transfer_service(runtime: Runtime) -> TransferService:
+    """Export and import over a runtime's own stores and blobs (the CLI's and the tests')."""
+    from mediaindex import __version__
+    from mediaindex.services.transfer import TransferService
+
+    return TransferService(
+        keys=runtime.stores.keys,
+        indexes=runtime.stores.indexes,
+        assets=runtime.stores.assets,
+        outputs=runtime.stores.outputs,
+        blobs=runtime.blobs,
+        reindex=runtime.services.reindex,
+        version=__version__,
     )

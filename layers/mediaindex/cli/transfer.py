@@ -24,26 +24,14 @@ JOURNALS = "imports"  # under the data dir: what an interrupted import wrote (se
 def _transfer(args: argparse.Namespace) -> Iterator[tuple[TransferService, Path]]:
     """The transfer service over the runtime the options pick, and the data dir; expected
     failures (a refused import, a damaged archive) become one `error:` line, exit 1."""
-    from mediaindex import __version__
     from mediaindex.bootstrap import build_runtime
+    from mediaindex.bootstrap.compose import transfer_service
     from mediaindex.domain.errors import MediaindexError
-    from mediaindex.services.transfer import TransferService
 
     settings = load_settings(args).model_copy(update={"start_workers": False})
     runtime = build_runtime(settings)
     try:
-        yield (
-            TransferService(
-                keys=runtime.stores.keys,
-                indexes=runtime.stores.indexes,
-                assets=runtime.stores.assets,
-                outputs=runtime.stores.outputs,
-                blobs=runtime.blobs,
-                reindex=runtime.services.reindex,
-                version=__version__,
-            ),
-            settings.data_dir,
-        )
+        yield transfer_service(runtime), settings.data_dir
     except MediaindexError as e:
         raise CliError(EXIT_FAILED, f"{e.code}: {' '.join(e.message.split())}") from e
     except OSError as e:  # the archive's folder or the disk, not the data: say which file
