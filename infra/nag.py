@@ -82,6 +82,12 @@ def suppress(stack: MediaIndexStack) -> None:
         )
         _ack(
             stack.pipeline.events_fn.role,
+            f"IAM5[Resource::{ref(stack, stack.search.domain)}/*/_delete_by_query]",
+            "POST _delete_by_query on this deployment's indexes: a re-index's swap drops the old "
+            "generation's documents from its shared pool index (pooled keys share physical indexes).",
+        )
+        _ack(
+            stack.pipeline.events_fn.role,
             f"IAM5[Resource::{ref(stack, stack.search.domain)}/*/_refresh]",
             "POST _refresh on this deployment's indexes: a re-index makes its last writes searchable "
             "before it swaps queries onto them.",

@@ -26,14 +26,19 @@ class Access(NamedTuple):
     path: str = "*"
 
 
-# Per use (tests/infra/test_iam_from_calls.py records them): reading is HEAD/GET (aliases,
-# mappings) and POST (searches); writing adds POST (_bulk, _delete_by_query) and PUT (new indexes
-# and vector fields); dropping a mediaindex index is DELETE. A media job only removes the documents
-# of an asset deleted while it ran.
-SEARCH_AND_DROP = Access(["es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost", "es:ESHttpDelete"])
-BUILD_AND_WRITE = Access(["es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost", "es:ESHttpPut"])
+# Per use (tests/infra/test_iam_from_calls.py records them): reading is GET (aliases, mappings)
+# and POST (searches); writing adds POST (_bulk, _delete_by_query, _aliases: a key joining its
+# pool) and PUT (new pools and vector fields). Dropping a key is GET (where its alias points), then
+# POST for a pooled key (_delete_by_query of its documents in the pool, _aliases to remove its
+# alias) or DELETE for a key of a release before pools (it owns its index). A media job only
+# removes the documents of an asset deleted while it ran.
+SEARCH_AND_DROP = Access(["es:ESHttpGet", "es:ESHttpPost", "es:ESHttpDelete"])
+BUILD_AND_WRITE = Access(["es:ESHttpGet", "es:ESHttpPost", "es:ESHttpPut"])
 DELETE_ASSET_DOCUMENTS = Access(["es:ESHttpPost"], "*/_delete_by_query")
-DROP_INDEXES = Access(["es:ESHttpGet", "es:ESHttpDelete"])  # find an alias's indexes, drop them
+# A drop without search rights (the pipeline-events role, at a re-index's swap): where the key's
+# alias points and a legacy key's own index; a pooled key's documents and its alias.
+DROP_INDEXES = Access(["es:ESHttpGet", "es:ESHttpDelete"])
+CHANGE_ALIASES = Access(["es:ESHttpPost"], "_aliases")
 REFRESH_INDEXES = Access(["es:ESHttpPost"], "*/_refresh")  # a re-index's last writes, before its swap
 _COLLECTION = "mediaindex"
 

@@ -17,6 +17,7 @@ from infra.pipeline import Pipeline
 from infra.reconcile import Reconcile
 from infra.search import (
     BUILD_AND_WRITE,
+    CHANGE_ALIASES,
     DELETE_ASSET_DOCUMENTS,
     DROP_INDEXES,
     REFRESH_INDEXES,
@@ -148,6 +149,8 @@ class MediaIndexStack(Stack):
                 # A re-index's swap, moved on by the task it waited for, makes the new generation
                 # searchable and drops the old one.
                 (self.pipeline.events_fn.role, DROP_INDEXES),
+                (self.pipeline.events_fn.role, DELETE_ASSET_DOCUMENTS),
+                (self.pipeline.events_fn.role, CHANGE_ALIASES),
                 (self.pipeline.events_fn.role, REFRESH_INDEXES),
             ]
         )

@@ -134,6 +134,9 @@ class Settings(BaseSettings):
     opensearch_refresh: Literal["false", "wait_for", "true"] = "false"
     # Primary shards of each new index: one per 10-50 GB it is expected to hold.
     opensearch_shards: int = Field(1, ge=1, le=1024)
+    # Shared pool indexes per vector layout that new index keys go into (routed by key behind
+    # filtered aliases); 0 gives each key an index of its own, as releases before pools did.
+    opensearch_pools: int = Field(1, ge=0, le=256)
     # The encoder Lambda that embeds search queries on AWS (the API Lambda carries no models).
     query_encoder_function: str | None = None
     # Re-index tasks kept in flight per index (services/reindex.py): enough to keep the workers busy

@@ -64,9 +64,6 @@ class _Indices:
     def __init__(self, rec: Recorder) -> None:
         self.rec = rec
 
-    def exists_alias(self, **kw: Any) -> Any:
-        return self.rec.answer("indices.exists_alias", kw)
-
     def get_mapping(self, **kw: Any) -> Any:
         return self.rec.answer("indices.get_mapping", kw)
 
@@ -104,6 +101,8 @@ DOC = SearchDoc(
     vectors={"visual": ("clip:b32", [0.6, 0.8]), "transcription": ("minilm", [1.0, 0.0, 0.0])},
 )
 HNSW = {"m": 16, "ef_construction": 128}
+# A key written before pools: its alias points at an index of its own, with no filter.
+LEGACY = {"mi-idx_one-g1": {"aliases": {"mi-idx_one": {}}}}
 
 
 def test_mapping_body_managed_domain() -> None:
@@ -211,15 +210,15 @@ def test_text_query_body() -> None:
     }
 
 
-def test_first_upsert_creates_index_with_alias_then_bulk_writes() -> None:
-    # Given no alias yet
-    client = Recorder({"indices.exists_alias": [False]})
-    index = OpenSearchIndex(client, prefix="mi", refresh=True)
+def test_with_pools_off_a_first_upsert_creates_an_index_of_its_own_then_bulk_writes() -> None:
+    # Given no alias yet, and pools off (an index per key, as releases before pools)
+    client = Recorder({"indices.get_alias": [StatusError(404)]})
+    index = OpenSearchIndex(client, prefix="mi", refresh=True, pools=0)
     # When a doc is upserted
     index.upsert([DOC])
     # Then the physical index is created with its alias, and one bulk replaces the doc by id
     assert client.calls == [
-        ("indices.exists_alias", {"name": "mi-idx_one"}),
+        ("indices.get_alias", {"name": "mi-idx_one"}),
         (
             "indices.create",
             {
@@ -259,7 +258,7 @@ def test_first_upsert_creates_index_with_alias_then_bulk_writes() -> None:
 def test_bulk_retries_only_items_answered_429_with_bounded_backoff() -> None:
     # Given a cluster that throttles the whole request once, then one item once
     second = {"errors": True, "items": [{"index": {"status": 201}}, {"index": {"status": 429}}]}
-    client = Recorder({"indices.exists_alias": [True], "bulk": [StatusError(429), second]})
+    client = Recorder({"indices.get_alias": [LEGACY], "bulk": [StatusError(429), second]})
     client.answers["indices.get_mapping"] = [
         {
             "mi-idx_one-g1": {
@@ -283,7 +282,7 @@ def test_bulk_retries_only_items_answered_429_with_bounded_backoff() -> None:
 
 
 def test_bulk_gives_up_after_max_retries() -> None:
-    client = Recorder({"indices.exists_alias": [True], "bulk": [StatusError(429)] * 4})
+    client = Recorder({"indices.get_alias": [LEGACY], "bulk": [StatusError(429)] * 4})
     client.answers["indices.get_mapping"] = [{"x": {"mappings": {"properties": {}}}}]
     sleeps: list[float] = []
     index = OpenSearchIndex(client, prefix="mi", sleep=sleeps.append, max_retries=3, max_backoff_s=1.0)
@@ -372,7 +371,7 @@ def test_knn_search_sends_the_body_and_reports_cosine() -> None:
     }
     client = Recorder(
         {
-            "indices.exists_alias": [True],
+            "indices.get_alias": [LEGACY],
             "indices.get_mapping": [
                 {
                     "mi-idx_one-g1": {
@@ -432,7 +431,7 @@ def big_doc(i: int, text_bytes: int) -> SearchDoc:
 
 def test_bulk_is_cut_by_bytes_as_well_as_by_count() -> None:
     # Given 30 documents of about 1 MiB each (30 MiB, far under 500 documents)
-    client = Recorder({"indices.exists_alias": [True], "indices.get_mapping": [{"x": {"mappings": {}}}]})
+    client = Recorder({"indices.get_alias": [LEGACY], "indices.get_mapping": [{"x": {"mappings": {}}}]})
     index = OpenSearchIndex(client, prefix="mi")
     index.upsert([big_doc(i, 1024 * 1024) for i in range(30)])
     # Then every request stays under 9 MiB as opensearch-py serializes it, and all 30 are sent once
@@ -453,7 +452,7 @@ def test_a_request_answered_413_is_split_until_it_fits() -> None:
                 raise StatusError(413)
             return {"errors": False, "items": [{"index": {"status": 201}}] * (len(kw["body"]) // 2)}
 
-    client = Small({"indices.exists_alias": [True], "indices.get_mapping": [{"x": {"mappings": {}}}]})
+    client = Small({"indices.get_alias": [LEGACY], "indices.get_mapping": [{"x": {"mappings": {}}}]})
     OpenSearchIndex(client, prefix="mi").upsert([big_doc(i, 10) for i in range(5)])
     # Then the 5 documents are halved into 2 + 3, the 3 again into 1 + 2, each sent once that fits
     sent = [
@@ -466,7 +465,7 @@ def test_a_request_answered_413_is_split_until_it_fits() -> None:
 
 
 def test_a_single_document_answered_413_fails_the_write() -> None:
-    client = Recorder({"indices.exists_alias": [True], "bulk": [StatusError(413)]})
+    client = Recorder({"indices.get_alias": [LEGACY], "bulk": [StatusError(413)]})
     client.answers["indices.get_mapping"] = [{"x": {"mappings": {}}}]
     with pytest.raises(UnavailableError, match="too large"):
         OpenSearchIndex(client, prefix="mi").upsert([big_doc(0, 10)])
@@ -591,8 +590,8 @@ def test_mapped_vectors_reads_dimension_and_data_type_of_vector_fields_only() ->
 
 
 def test_new_index_takes_the_precision_and_shards_setting() -> None:
-    client = Recorder({"indices.exists_alias": [False]})
-    index = OpenSearchIndex(client, prefix="mi", precision="byte", shards=4)
+    client = Recorder({"indices.get_alias": [StatusError(404)]})
+    index = OpenSearchIndex(client, prefix="mi", precision="byte", shards=4, pools=0)
     index.upsert(
         [
             SearchDoc(
@@ -621,7 +620,7 @@ def test_an_existing_index_is_written_and_queried_as_it_is_mapped() -> None:
     }
     client = Recorder(
         {
-            "indices.exists_alias": [True],
+            "indices.get_alias": [LEGACY],
             "indices.get_mapping": [
                 mapping_of(
                     vec_visual={"type": "knn_vector", "dimension": 2},
@@ -659,7 +658,7 @@ def test_an_existing_index_is_written_and_queried_as_it_is_mapped() -> None:
 def test_a_new_modality_in_an_existing_index_takes_the_current_precision() -> None:
     client = Recorder(
         {
-            "indices.exists_alias": [True],
+            "indices.get_alias": [LEGACY],
             "indices.get_mapping": [mapping_of(vec_visual={"type": "knn_vector", "dimension": 2})],
         }
     )
@@ -714,7 +713,7 @@ def test_a_new_modality_in_an_existing_index_takes_the_current_precision() -> No
 def test_refresh_per_setting_on_writes_and_deletes(
     refresh: bool | str, bulk_refresh: str | None, delete_refresh: bool | None
 ) -> None:
-    client = Recorder({"indices.exists_alias": [True], "indices.get_mapping": [mapping_of()]})
+    client = Recorder({"indices.get_alias": [LEGACY], "indices.get_mapping": [mapping_of()]})
     index = OpenSearchIndex(client, prefix="mi", refresh=refresh)
     index.upsert([big_doc(0, 1)])
     index.delete_asset("ten_a", "ast_1", index_id="idx_one")
@@ -726,7 +725,7 @@ def test_refresh_per_setting_on_writes_and_deletes(
 
 @pytest.mark.parametrize("refresh", ["wait_for", "true"])
 def test_serverless_never_sends_refresh(refresh: str) -> None:
-    client = Recorder({"indices.exists_alias": [True], "indices.get_mapping": [mapping_of()]})
+    client = Recorder({"indices.get_alias": [LEGACY], "indices.get_mapping": [mapping_of()]})
     OpenSearchIndex(client, prefix="mi", serverless=True, refresh=refresh).upsert([big_doc(0, 1)])
     assert [kw for m, kw in client.calls if m == "bulk"] == [
         {"body": [{"index": {"_index": "mi-idx_one", "_id": "seg_0"}}, doc_source(big_doc(0, 1))]}

@@ -37,6 +37,7 @@ def build_search_index(settings: Settings) -> tuple[SearchIndex, Callable[[], No
             precision=settings.opensearch_vector_precision,
             refresh=settings.opensearch_refresh,
             shards=settings.opensearch_shards,
+            pools=settings.opensearch_pools,
         )
         return opensearch, None
     from mediaindex.adapters.local.embedded_search import EmbeddedSearchIndex

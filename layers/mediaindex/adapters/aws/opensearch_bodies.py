@@ -1,9 +1,12 @@
 """The OpenSearch request bodies mediaindex sends: documents and bulk actions, filters, k-NN and
-text queries, deletes by asset, and reading a k-NN score back as cosine.
+text queries, deletes by asset and by key, a key's alias on a pool, and reading a k-NN score back
+as cosine.
 
-Tenant and index are term filters inside every query (k-NN efficient filtering), never applied to
-the results afterwards, and a k-NN query also filters on the vectors' model, so vectors of two
-models never mix. Serverless has no delete-by-query, hence `ids_query_body` and `delete_actions`.
+Tenant and index key are term filters inside every query (k-NN efficient filtering), never applied
+to the results afterwards: on a pool the k nearest are found among the key's own documents, where
+the alias's filter alone would apply after the search and could leave fewer than k. A k-NN query
+also filters on the vectors' model, so vectors of two models never mix. Serverless has no
+delete-by-query, hence `ids_query_body` and `delete_actions`.
 
 A `byte` vector field takes integers in [-128, 127]: unit vectors are sent as round(x * 127), on
 both sides, so a byte inner product is about 127² times the cosine (`cosine_from_score` divides it
@@ -17,9 +20,11 @@ from typing import Any
 from mediaindex.adapters.aws.opensearch_mapping import (
     BYTE,
     FLOAT,
+    KEY_FIELD,
     METADATA_TERMS,
     metadata_term,
     model_field,
+    routed_alias,
     vector_field,
 )
 from mediaindex.domain.text_terms import content_words
@@ -78,7 +83,7 @@ def delete_actions(targets: Iterable[tuple[str, str]]) -> list[dict[str, Any]]:
 def filter_clauses(flt: SearchFilter) -> list[dict[str, Any]]:
     clauses: list[dict[str, Any]] = [
         {"term": {"tenant_id": flt.tenant_id}},
-        {"term": {"index_id": flt.index_id}},
+        {"term": {KEY_FIELD: flt.index_id}},
     ]
     if flt.media_type is not None:
         clauses.append({"term": {"media_type": flt.media_type}})
@@ -127,8 +132,23 @@ def delete_by_asset_body(tenant_id: str, asset_id: str, index_id: str | None = N
     adapter then sends it to that index's alias alone; the term keeps the body exact on its own)."""
     clauses: list[dict[str, Any]] = [{"term": {"tenant_id": tenant_id}}, {"term": {"asset_id": asset_id}}]
     if index_id is not None:
-        clauses.append({"term": {"index_id": index_id}})
+        clauses.append({"term": {KEY_FIELD: index_id}})
     return {"query": {"bool": {"filter": clauses}}}
+
+
+def drop_key_body(tenant_id: str, key: str) -> dict[str, Any]:
+    """Every document of one index key: what dropping a pooled key deletes from its pool."""
+    return {"query": {"bool": {"filter": [{"term": {"tenant_id": tenant_id}}, {"term": {KEY_FIELD: key}}]}}}
+
+
+def add_alias_body(pool: str, alias: str, key: str) -> dict[str, Any]:
+    """`_aliases`: a key joins a pool that exists already, behind its filtered, routed alias."""
+    return {"actions": [{"add": {"index": pool, "alias": alias, **routed_alias(key)}}]}
+
+
+def remove_alias_body(pool: str, alias: str) -> dict[str, Any]:
+    """`_aliases`: a dropped key leaves its pool (the pool and the other keys' aliases stay)."""
+    return {"actions": [{"remove": {"index": pool, "alias": alias}}]}
 
 
 def ids_query_body(query: dict[str, Any], *, size: int) -> dict[str, Any]:

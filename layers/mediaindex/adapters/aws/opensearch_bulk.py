@@ -39,6 +39,12 @@ def status_of(e: Exception) -> int | None:
     return code if isinstance(code, int) else None
 
 
+def error_type(e: Exception) -> str | None:
+    """The error type an opensearch-py error carries (`resource_already_exists_exception`), if any."""
+    error = getattr(e, "error", None)
+    return error if isinstance(error, str) else None
+
+
 def write_refresh(policy: str, *, serverless: bool) -> str | None:
     """The `refresh` parameter of a `_bulk` under `policy`, or None to leave it out."""
     if policy not in REFRESH_POLICIES:

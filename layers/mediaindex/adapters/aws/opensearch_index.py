@@ -3,12 +3,20 @@
 This module holds the SearchIndex adapter and `make_client`; the index layout and create body are
 in opensearch_mapping, every request body in opensearch_bodies (pure functions, so tests assert them
 exactly), and `_bulk` with its retries in opensearch_bulk. Each index key (a mediaindex index's
-generation, domain.search.search_key) is one physical index `<prefix>-<key>-g1` reached through
-its alias `<prefix>-<key>`. A re-index builds the next generation under its own key beside the
-live one; the index row names the key queries read, so the swap is that row's write
-(services/reindex.py), and the old key's indexes are then dropped whole.
+generation, domain.search.search_key) is reached through its alias `<prefix>-<key>`. On a managed
+domain a new key joins a shared pool index (opensearch_mapping.pool_name; `pools` of them per
+layout) behind a filtered alias routed by the key, so hundreds of indexes cost a few shards, not
+one each (docs/scale.md). Reads, writes and asset deletes go through the alias either way, which
+applies the filter and the routing; dropping a pooled key deletes its documents from the pool and
+removes its alias. A key written by a previous release (or on Serverless, or with `pools=0`) owns a
+physical index `<prefix>-<key>-g1` behind a plain alias, and dropping it deletes that index, as
+before; the get-alias answer says which kind a key is. A re-index builds the next generation
+under its own key beside the live one; the index row names the key queries read, so the swap is
+that row's write (services/reindex.py), and the old key is then dropped.
 
 Serverless differs (documented here, handled by `serverless=True`):
+- no pools: the service manages shards, so there is no per-node shard cap to save, and custom
+  routing is not something it documents; every key keeps its own index;
 - no `refresh` parameter on writes and no `_refresh`: documents turn searchable after the
   collection's own refresh (seconds), so a just-deleted asset may still be returned briefly; the
   search service drops hits whose asset is gone, which covers that window;
@@ -32,38 +40,46 @@ from collections.abc import Callable
 from typing import Any
 
 from mediaindex.adapters.aws.opensearch_bodies import (
+    add_alias_body,
     bulk_actions,
     cosine_from_score,
     delete_actions,
     delete_by_asset_body,
+    drop_key_body,
     ids_query_body,
     knn_query_body,
+    remove_alias_body,
     text_query_body,
 )
 from mediaindex.adapters.aws.opensearch_bulk import (
     MAX_BULK_ACTIONS,
     BulkWriter,
     delete_by_query_refresh,
+    error_type,
     status_of,
     write_refresh,
 )
 from mediaindex.adapters.aws.opensearch_mapping import (
     BYTE,
     FLOAT,
+    AliasTarget,
     VectorField,
     alias_name,
+    alias_target,
     check_layout,
     knn_vector_mapping,
     mapped_vectors,
     mapping_body,
     model_field,
     physical_name,
+    pool_name,
     vector_field,
 )
 from mediaindex.domain.errors import UnavailableError, ValidationError
 from mediaindex.ports.search import SearchDoc, SearchFilter, SearchHit, SearchIndex
 
 BULK_CHUNK = MAX_BULK_ACTIONS  # ids per search page of a Serverless delete
+ALREADY_EXISTS = "resource_already_exists_exception"
 
 
 def make_client(url: str, *, region: str | None = None, serverless: bool = False) -> Any:
@@ -91,6 +107,7 @@ class OpenSearchIndex(SearchIndex):
         serverless: bool = False,
         refresh: bool | str = False,
         shards: int = 1,
+        pools: int = 1,
         max_retries: int = 5,
         backoff_s: float = 0.5,
         max_backoff_s: float = 8.0,
@@ -100,6 +117,8 @@ class OpenSearchIndex(SearchIndex):
         check_layout(engine=engine, precision=precision)
         if shards < 1:
             raise ValueError(f"shards must be at least 1, not {shards}")
+        if pools < 0:
+            raise ValueError(f"pools must be 0 (an index per key) or more, not {pools}")
         policy = ("true" if refresh else "false") if isinstance(refresh, bool) else refresh
         self._client = client
         self.prefix = prefix
@@ -107,6 +126,7 @@ class OpenSearchIndex(SearchIndex):
         self.precision = precision
         self.serverless = serverless
         self.shards = shards
+        self.pools = 0 if serverless else pools
         self.refresh = policy
         self._writer = BulkWriter(
             client,
@@ -125,39 +145,72 @@ class OpenSearchIndex(SearchIndex):
 
     # Index lifecycle
 
+    def _lookup(self, alias: str) -> AliasTarget | None:
+        """Where the alias points, or None when there is no such alias (nothing written yet)."""
+        try:
+            return alias_target(self._client.indices.get_alias(name=alias), alias)
+        except Exception as e:
+            if status_of(e) == 404:
+                return None
+            raise UnavailableError(f"search index unreachable: {e}") from e
+
     def _mapped_fields(self, alias: str) -> dict[str, VectorField] | None:
         if alias in self._fields:
             return self._fields[alias]
+        if self._lookup(alias) is None:
+            return None
         try:
-            if not self._client.indices.exists_alias(name=alias):
-                return None
-            resp = self._client.indices.get_mapping(index=alias)
+            fields = mapped_vectors(self._client.indices.get_mapping(index=alias))
         except Exception as e:
             raise UnavailableError(f"search index unreachable: {e}") from e
-        fields = mapped_vectors(resp)
         self._fields[alias] = fields
         return fields
 
+    def _create_body(self, dims: dict[str, int], alias: str, routed_key: str | None = None) -> dict[str, Any]:
+        return mapping_body(
+            dims,
+            engine=self.engine,
+            precision=self.precision,
+            serverless=self.serverless,
+            alias=alias,
+            shards=self.shards,
+            routed_key=routed_key,
+        )
+
+    def _join_pool(self, index_id: str, alias: str, dims: dict[str, int]) -> dict[str, VectorField]:
+        """Adds the key's alias to its pool, creating the pool (born with that alias) when it is not
+        there; a pool another process created meanwhile is joined."""
+        pool = pool_name(
+            self.prefix, index_id, dims, engine=self.engine, precision=self.precision, pools=self.pools
+        )
+        try:
+            self._client.indices.update_aliases(body=add_alias_body(pool, alias, index_id))
+        except Exception as e:
+            if status_of(e) != 404:
+                raise
+            try:
+                self._client.indices.create(index=pool, body=self._create_body(dims, alias, index_id))
+                return {m: VectorField(d, self._data_type) for m, d in dims.items()}
+            except Exception as created:
+                if error_type(created) != ALREADY_EXISTS:
+                    raise
+                self._client.indices.update_aliases(body=add_alias_body(pool, alias, index_id))
+        # The pool may map more modalities than this key writes, or lack some (added below).
+        return mapped_vectors(self._client.indices.get_mapping(index=pool))
+
     def ensure_index(self, index_id: str, dims: dict[str, int]) -> str:
-        """Creates the physical index and its alias when missing, and adds vector fields for new
-        modalities. Returns the alias."""
+        """Gives a new key its alias (on a pool, or on an index of its own when pools are off) and
+        adds vector fields for new modalities. Returns the alias."""
         alias = alias_name(self.prefix, index_id)
         mapped = self._mapped_fields(alias)
         try:
-            if mapped is None:
-                self._client.indices.create(
-                    index=physical_name(self.prefix, index_id, 1),
-                    body=mapping_body(
-                        dims,
-                        engine=self.engine,
-                        precision=self.precision,
-                        serverless=self.serverless,
-                        alias=alias,
-                        shards=self.shards,
-                    ),
-                )
+            if mapped is None and not self.pools:
+                physical = physical_name(self.prefix, index_id, 1)
+                self._client.indices.create(index=physical, body=self._create_body(dims, alias))
                 self._fields[alias] = {m: VectorField(d, self._data_type) for m, d in dims.items()}
                 return alias
+            if mapped is None:
+                mapped = self._fields[alias] = self._join_pool(index_id, alias, dims)
             for modality, dim in dims.items():
                 if modality not in mapped:
                     self._client.indices.put_mapping(
@@ -200,10 +253,12 @@ class OpenSearchIndex(SearchIndex):
             # The writer cuts the requests by count and by size.
             self._writer.send(bulk_actions(group, index=alias, data_types=data_types))
 
-    def _delete_matching(self, index: str, body: dict[str, Any]) -> None:
+    def _delete_matching(self, index: str, body: dict[str, Any], *, routing: str | None = None) -> None:
         try:
             if not self.serverless:
                 kwargs: dict[str, Any] = {"conflicts": "proceed", "ignore_unavailable": True}
+                if routing is not None:
+                    kwargs["routing"] = routing
                 if delete_by_query_refresh(self.refresh):
                     kwargs["refresh"] = True
                 self._client.delete_by_query(index=index, body=body, **kwargs)
@@ -226,25 +281,36 @@ class OpenSearchIndex(SearchIndex):
             raise UnavailableError(f"search index delete failed: {e}") from e
 
     def delete_asset(self, tenant_id: str, asset_id: str, *, index_id: str | None = None) -> None:
-        """Deletes within `index_id`'s alias when given (one index's shards, not every index's);
-        without it (callers that do not know the index) the pattern covers every index of this
-        prefix."""
+        """Deletes within `index_id`'s alias when given (one index's shards, not every index's; a
+        pooled key's alias adds its filter and its routing: one shard of the pool); without it
+        (callers that do not know the index) the pattern covers every index of this prefix."""
         target = f"{self.prefix}-*" if index_id is None else alias_name(self.prefix, index_id)
         self._delete_matching(target, delete_by_asset_body(tenant_id, asset_id, index_id))
 
     def delete_index(self, tenant_id: str, index_id: str) -> None:
-        # A mediaindex index belongs to one tenant (ids are unique and the service checks the owner),
-        # so its physical indexes are dropped whole: faster than deleting documents.
+        """Drops a key. A pooled key's documents are deleted from its pool (on the key's shard), then
+        its alias removed, in that order so a failure leaves the alias for the retry; the pool stays.
+        A key with indexes of its own (a mediaindex index belongs to one tenant: ids are unique and
+        the service checks the owner) has them dropped whole: faster than deleting documents."""
         alias = alias_name(self.prefix, index_id)
+        target = self._lookup(alias)
+        self._fields.pop(alias, None)
+        if target is None:
+            return
         try:
-            physical = list(self._client.indices.get_alias(name=alias))
+            if target.pooled:
+                (pool,) = target.indexes
+                self._delete_matching(pool, drop_key_body(tenant_id, index_id), routing=index_id)
+                self._client.indices.update_aliases(body=remove_alias_body(pool, alias))
+                return
+            for name in target.indexes:
+                self._client.indices.delete(index=name, ignore_unavailable=True)
+        except UnavailableError:
+            raise
         except Exception as e:
             if status_of(e) == 404:
-                return
-            raise UnavailableError(f"search index unreachable: {e}") from e
-        for name in physical:
-            self._client.indices.delete(index=name, ignore_unavailable=True)
-        self._fields.pop(alias, None)
+                return  # dropped meanwhile
+            raise UnavailableError(f"search index drop failed: {e}") from e
 
     def make_visible(self, index_id: str) -> None:
         """A `_refresh` of the key's alias, so the last documents a re-index wrote are searchable

@@ -1,11 +1,21 @@
 """OpenSearch index layout for mediaindex: the names of indexes, aliases and fields, and the
 create-index body (settings and mappings).
 
-Each mediaindex index is one physical index per generation, `{prefix}-{index_id}-g{generation}`,
-reached only through the alias `{prefix}-{index_id}`, so a new embedding model can be built beside
-the old one and swapped in. Fields: `vec_<modality>` knn_vector (HNSW; engine `faiss` or `lucene`;
-`innerproduct` on L2-normalised vectors, which is cosine), `model_<modality>` keyword, `text` with
-the `english` analyzer, and keyword ids.
+Each index key (a mediaindex index's generation, domain.search.search_key) is reached only through
+its alias `{prefix}-{key}`, so a new generation can be built beside the live one and swapped in.
+On a managed domain a new key lives in a shared pool index, `{prefix}-pool-{layout}-{n}`: `layout`
+names what the mapping holds (engine, precision, each vector field's dimension), since only keys
+whose vectors map alike can share one, and `n` is a stable hash of the key modulo the pool count.
+Its alias there is filtered on the key and routed by it (`routed_alias`): searches through it see
+only the key's documents, on the one shard the key's writes went to. The key is the documents'
+`index_id` field (the pipeline writes a generation's key there), so the filter needs no new field
+and the documents of a previous release already carry it. A key of a previous release, or one on
+Serverless (no shards to save, and no custom routing to rely on), has its own physical index
+`{prefix}-{key}-g1` behind a plain alias; `alias_target` tells the two apart.
+
+Fields: `vec_<modality>` knn_vector (HNSW; engine `faiss` or `lucene`; `innerproduct` on
+L2-normalised vectors, which is cosine), `model_<modality>` keyword, `text` with the `english`
+analyzer, and keyword ids.
 
 User metadata is free-form, so it is never mapped key by key (each new key would add a field to the
 mapping until the index hits its field limit): `user_metadata` is kept in `_source` only
@@ -23,7 +33,8 @@ lucene, and faiss from OpenSearch 2.17), whose values the adapter quantizes (ope
 An index keeps the precision it was created with: `mapped_vectors` reads it back from the mapping,
 so a changed setting applies to new indexes only.
 
-Shards: `number_of_shards` is a setting (docs/scale.md: one shard per 10-50 GB expected).
+Shards: `number_of_shards` is a setting (docs/scale.md: one shard per 10-50 GB a new index, a
+pool above all, is expected to hold).
 Replicas: `auto_expand_replicas` 0-1, so a single-node domain holds no replica it could never
 allocate (its indexes would stay yellow) and a larger one keeps one. Serverless manages shards and
 replicas itself, so its body leaves them out. Pure functions, apart from the adapter, so tests
@@ -31,7 +42,9 @@ assert the exact bodies."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from typing import Any, NamedTuple
 
 SPACE_TYPE = "innerproduct"
@@ -40,6 +53,7 @@ ENGINES = ("faiss", "lucene")
 PRECISIONS = ("fp32", "fp16", "byte")
 FLOAT, BYTE = "float", "byte"  # a knn_vector's data_type, as the mapping names it
 VECTOR_FIELDS = "vec_*"
+KEY_FIELD = "index_id"  # every document's search key: what a pool's aliases filter on
 
 
 class VectorField(NamedTuple):
@@ -66,6 +80,38 @@ def alias_name(prefix: str, index_id: str) -> str:
 
 def physical_name(prefix: str, index_id: str, generation: int) -> str:
     return f"{prefix}-{index_id.lower()}-g{generation}"
+
+
+def layout_name(dims: dict[str, int], *, engine: str, precision: str) -> str:
+    """What a pool's mapping holds, as part of an index name: `faiss-fp32-transcription384-visual512`."""
+    fields = (re.sub(r"[^a-z0-9]", "", m.lower()) + str(dims[m]) for m in sorted(dims))
+    return "-".join([engine, precision, *fields])
+
+
+def pool_name(prefix: str, key: str, dims: dict[str, int], *, engine: str, precision: str, pools: int) -> str:
+    """The pool a new key goes into: its layout's, picked by a hash stable across processes and
+    releases (not Python's salted `hash`)."""
+    n = int.from_bytes(hashlib.sha256(key.lower().encode()).digest()[:8], "big") % pools
+    return f"{prefix}-pool-{layout_name(dims, engine=engine, precision=precision)}-{n}"
+
+
+def routed_alias(key: str) -> dict[str, Any]:
+    """A key's alias on a pool: searches through it match only the key's documents, and writes and
+    searches through it go to the key's one shard (`routing` sets both index and search routing)."""
+    return {"filter": {"term": {KEY_FIELD: key}}, "routing": key}
+
+
+class AliasTarget(NamedTuple):
+    """What an alias points at, read from a get-alias answer: the physical indexes and whether it is
+    a key's filtered alias on a pool (else the key owns those indexes)."""
+
+    indexes: list[str]
+    pooled: bool
+
+
+def alias_target(resp: dict[str, Any], alias: str) -> AliasTarget:
+    pooled = any("filter" in body.get("aliases", {}).get(alias, {}) for body in resp.values())
+    return AliasTarget(sorted(resp), pooled)
 
 
 def vector_field(modality: str) -> str:
@@ -116,10 +162,11 @@ def mapping_body(
     serverless: bool = False,
     alias: str | None = None,
     shards: int = 1,
+    routed_key: str | None = None,
 ) -> dict[str, Any]:
     """The create-index body: settings, mappings (one knn_vector field per modality in `dims`, kept
     out of `_source`) and, when given, the alias the index is born with (so it is never reachable
-    without one)."""
+    without one): a pool's is `routed_key`'s filtered, routed alias."""
     index_settings: dict[str, Any] = {"knn": True}
     if not serverless:
         index_settings.update(
@@ -152,5 +199,5 @@ def mapping_body(
         },
     }
     if alias is not None:
-        body["aliases"] = {alias: {}}
+        body["aliases"] = {alias: routed_alias(routed_key) if routed_key is not None else {}}
     return body
