@@ -139,3 +139,37 @@ def test_another_tenant_cannot_start_a_task_on_an_asset(stores: MetadataStores) 
     assert stores.tasks.get(T2, task.id) is None
     assert stores.assets.get(T1, asset.id) == asset
     assert stores.assets.get(T2, asset.id) is None
+
+
+def test_media_time_is_counted_once_per_task_on_the_tasks_day(stores: MetadataStores) -> None:
+    tenant = new_test_id("ten")  # its own counters: the DynamoDB table is shared by the session's tests
+    index = make_index(stores, tenant=tenant)
+    asset = make_asset(stores, index)
+    ingest = make_task(asset)
+    day = ingest.created_at.date().isoformat()
+
+    # An ingest starts before probe knows the duration: nothing counted yet
+    stores.tasks.create_with_asset(ingest, asset)
+    assert stores.tasks.media_ms_on(tenant, day) == 0
+
+    # Probe's write learns it (12.5 s); later writes of the task (its features) add nothing
+    def probed(t: Task, a: Asset) -> tuple[Task, Asset]:
+        return t, a.model_copy(update={"duration_s": 12.5})
+
+    stores.tasks.mutate_with_asset(tenant, ingest.id, probed)
+    stores.tasks.mutate_with_asset(
+        tenant, ingest.id, lambda t, a: (t.model_copy(update={"state": TaskState.COMPLETED}), a)
+    )
+    assert stores.tasks.media_ms_on(tenant, day) == 12_500
+
+    # A re-run is created knowing it: counted at once; its own probe adds nothing more
+    current = stores.assets.get(tenant, asset.id)
+    assert current is not None
+    rerun = make_task(current)
+    stores.tasks.create_with_asset(rerun, current)
+    stores.tasks.mutate_with_asset(tenant, rerun.id, probed)
+    assert stores.tasks.media_ms_on(tenant, day) == 25_000
+
+    # Another day, another tenant: their own counters
+    assert stores.tasks.media_ms_on(tenant, "2001-01-01") == 0
+    assert stores.tasks.media_ms_on(new_test_id("ten"), day) == 0

@@ -126,8 +126,11 @@ def test_media_hours_per_day_refuse_new_work_until_the_next_day(
     asset = admin.upload(index["id"], "a.mp3", b"ID3" + b"\0" * 61)
     tenant = runtime.stores.keys.get_tenant_by_name("acme")
     assert tenant is not None
-    # As probe would have found it: 36 s of media (0.01 h)
-    runtime.stores.assets.mutate(tenant.id, asset["id"], lambda a: a.model_copy(update={"duration_s": 36.0}))
+    # As probe's write learns it, through the task: 36 s of media (0.01 h), counted for today
+    (task,) = runtime.stores.tasks.list(tenant.id, asset_id=asset["id"], limit=10, cursor=None).data
+    runtime.stores.tasks.mutate_with_asset(
+        tenant.id, task.id, lambda t, a: (t, a.model_copy(update={"duration_s": 36.0}))
+    )
     _set(admin, max_media_hours_per_day=0.01)
     day_end = admin.ok("GET", "/v1/quotas")["usage"][1]["resets_at"]
 

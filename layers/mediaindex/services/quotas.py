@@ -99,7 +99,7 @@ class QuotaService:
                     field="max_stored_bytes",
                 )
         if quotas.max_media_hours_per_day is not None:
-            hours = self._usage.media_seconds_since(tenant_id, self._day_start()) / 3600
+            hours = self._usage.media_seconds_on(tenant_id, self._day_start().date()) / 3600
             if hours >= quotas.max_media_hours_per_day:
                 raise QuotaExceededError(
                     f"{hours:.2f} media hours were processed today (UTC), this tenant's quota of "
@@ -124,7 +124,7 @@ class QuotaService:
             QuotaUse(
                 name="max_media_hours_per_day",
                 limit=quotas.max_media_hours_per_day,
-                used=round(self._usage.media_seconds_since(tenant_id, self._day_start()) / 3600, 4),
+                used=round(self._usage.media_seconds_on(tenant_id, self._day_start().date()) / 3600, 4),
                 resets_at=self._day_end(),
             ),
             QuotaUse(

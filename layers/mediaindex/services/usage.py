@@ -1,13 +1,13 @@
 """Usage: what a tenant stores and runs, and the measures its quotas are checked against
 (services/quotas.py). What it stores (assets, bytes, feature runs) is read from counters the
 stores keep per index beside every write that changes them (`AssetRepository.usage_by_index`): a
-constant number of store calls whatever the tenant holds. Today's media hours are computed from
-today's tasks, so quotas that need them are read only when they are set."""
+constant number of store calls whatever the tenant holds; so is today's media time, a counter the
+task writes keep per UTC day (ports/tasks.py `media_counted`)."""
 
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime
+from datetime import date
 from typing import Any
 
 from mediaindex.ports.assets import DERIVATIVE_BYTES, AssetRepository
@@ -65,24 +65,10 @@ class UsageService:
         """Originals and derivatives, as `usage` counts them."""
         return stored_bytes(self.usage(tenant_id))
 
-    def media_seconds_since(self, tenant_id: str, since: datetime) -> float:
-        """Seconds of media in the tasks started since `since` (cancelled ones too: they ran),
-        by their asset's duration (0 until probed)."""
-        total = 0.0
-        cursor = None
-        durations: dict[str, float] = {}
-        while True:
-            page = self._tasks.list(tenant_id, limit=100, cursor=cursor)
-            for task in page.data:
-                if task.created_at < since:  # newest first: the rest are older
-                    return total
-                if task.asset_id not in durations:
-                    asset = self._assets.get(tenant_id, task.asset_id)
-                    durations[task.asset_id] = (asset.duration_s or 0.0) if asset else 0.0
-                total += durations[task.asset_id]
-            if not page.next_cursor:
-                return total
-            cursor = page.next_cursor
+    def media_seconds_on(self, tenant_id: str, day: date) -> float:
+        """Seconds of media the tenant's tasks of that UTC day counted (cancelled ones too: they
+        ran), each by its asset's duration once probe knew it: one counter read."""
+        return self._tasks.media_ms_on(tenant_id, day.isoformat()) / 1000
 
     def active_tasks(self, tenant_id: str, *, at_most: int) -> int:
         """Queued or processing tasks, counted up to `at_most` (enough to compare with a limit)."""

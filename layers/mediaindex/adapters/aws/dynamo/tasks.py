@@ -20,12 +20,13 @@ from mediaindex.adapters.aws.dynamo.items import (
     tasks_of_tenant,
     tenant_of,
 )
+from mediaindex.adapters.aws.dynamo.media_days import add_media, read_media
 from mediaindex.adapters.aws.dynamo.table import ConditionFailed, Table, n, retrying, s
 from mediaindex.adapters.aws.dynamo.usage import add_usage, read_counted
 from mediaindex.domain.errors import ConflictError, NotFoundError
 from mediaindex.domain.models import Asset, Page, Task, TaskState
 from mediaindex.ports.assets import next_asset, usage_change
-from mediaindex.ports.tasks import TaskAssetFn, TaskRepository, next_task
+from mediaindex.ports.tasks import TaskAssetFn, TaskRepository, media_counted, next_task
 
 
 def _task_not_found(task_id: str) -> NotFoundError:
@@ -57,6 +58,9 @@ class DynamoTaskRepository(TaskRepository):
                     self._t.tx_put(task_item(stored_task), "attribute_not_exists(pk)"),
                     self._t.tx_put(task_ref_item(asset.id, task.id)),
                     *add_usage(self._t, current, usage_change(current, stored_asset)),
+                    *add_media(
+                        self._t, asset.tenant_id, asset.id, media_counted(stored_task, None, stored_asset)
+                    ),
                 ]
             )
         except ConditionFailed as e:
@@ -105,8 +109,12 @@ class DynamoTaskRepository(TaskRepository):
                     self._t.tx_put_versioned(task_item(new_task), task.version),
                     self._t.tx_put_versioned(asset_item(new_asset), asset.version),
                     *add_usage(self._t, asset, usage_change(asset, new_asset)),
+                    *add_media(self._t, tenant_id, asset.id, media_counted(new_task, asset, new_asset)),
                 ]
             )
             return new_task, new_asset
 
         return retrying(attempt, f"task {task_id}")
+
+    def media_ms_on(self, tenant_id: str, day: str) -> int:
+        return read_media(self._t, tenant_id, day)

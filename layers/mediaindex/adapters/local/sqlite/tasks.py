@@ -11,7 +11,7 @@ from mediaindex.adapters.local.sqlite.rows import Row, load_asset, newest_first,
 from mediaindex.domain.errors import ConflictError, NotFoundError
 from mediaindex.domain.models import Asset, Page, Task
 from mediaindex.ports.assets import next_asset
-from mediaindex.ports.tasks import TaskAssetFn, TaskRepository, next_task
+from mediaindex.ports.tasks import TaskAssetFn, TaskRepository, media_counted, next_task
 
 
 def _task(row: Row) -> Task:
@@ -44,6 +44,7 @@ class SqliteTaskRepository(TaskRepository):
                 )
             except sqlite3.IntegrityError as e:
                 raise ConflictError(f"task {task.id} exists", code="task_already_exists") from e
+            _count_media(tx, stored_task, None, stored_asset)
         return stored_task, stored_asset
 
     def _find(self, conn: sqlite3.Connection, tenant_id: str, task_id: str) -> Task | None:
@@ -91,4 +92,23 @@ class SqliteTaskRepository(TaskRepository):
             if cur.rowcount != 1:
                 raise ConflictError(f"task {task_id} changed meanwhile", code="version_conflict")
             stored_asset = write_asset(tx, new_asset, asset)
+            _count_media(tx, new_task, asset, stored_asset)
         return new_task, stored_asset
+
+    def media_ms_on(self, tenant_id: str, day: str) -> int:
+        row = (
+            self._db.connection()
+            .execute("SELECT media_ms FROM media_days WHERE tenant_id = ? AND day = ?", (tenant_id, day))
+            .fetchone()
+        )
+        return int(row[0]) if row else 0
+
+
+def _count_media(tx: sqlite3.Connection, task: Task, before: Asset | None, after: Asset) -> None:
+    counted = media_counted(task, before, after)
+    if counted is not None:
+        tx.execute(
+            "INSERT INTO media_days (tenant_id, day, media_ms) VALUES (?, ?, ?)"
+            " ON CONFLICT (tenant_id, day) DO UPDATE SET media_ms = media_ms + excluded.media_ms",
+            (task.tenant_id, *counted),
+        )
