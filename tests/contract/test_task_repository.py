@@ -173,3 +173,37 @@ def test_media_time_is_counted_once_per_task_on_the_tasks_day(stores: MetadataSt
     # Another day, another tenant: their own counters
     assert stores.tasks.media_ms_on(tenant, "2001-01-01") == 0
     assert stores.tasks.media_ms_on(new_test_id("ten"), day) == 0
+
+
+def test_a_fn_that_changes_its_arguments_in_place_still_moves_the_counters(stores: MetadataStores) -> None:
+    # The pipeline's settle sets fields on the task and asset it is given (progress.set_feature
+    # assigns their features): the counters must see the asset as stored before, not as changed.
+    from mediaindex.services import progress
+
+    tenant = new_test_id("ten")
+    asset = make_asset(stores, make_index(stores, tenant=tenant))
+    task, _ = stores.tasks.create_with_asset(make_task(asset), asset)
+
+    def settle(t: Task, a: Asset) -> tuple[Task, Asset]:
+        a.duration_s = 4.0
+        return progress.set_feature(t, a, Feature.PROXY, FeatureStatus.COMPLETED)
+
+    stores.tasks.mutate_with_asset(tenant, task.id, settle)
+
+    (counts,) = stores.assets.usage_by_index(tenant).values()
+    assert counts.get("runs:proxy.completed") == 1
+    assert stores.tasks.media_ms_on(tenant, task.created_at.date().isoformat()) == 4_000
+
+
+def test_an_asset_fn_that_changes_it_in_place_still_moves_the_counters(stores: MetadataStores) -> None:
+    tenant = new_test_id("ten")
+    asset = make_asset(stores, make_index(stores, tenant=tenant))
+
+    def sized(a: Asset) -> Asset:
+        a.size_bytes = 1234
+        return a
+
+    stores.assets.mutate(tenant, asset.id, sized)
+
+    (counts,) = stores.assets.usage_by_index(tenant).values()
+    assert counts.get("bytes:video") == 1234

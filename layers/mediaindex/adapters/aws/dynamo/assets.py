@@ -122,7 +122,7 @@ class DynamoAssetRepository(AssetRepository):
             current = read_counted(self._t, tenant_id, asset_id)
             if current is None:
                 raise asset_not_found(asset_id)
-            new = next_asset(current, fn(current))
+            new = next_asset(current, fn(current.model_copy(deep=True)))  # `current` stays the before
             expected = {":expected": n(current.version)}
             counters = add_usage(self._t, new, usage_change(current, new))
             if counters:

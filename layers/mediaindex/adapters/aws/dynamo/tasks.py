@@ -102,7 +102,9 @@ class DynamoTaskRepository(TaskRepository):
             asset = read_counted(self._t, tenant_id, task.asset_id)
             if asset is None:
                 raise asset_not_found(task.asset_id)
-            changed_task, changed_asset = fn(task, asset)
+            # Copies: a fn that changes what it is given in place (progress.set_feature does) must
+            # not change `asset`, the before of the counters' change.
+            changed_task, changed_asset = fn(task.model_copy(deep=True), asset.model_copy(deep=True))
             new_task, new_asset = next_task(task, changed_task), next_asset(asset, changed_asset)
             self._t.transact(
                 [

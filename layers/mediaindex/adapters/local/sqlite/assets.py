@@ -88,7 +88,8 @@ class SqliteAssetRepository(AssetRepository):
     def mutate(self, tenant_id: str, asset_id: str, fn: AssetFn) -> Asset:
         with self._db.transaction() as tx:
             current = load_asset(tx, tenant_id, asset_id)
-            return write_asset(tx, next_asset(current, fn(current)), current)
+            # A copy to fn: `current` stays the before of the counters' change.
+            return write_asset(tx, next_asset(current, fn(current.model_copy(deep=True))), current)
 
     def delete(self, tenant_id: str, asset_id: str) -> Asset | None:
         with self._db.transaction() as tx:

@@ -83,7 +83,9 @@ class SqliteTaskRepository(TaskRepository):
             if task is None:
                 raise NotFoundError(f"task {task_id} not found", code="task_not_found")
             asset = load_asset(tx, tenant_id, task.asset_id)
-            changed_task, changed_asset = fn(task, asset)
+            # Copies: a fn that changes what it is given in place (progress.set_feature does) must
+            # not change `asset`, the before of the counters' change.
+            changed_task, changed_asset = fn(task.model_copy(deep=True), asset.model_copy(deep=True))
             new_task, new_asset = next_task(task, changed_task), next_asset(asset, changed_asset)
             cur = tx.execute(
                 "UPDATE tasks SET state = ?, version = ?, doc = ? WHERE id = ? AND version = ?",
