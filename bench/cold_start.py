@@ -9,9 +9,11 @@ shared machine falls on both. Prints one JSON line (a table on stderr): medians 
 difference) against the 200 ms goal, the same in CPU time (steadier on a busy machine), the phases
 (the handler module with Powertools, the app's modules, build_runtime with its clients,
 create_app), and the heavy modules imported (torch, aws_cdk, faster_whisper, httpx must never be there;
-the script fails when they are).
+the script fails when they are). `deployed_layer`: the same from the layer as bundled for Lambda,
+its files dated as CDK's asset zip dates them and no bytecode written (Lambda's /opt is read-only):
+what a real cold start pays, compiling included.
 
-    .venv/bin/python -m bench.cold_start [--runs 5]
+    .venv/bin/python -m bench.cold_start [--runs 5] [--no-layer]
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import statistics
 import subprocess
 import sys
@@ -145,13 +148,46 @@ def table(record: dict[str, Any]) -> str:
         *((f"  phase {p}", v) for p, v in record["phases_ms"].items()),
     ]
     lines = [f"{name:<28}{ms:>9.1f} ms" for name, ms in rows]
+    if "deployed_layer" in record:
+        lines.append(f"{'as deployed (layer), own':<28}{record['deployed_layer']['handler_own_ms']:>9.1f} ms")
     lines.append(f"imported: {', '.join(record['imported_watched_modules']) or 'none watched'}")
     return "\n".join(lines)
+
+
+CDK_ZIP_EPOCH = 315532800  # 1980-01-01: the date CDK's asset zips give every file
+
+
+def deployed_layer(tmp: Path, runs: int) -> dict[str, float]:
+    """The same runs over the layer as Lambda gets it: bundled (infra/layer.py, this machine's
+    platform), every file dated as CDK's zip dates it, and no bytecode written (/opt is read-only),
+    so a module whose .pyc is missing or stale is compiled at every cold start."""
+    sys.path[:0] = [str(ROOT), str(ROOT / "layers")]
+    from infra import layer
+
+    layer.bundle(tmp / "layer", platform=f"manylinux2014_{platform.machine()}")
+    for path in (tmp / "layer").rglob("*"):
+        os.utime(path, (CDK_ZIP_EPOCH, CDK_ZIP_EPOCH), follow_symlinks=False)
+    env = {
+        **lambda_env(tmp),
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "functions" / "api"), str(tmp / "layer" / "python")]),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    handler = HANDLER.format(watched=WATCHED)
+    base = [_run(BASELINE, env)["total_s"] for _ in range(runs)]
+    total = [_run(handler, env)["total_s"] for _ in range(runs)]
+    return {
+        "floor_ms": _ms(base),
+        "project_ms": _ms(total),
+        "handler_own_ms": round(_ms(total) - _ms(base), 1),
+    }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument(
+        "--no-layer", action="store_true", help="skip the bundled layer's measure (15 s to build)"
+    )
     args = parser.parse_args()
     load_start = os.getloadavg()
     handler = HANDLER.format(watched=WATCHED)
@@ -164,7 +200,10 @@ def main() -> int:
         for _ in range(args.runs):
             baseline.append(_run(BASELINE, env))
             runs.append(_run(handler, env))
+        layer_ms = None if args.no_layer else deployed_layer(Path(tmp), args.runs)
     result = summarise(baseline, runs, load_start, os.getloadavg())
+    if layer_ms is not None:
+        result["deployed_layer"] = layer_ms
     print(table(result), file=sys.stderr)
     print(json.dumps(result), flush=True)
     return 0 if not result["forbidden_imported"] else 1

@@ -1,10 +1,13 @@
 """The core package as a Lambda layer, bundled without Docker: pip installs the layer's hashed lock
 (requirements/layer.txt, resolved from the pyproject extra `layer`) for Lambda's platform into
-python/, then copies the package. tests/artifacts runs the same bundler for the host's platform."""
+python/, copies the package, then compiles every module's bytecode so that no cold start does
+(`compile_bytecode`). tests/artifacts runs the same bundler for the host's platform."""
 
 from __future__ import annotations
 
+import compileall
 import hashlib
+import py_compile
 import shutil
 import subprocess
 import sys
@@ -23,6 +26,7 @@ RUNTIME = lambda_.Runtime.PYTHON_3_11
 # What pip installs for: Lambda's arm64 Python 3.11 (the layer's compatible architecture and runtime).
 LAMBDA_PLATFORM = "manylinux2014_aarch64"
 PYTHON_VERSION = "3.11"
+LAMBDA_PYTHON = (3, 11)
 LOCK = names.ROOT / "requirements" / "layer.txt"
 
 
@@ -59,7 +63,29 @@ def bundle(output_dir: Path, *, platform: str = LAMBDA_PLATFORM, lock: Path = LO
     shutil.copytree(
         names.LAYER_SOURCE, target / "mediaindex", ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
     )
+    compile_bytecode(target)
     return target
+
+
+def compile_bytecode(target: Path) -> bool:
+    """Writes bytecode for every module under `target` that nothing checks at import. Lambda's /opt
+    is read-only, so a module without usable bytecode is compiled again at every cold start; CDK
+    zips assets with every file dated 1980-01-01, which makes pip's timestamp-checked .pyc stale
+    and leaves the package (copied without any) to compile whole. The layer's sources never change
+    once deployed, so unchecked hash-based .pyc are right. Only under Lambda's Python version (a
+    .pyc of another is ignored there): False, and nothing written, otherwise."""
+    if sys.version_info[:2] != LAMBDA_PYTHON:
+        return False
+    # Some packages ship files that are not meant to compile (templates, other versions' code):
+    # those stay as they are; what imports, compiles.
+    compileall.compile_dir(
+        str(target),
+        quiet=2,
+        force=True,
+        workers=0,
+        invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+    )
+    return True
 
 
 @jsii.implements(ILocalBundling)
