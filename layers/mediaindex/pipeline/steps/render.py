@@ -9,8 +9,8 @@ wants them (each part's filter chains start at `[0:V:0]` or `[0:a:0]`):
   for the embedding step, which then needs neither the original nor a decode of its own.
 
 Earlier releases ran the proxy and the previews as separate steps, each decoding the original (and
-embedding a third time): the sum of their CPU time was 8% above this one run's for a 60 s 720p
-clip (bench/media_bench.py prints both)."""
+embedding a third time): for a 60 s 720p clip their CPU time was 7-14 % above this one run's
+(bench/media_bench.py `one_decode` prints both)."""
 
 from __future__ import annotations
 
