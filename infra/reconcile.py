@@ -89,6 +89,7 @@ class Reconcile(Construct):
                 "dynamodb:BatchGetItem",  # a purged page's tasks, read at once
                 *policies.TABLE_BATCH_WRITE,  # a purged page's rows
                 "dynamodb:DeleteItem",  # the index row, its name guards, its ledger item
+                "dynamodb:UpdateItem",  # the usage counters a stuck task's failed features move
             ],
             index_queries=True,  # the deleted index's assets (gsi1)
         )
