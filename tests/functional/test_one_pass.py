@@ -272,7 +272,15 @@ def test_one_render_gives_what_each_part_alone_gives(shots_video: Path, tmp_path
     stored = visual_plan.load(_ctx(tmp_path / "again", shots_video, MediaType.VIDEO).asset, blobs_one)
     assert stored is not None and stored.kind == "shot"
     assert [(s.start, s.end) for s in stored.segments] == segments
-    assert [s.keyframe_key for s in stored.segments] == [d.key for d in together["keyframe"]]
+    owner = _ctx(tmp_path / "again2", shots_video, MediaType.VIDEO).asset
+    assert [s.keyframe_key for s in stored.planned(owner)] == [d.key for d in together["keyframe"]]
+    # The plan names its keyframes relative to the asset's folder: no tenant, no key layout in it
+    raw = blobs_one.get_bytes(visual_plan.derived_key(owner, visual_plan.PLAN_NAME))
+    assert owner.tenant_id.encode() not in raw and b"keyframes/00000.jpg" in raw
+    moved = owner.model_copy(update={"tenant_id": "ten_moved", "key_layout": 2})
+    assert [s.keyframe_key for s in stored.planned(moved)] == [
+        visual_plan.derived_key(moved, f"keyframes/{i:05d}.jpg") for i in range(len(segments))
+    ]
 
 
 def test_embedding_reads_the_rendered_plan_without_the_original(shots_video: Path, tmp_path: Path) -> None:

@@ -41,7 +41,10 @@ class VisualSegment:
 class StoredSegment(BaseModel):
     start: float
     end: float
-    keyframe_key: str | None = None
+    # Its keyframe's name in the asset's derived folder, not its key: keys name the tenant and the
+    # key layout, and a plan must still point at its keyframes after `mediaindex import` moves the
+    # asset to another tenant.
+    keyframe: str | None = None
 
 
 class VisualPlan(BaseModel):
@@ -51,6 +54,13 @@ class VisualPlan(BaseModel):
     kind: Literal["shot", "window"]
     duration_s: float
     segments: list[StoredSegment]
+
+    def planned(self, owner: KeyOwner) -> list[VisualSegment]:
+        """The segments with their keyframes' keys for `owner` (none downloaded yet)."""
+        return [
+            VisualSegment(s.start, s.end, keyframe_key=derived_key(owner, s.keyframe) if s.keyframe else None)
+            for s in self.segments
+        ]
 
 
 def plan_segments(
@@ -127,7 +137,13 @@ def store_keyframes(
 def save(
     owner: KeyOwner, blobs: BlobStore, kind: str, duration: float, segs: list[VisualSegment]
 ) -> Derivative:
-    stored = [StoredSegment(start=s.start, end=s.end, keyframe_key=s.keyframe_key) for s in segs]
+    folder = derived_key(owner, "")
+    stored = [
+        StoredSegment(
+            start=s.start, end=s.end, keyframe=s.keyframe_key.removeprefix(folder) if s.keyframe_key else None
+        )
+        for s in segs
+    ]
     plan = VisualPlan(kind="shot" if kind == "shot" else "window", duration_s=duration, segments=stored)
     info = blobs.put_bytes(derived_key(owner, PLAN_NAME), plan.model_dump_json().encode(), "application/json")
     return Derivative(

@@ -92,9 +92,7 @@ def _visual_segments(ctx: StepContext, media_type: MediaType) -> tuple[list[_Seg
         return [], []
     asset = ctx.asset
     if media_type == MediaType.VIDEO and (stored := visual_plan.load(asset, ctx.blobs)) is not None:
-        planned = [
-            visual_plan.VisualSegment(s.start, s.end, keyframe_key=s.keyframe_key) for s in stored.segments
-        ]
+        planned = stored.planned(asset)
         if ctx.settings.clip_model_path is not None:
             visual_plan.fetch_keyframes(ctx.blobs, planned, ctx.workdir)
         return _as_segs(stored.kind, planned), []
