@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,13 +16,13 @@ from fastapi import APIRouter, FastAPI, Query
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
-from bench.__main__ import _records
 from mediaindex.api import errors
 from mediaindex.api.strict_json import StrictJsonRoute, in_one_hop
 from mediaindex.bootstrap.app import build_app
 from mediaindex.bootstrap.local import build_local
 from mediaindex.domain.errors import NotFoundError
 from mediaindex.settings import Settings
+from tests.bench_line import bench_record
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -152,17 +150,7 @@ def test_getting_an_asset_costs_two_hops(tmp_path: Path, hops: list[str]) -> Non
 
 
 def test_the_latency_bench_prints_one_json_line() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.api_latency", "20"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    records = _records(done.stdout)
-    assert len(records) == 1 and len(done.stdout.strip().splitlines()) == 1
-    record = records[0]
+    record, table = bench_record("api_latency", "20")
     assert record["bench"] == "api_latency"
     assert record["ratio"] == round(record["project_p50_ms"] / record["floor_p50_ms"], 2)
     overhead = record["get_p50_overhead_ms"]
@@ -170,5 +158,5 @@ def test_the_latency_bench_prints_one_json_line() -> None:
     assert record["goals"] == {"get_p50_overhead_le_0.5_ms": overhead <= 0.5}
     assert len(record["load_start"]) == len(record["load_end"]) == 3
     assert record["get_asset"]["n"] == record["floor_bare_route"]["n"] == 20
-    assert "GET /v1/assets/{id}" in done.stderr  # the human table
+    assert "GET /v1/assets/{id}" in table  # the human table
     json.dumps(record)

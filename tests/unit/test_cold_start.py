@@ -15,9 +15,9 @@ import pytest
 from botocore.exceptions import UnknownServiceError
 from botocore.loaders import Loader
 
-from bench.__main__ import _records
 from bench.cold_start import FORBIDDEN, lambda_env
 from mediaindex.adapters.aws.clients import NameCheckingLoader, core_session, make_client
+from tests.bench_line import bench_record
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -150,14 +150,7 @@ def test_the_loader_honours_aws_data_path(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 def test_the_cold_start_bench_prints_one_json_line() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.cold_start", "--runs", "1", "--no-layer"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    records = _records(done.stdout)
-    assert len(records) == 1 and len(done.stdout.strip().splitlines()) == 1
-    record = records[0]
+    record, table = bench_record("cold_start", "--runs", "1", "--no-layer")
     assert record["bench"] == "cold_start"
     assert record["ratio"] == round(record["project_ms"] / record["floor_ms"], 2)
     own = record["handler_own_ms"]
@@ -166,4 +159,4 @@ def test_the_cold_start_bench_prints_one_json_line() -> None:
     assert not set(FORBIDDEN) & set(record["imported_watched_modules"])
     assert set(record["phases_ms"]) == {"handler_module", "app_modules", "build_runtime", "create_app"}
     assert len(record["load_start"]) == len(record["load_end"]) == 3
-    assert "handler's own share" in done.stderr
+    assert "handler's own share" in table
