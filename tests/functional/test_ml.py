@@ -537,6 +537,25 @@ def test_transcription_reads_the_track_probe_kept_not_the_original(
     ]
 
 
+def test_a_rerun_probe_keeps_the_stored_track_without_decoding_again(
+    tmp_path: Path,
+    media: dict[str, Path],
+    models: ModelRegistry,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mediaindex.pipeline import audio_track
+
+    ctx = make_ctx(tmp_path, media["talking"], MediaType.VIDEO, models, settings)
+    _probe(ctx, frozenset({Feature.TRANSCRIPTION}))
+    kept = ctx.blobs.head(audio_track.key(ctx.asset))
+    assert kept is not None
+    extracts: list[object] = []
+    monkeypatch.setattr(audio_track, "extract", lambda *a, **k: extracts.append(a) or True)
+    _probe(ctx, frozenset({Feature.TRANSCRIPTION}))
+    assert extracts == [] and ctx.blobs.head(audio_track.key(ctx.asset)) == kept
+
+
 def test_probe_keeps_no_track_for_a_task_that_does_not_transcribe(
     tmp_path: Path, media: dict[str, Path], models: ModelRegistry, settings: Settings
 ) -> None:

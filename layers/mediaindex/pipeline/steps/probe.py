@@ -19,7 +19,10 @@ log = logging.getLogger(__name__)
 
 def _keep_audio_track(ctx: StepContext, path: Path) -> list[Derivative]:
     """Stores the 16 kHz track transcription reads. Audio that does not decode fails transcription
-    alone, as before the track was kept: transcription then reports it from the original."""
+    alone, as before the track was kept: transcription then reports it from the original. A
+    re-run's probe keeps the track stored already: an original never changes, nor does its track."""
+    if ctx.blobs.head(audio_track.key(ctx.asset)) is not None:
+        return []
     track = ctx.workdir / audio_track.TRACK_NAME
     try:
         has_audio = audio_track.extract(
