@@ -467,7 +467,8 @@ def measure(seconds: float, work: Path) -> Item:
             finally:
                 recorder.detach()
         require_ready(asset)
-        batch_steps = [t["step"] for t in run["calls"] if t["kind"] == "batch"]
+        batch_steps = [t["step"] for t in run["calls"] if t["kind"] == "batch" and not t.get("queued")]
+        queued_steps = [t["step"] for t in run["calls"] if t["kind"] == "batch" and t.get("queued")]
         return {
             "media_s": round(float(asset.get("duration_s") or seconds), 2),
             "clip": {"size": "1920x1080", "bytes": clip.stat().st_size},
@@ -477,6 +478,8 @@ def measure(seconds: float, work: Path) -> Item:
             "own_ids": (created["asset"]["id"], execution_input["task_id"]),
             "transitions": len(run["states"]),
             "batch_steps": batch_steps,
+            # Steps sent to the GPU work queue: items of shared batch jobs (gpu_batches.py).
+            "gpu_batched_steps": queued_steps,
             "fargate_jobs": sum(1 for s in batch_steps if STEP_BY_NAME[s].compute == "cpu"),
             "lambda": {
                 "api": API_REQUESTS,
@@ -486,7 +489,7 @@ def measure(seconds: float, work: Path) -> Item:
             },
             "step_cpu_s": step_cpu,
             "model_load_cpu_s": load_s,
-            "ml_steps": [s for s in batch_steps if STEP_BY_NAME[s].compute == "gpu"],
+            "ml_steps": [s for s in batch_steps + queued_steps if STEP_BY_NAME[s].compute == "gpu"],
         }
     finally:
         runtime.close()
@@ -570,6 +573,7 @@ def summarize(m: Item) -> Item:
         "sfn_start": t.other_calls.get("sfn:StartExecution", 0),
         "sfn_transitions": m["transitions"],
         "batch_submit_job": len(m["batch_steps"]),
+        "gpu_batched_steps": len(m["gpu_batched_steps"]),
         "fargate_jobs": m["fargate_jobs"],
         "lambda": lam,
         "lambda_invocations": sum(lam.values()),
@@ -627,12 +631,12 @@ def reference_budget(fitted: dict[str, Item], media_s: float = REFERENCE_S) -> p
     mp = multipart_upload(ref["clip_bytes"], Settings().part_size_bytes)
     steps = [k.split(".", 1)[1] for k in ref if k.startswith("step_cpu_s.")]
 
-    def task_s(compute: str) -> float:
-        return sum(
-            prices.ASSUMED_RTF[s] * media_s + prices.JOB_START_S
-            for s in steps
-            if STEP_BY_NAME[s].compute == compute
-        )
+    def work_s(compute: str) -> float:
+        return sum(prices.ASSUMED_RTF[s] * media_s for s in steps if STEP_BY_NAME[s].compute == compute)
+
+    # CPU steps are jobs of their own, each with its start; GPU steps share batch jobs' starts
+    # (priced per rate by the model), unless this definition runs them as jobs of their own.
+    gpu_own_jobs = ref["batch_submit_job"] - ref["fargate_jobs"]
 
     return prices.Budget(
         media_s=media_s,
@@ -648,8 +652,9 @@ def reference_budget(fitted: dict[str, Item], media_s: float = REFERENCE_S) -> p
         fargate_jobs=ref["fargate_jobs"],
         lambda_invocations=ref["lambda_invocations"] + mp["lambda_invocations"],
         api_requests=ref["lambda.api"] + mp["api_requests"],
-        fargate_s=task_s("cpu"),
-        gpu_s=task_s("gpu"),
+        fargate_s=work_s("cpu") + prices.JOB_START_S * ref["fargate_jobs"],
+        gpu_work_s=work_s("gpu") + prices.JOB_START_S * gpu_own_jobs,
+        gpu_items=ref.get("gpu_batched_steps", 0.0),
     )
 
 
@@ -716,21 +721,26 @@ def render(summaries: list[Item], fitted: dict[str, Item], budget: prices.Budget
         f"Reference budget: {_n(budget.dynamodb_wru)} WRU, {_n(budget.dynamodb_rru)} RRU, "
         f"{_n(budget.s3_put_class)} S3 PUT-class and {_n(budget.s3_get_class)} GET-class requests "
         f"(its multipart upload included), {_n(budget.sfn_transitions)} transitions, "
-        f"{_n(budget.batch_jobs)} Batch jobs ({_n(budget.fargate_jobs)} on Fargate, "
-        f"{budget.fargate_s:.0f} task s; {budget.gpu_s:.0f} GPU s), {_n(budget.lambda_invocations)} Lambda "
+        f"{_n(budget.batch_jobs)} Batch jobs of its own ({_n(budget.fargate_jobs)} on Fargate, "
+        f"{budget.fargate_s:.0f} task s), {_n(budget.gpu_items)} GPU steps in shared batch jobs "
+        f"({budget.gpu_work_s:.0f} GPU s of work, plus a share of each batch's {prices.JOB_START_S:.0f} s "
+        f"start: up to {prices.GPU_BATCH_MAX_ITEMS} items per batch, gathered for "
+        f"{prices.GPU_BATCH_WINDOW_S:.0f} s), {_n(budget.lambda_invocations)} Lambda "
         f"invocations, {_n(budget.hot_partition_wru)} WRU on the hottest partition shared with the tenant's "
         "other uploads. Every rate below is one tenant's.",
         "",
         "| uploads/min | media h per h | quotas exceeded, in the order reached | busiest quota "
-        "| GPU instances | $/media h on-demand | $/media h Spot |",
-        "|---:|---:|---|---|---:|---:|---:|",
+        "| GPU steps per batch job | GPU s per asset | GPU instances "
+        "| $/media h on-demand | $/media h Spot |",
+        "|---:|---:|---|---|---:|---:|---:|---:|---:|",
     ]
     for m in model:
         cost = m["usd_per_media_hour"]
         lines.append(
             f"| {_n(m['uploads_per_min'])} | {_n(m['media_hours_per_hour'])} | "
             f"{', '.join(m['exceeded']) or 'none'} | "
-            f"{m['closest']} at {m['closest_utilisation']:.0%} | {m['gpu_instances']:,} | "
+            f"{m['closest']} at {m['closest_utilisation']:.0%} | {_n(m['gpu_batch_fill'] or 1)} | "
+            f"{_n(m['gpu_s_per_asset'])} | {m['gpu_instances']:,} | "
             f"${cost['total_on_demand']:.3f} | ${cost['total_spot']:.3f} |"
         )
     ceilings = prices.max_rate_per_min(budget)
@@ -790,7 +800,8 @@ LABELS = {
     "phases_reading_original": "steps reading the original",
     "sfn_start": "StartExecution",
     "sfn_transitions": "state transitions",
-    "batch_submit_job": "Batch SubmitJob",
+    "batch_submit_job": "Batch SubmitJob (jobs of its own)",
+    "gpu_batched_steps": "GPU steps in shared batch jobs",
     "fargate_jobs": "Fargate jobs",
     "lambda_invocations": "Lambda invocations",
     "step_cpu_s": "CPU s (here) of step",

@@ -75,6 +75,11 @@ LAMBDA_S = 0.2  # assumed mean duration of one invocation, warm
 # decode it no longer repeats: bench/media_bench.py `one_decode`); the GPU figures are g5.xlarge, fp16.
 ASSUMED_RTF = {"probe": 0.05, "render": 0.55, "transcription": 0.03, "embedding": 0.02}
 JOB_START_S = 30.0  # assumed per job: container start and model load on a warm instance or task
+# GPU steps run in batches (adapters/aws/gpu_batches.py): the deployed defaults of infra (context
+# `gpu_batch_max_items`, `gpu_batch_window_s`). A batch fills with the messages of one window, up to
+# its maximum: at a trickle each job holds one step, at scale a full batch shares one job start.
+GPU_BATCH_MAX_ITEMS = 16
+GPU_BATCH_WINDOW_S = 20.0
 
 
 @dataclass(frozen=True)
@@ -90,12 +95,30 @@ class Budget:
     s3_prefix_puts: float  # PUT-class requests under its tenant's key prefix
     sfn_start: float
     sfn_transitions: float
-    batch_jobs: float
+    batch_jobs: float  # jobs of its own (the CPU steps); the GPU steps' jobs are shared, below
     fargate_jobs: float
     lambda_invocations: float
     api_requests: float
     fargate_s: float  # Fargate task seconds (all CPU steps)
-    gpu_s: float  # GPU instance seconds (all GPU steps)
+    gpu_work_s: float  # GPU instance seconds of the GPU steps' own work (no job start)
+    gpu_items: float = 0.0  # GPU steps, each an item of a batch job
+
+
+def gpu_batch_fill(b: Budget, per_min: float) -> float:
+    """Items per GPU batch job at this rate: one window's GPU messages (one tenant's), at least one,
+    at most a full batch."""
+    arriving = per_min / 60 * b.gpu_items * GPU_BATCH_WINDOW_S
+    return min(float(GPU_BATCH_MAX_ITEMS), max(1.0, arriving))
+
+
+def gpu_jobs(b: Budget, per_min: float) -> float:
+    """GPU batch jobs per asset at this rate (a share of each job)."""
+    return b.gpu_items / gpu_batch_fill(b, per_min) if b.gpu_items else 0.0
+
+
+def gpu_s(b: Budget, per_min: float) -> float:
+    """GPU instance seconds per asset at this rate: its work, and its share of the job starts."""
+    return b.gpu_work_s + JOB_START_S * gpu_jobs(b, per_min)
 
 
 def request_costs(b: Budget) -> dict[str, float]:
@@ -117,7 +140,7 @@ def loads(b: Budget, per_min: float) -> dict[str, float]:
     Little's law: arrivals per second times seconds each holds the resource."""
     per_s = per_min / 60
     return {
-        "batch_submit_job": per_s * b.batch_jobs,
+        "batch_submit_job": per_s * (b.batch_jobs + gpu_jobs(b, per_min)),
         "fargate_launch": per_s * b.fargate_jobs,
         "sfn_start_execution": per_s * b.sfn_start,
         "sfn_transitions": per_s * b.sfn_transitions,
@@ -127,14 +150,24 @@ def loads(b: Budget, per_min: float) -> dict[str, float]:
         "s3_prefix_put": per_s * b.s3_prefix_puts,
         "lambda_concurrency": per_s * b.lambda_invocations * LAMBDA_S,
         "fargate_vcpus": per_s * b.fargate_s * FARGATE_VCPUS,
-        "gpu_vcpus": per_s * b.gpu_s * G5_VCPUS,
+        "gpu_vcpus": per_s * gpu_s(b, per_min) * G5_VCPUS,
     }
 
 
 def max_rate_per_min(b: Budget) -> dict[str, float]:
-    """The upload rate (per minute) at which each quota is reached."""
-    one = loads(b, 1.0)
-    return {k: (QUOTAS[k].per_s / v if v > 0 else math.inf) for k, v in one.items()}
+    """The upload rate (per minute) at which each quota is reached. Loads grow with the rate, if not
+    in proportion (batches fill): each ceiling is found by bisection."""
+    out: dict[str, float] = {}
+    for k, q in QUOTAS.items():
+        if loads(b, 1e9)[k] <= q.per_s:
+            out[k] = math.inf
+            continue
+        lo, hi = 0.0, 1e9
+        for _ in range(200):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if loads(b, mid)[k] <= q.per_s else (lo, mid)
+        out[k] = hi
+    return out
 
 
 def scale(b: Budget, per_min: float) -> dict[str, Any]:
@@ -147,7 +180,8 @@ def scale(b: Budget, per_min: float) -> dict[str, Any]:
     media_h_per_h = per_min * 60 * b.media_s / 3600
     # GPU instances held: the GPU work in flight (Little's law), whole instances, at least one while
     # uploads keep coming (Batch keeps it through its scale-down delay, longer than the gaps).
-    instances = max(1, math.ceil(per_min / 60 * b.gpu_s)) if b.gpu_s > 0 else 0
+    held_s = gpu_s(b, per_min)
+    instances = max(1, math.ceil(per_min / 60 * held_s)) if held_s > 0 else 0
     costs = request_costs(b)
     assets_per_h = per_min * 60
     per_media_h = {k: v * assets_per_h / media_h_per_h for k, v in costs.items()}
@@ -167,6 +201,8 @@ def scale(b: Budget, per_min: float) -> dict[str, Any]:
         "closest_utilisation": round(used[closest], 3),
         "utilisation": {k: round(v, 4) for k, v in used.items()},
         "gpu_instances": instances,
+        "gpu_batch_fill": round(gpu_batch_fill(b, per_min), 2) if b.gpu_items else None,
+        "gpu_s_per_asset": round(held_s, 2),
         "usd_per_asset_without_gpu": round(sum(costs.values()), 5),
         "usd_per_media_hour": {
             **{k: round(v, 4) for k, v in {**per_media_h, **gpu_cost}.items()},

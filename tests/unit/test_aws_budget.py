@@ -279,7 +279,7 @@ def budget(**kw: float) -> prices.Budget:
     values = dict(
         media_s=600.0, dynamodb_wru=500.0, dynamodb_rru=200.0, hot_partition_wru=4.0, s3_put_class=60.0,
         s3_get_class=400.0, s3_prefix_puts=60.0, sfn_start=1.0, sfn_transitions=20.0, batch_jobs=5.0,
-        fargate_jobs=3.0, lambda_invocations=7.0, api_requests=4.0, fargate_s=450.0, gpu_s=90.0,
+        fargate_jobs=3.0, lambda_invocations=7.0, api_requests=4.0, fargate_s=450.0, gpu_work_s=90.0,
     )  # fmt: skip
     return prices.Budget(**{**values, **kw})
 
@@ -303,6 +303,27 @@ def test_the_model_names_the_first_quota_each_rate_exceeds() -> None:
     assert low["first_rate_limit"] is None
     assert high["first_limit_at_per_min"] == pytest.approx(ceilings[high["first_limit"]], abs=0.1)
     assert high["gpu_instances"] == math.ceil(10_000 / 60 * 90)
+
+
+def test_batched_gpu_steps_share_job_starts_as_the_rate_fills_the_batches() -> None:
+    # Two GPU steps per asset, 60 GPU s of work, three jobs of its own
+    b = budget(gpu_work_s=60.0, gpu_items=2.0, batch_jobs=3.0)
+    # At a trickle each batch holds one step: a job start per step, as without batching
+    assert prices.gpu_batch_fill(b, 1) == 1
+    assert prices.gpu_s(b, 1) == 60 + 2 * prices.JOB_START_S
+    # At scale a window fills a whole batch: one start per GPU_BATCH_MAX_ITEMS steps
+    full = prices.GPU_BATCH_MAX_ITEMS
+    assert prices.gpu_batch_fill(b, 10_000) == full
+    assert prices.gpu_s(b, 10_000) == pytest.approx(60 + 2 * prices.JOB_START_S / full)
+    assert prices.loads(b, 10_000)["batch_submit_job"] == pytest.approx(10_000 / 60 * (3 + 2 / full))
+    # and the ceilings, found by bisection, are where the load meets the quota
+    ceilings = prices.max_rate_per_min(b)
+    for k in ("batch_submit_job", "gpu_vcpus"):
+        assert prices.loads(b, ceilings[k])[k] == pytest.approx(prices.QUOTAS[k].per_s, rel=1e-6)
+    # and the GPU cost per media hour falls below the unbatched one at scale
+    unbatched = budget(gpu_work_s=60.0 + 2 * prices.JOB_START_S, gpu_items=0.0, batch_jobs=5.0)
+    batched_cost = prices.scale(b, 10_000)["usd_per_media_hour"]["gpu_on_demand"]
+    assert batched_cost < 0.6 * prices.scale(unbatched, 10_000)["usd_per_media_hour"]["gpu_on_demand"]
 
 
 def test_the_cost_per_media_hour_adds_up_and_gpu_dominates_a_trickle() -> None:
@@ -359,7 +380,8 @@ def recorded(media_s: float, gets_per_step: int) -> dict[str, Any]:
     return {
         "media_s": media_s, "clip": {"size": "1920x1080", "bytes": int(media_s * 1000)},
         "upload_key": "orig", "calls": calls, "gsi_keys": GSI, "own_ids": ("a1", "tsk_1"),
-        "transitions": 20, "batch_steps": ["probe", "transcription"], "fargate_jobs": 1,
+        "transitions": 20, "batch_steps": ["probe"], "gpu_batched_steps": ["transcription"],
+        "fargate_jobs": 1,
         "lambda": {"api": 3, "upload_event": 1, "pipeline_events": 1, "query_encoder": 1},
         "step_cpu_s": {"probe": media_s / 10, "transcription": media_s / 5}, "model_load_cpu_s": 5.0,
         "ml_steps": ["transcription"],
@@ -381,7 +403,9 @@ def test_two_clips_make_the_reference_budget_and_the_table() -> None:
     assert budget.s3_put_class == 1 + mp["s3_put_class"]
     assert budget.lambda_invocations == 6 + 1 and budget.api_requests == 3 + 1
     rtf = prices.ASSUMED_RTF
-    assert budget.gpu_s == rtf["transcription"] * 600 + prices.JOB_START_S
+    # The GPU step is an item of a shared batch job: its work here, its job start priced per rate.
+    assert budget.gpu_work_s == rtf["transcription"] * 600 and budget.gpu_items == 1
+    assert budget.batch_jobs == 1
     assert budget.fargate_s == rtf["probe"] * 600 + prices.JOB_START_S
     assert "| S3 GETs of the original | 4 | 12 | 0 | 12 | 120 |" in text
     assert "| batch: transcription | 0 | 0 | GET 6 | - |" in text
