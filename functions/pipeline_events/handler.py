@@ -53,7 +53,12 @@ def error_from_catch(error: Any) -> Any:
         reason = job.get("StatusReason") or container.get("Reason") or name
         exit_code = container.get("ExitCode")
         message = f"{reason} (exit code {exit_code})" if exit_code is not None else str(reason)
-    code = {"States.Timeout": "step_timeout", "UpstreamFailed": "upstream_failed"}.get(name, "step_failed")
+    code = {
+        "States.Timeout": "step_timeout",
+        # A batched GPU step whose job stopped sending heartbeats (it died unseen).
+        "States.HeartbeatTimeout": "step_timeout",
+        "UpstreamFailed": "upstream_failed",
+    }.get(name, "step_failed")
     return ErrorInfo(code=code, message=message[:_MAX_MESSAGE])
 
 

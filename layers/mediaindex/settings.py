@@ -151,6 +151,11 @@ class Settings(BaseSettings):
     # from S3 notifications on this SQS queue (made by `mediaindex aws init`); the URL wins over the name.
     upload_queue_name: str = "mediaindex-uploads"
     upload_queue_url: str | None = None
+    # GPU steps in batches (adapters/aws/gpu_batches.py): the batcher submits each batch to this
+    # queue with this job definition, and gives its job this long per item.
+    gpu_queue_arn: str | None = None
+    gpu_job_definition_arn: str | None = None
+    gpu_batch_item_timeout_s: int = Field(3600, ge=60)
 
     @model_validator(mode="after")
     def _aws_form_limit(self) -> Settings:

@@ -5,6 +5,10 @@
 //   `python -m functions.batch_step.main <ContainerOverrides.Command>`; exit 0 is a SUCCEEDED job,
 //   any other exit a FAILED one, thrown as Step Functions does: `States.TaskFailed` with the job
 //   description (StatusReason, Container.ExitCode) as JSON in Cause;
+// - a queued GPU step (`sqs:sendMessage.waitForTaskToken`, the batched GPU path) runs the same
+//   entrypoint for that one item, as its batch job would (the batch mechanics themselves, manifests and
+//   tokens, are tested under moto): exit 0 settles the token with the job's answer, any other exit
+//   fails it with `GpuStepCrashed`, as functions.batch_step.main's run_batch reports a crashed item;
 // - a Lambda task (`lambda:invoke`) runs `functions.pipeline_events.handler.process(Payload)` in a
 //   warm "container" (one Python process for the whole request, configured on its first invoke, as
 //   a Lambda container is); an exception is a function error, thrown under its type name.
@@ -45,6 +49,7 @@ import { readFileSync } from "node:fs";
 const { StateMachine, ExecutionError } = await import("aws-local-stepfunctions");
 
 const BATCH_SYNC = "arn:aws:states:::batch:submitJob.sync";
+const SQS_SEND_WAIT = "arn:aws:states:::sqs:sendMessage.waitForTaskToken";
 const LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke";
 const JOB_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
 const TAIL = 4000;
@@ -205,6 +210,53 @@ async function execute(machine, definition, input, plan, extraEnv) {
     };
   }
 
+  function queuedHandler(stateName, state) {
+    return async (params) => {
+      const body = params?.MessageBody ?? {};
+      const step = body.step;
+      const command = ["--tenant-id", body.tenant_id, "--task-id", body.task_id, "--step", step];
+      const call = { state: stateName, kind: "batch", queued: true, step, command };
+      calls.push(call);
+      // What SendMessage, and the batcher reading the body, would refuse.
+      const bad = [];
+      if (typeof params?.QueueUrl !== "string" || !params.QueueUrl) bad.push("QueueUrl");
+      if (typeof params?.MessageGroupId !== "string" || !params.MessageGroupId) bad.push("MessageGroupId");
+      for (const k of ["tenant_id", "task_id", "step", "token"]) {
+        if (typeof body[k] !== "string" || !body[k]) bad.push(`MessageBody.${k}`);
+      }
+      if (bad.length) {
+        call.result = `refused: ${bad.join(", ")}`;
+        throw namedError("SQS.InvalidParameterValueException", call.result);
+      }
+      const mode = plan.batch[step];
+      if (mode === "timeout") {
+        if (!state.TimeoutSeconds || !state.HeartbeatSeconds) {
+          call.result = "never picked up, and the state lacks TimeoutSeconds or HeartbeatSeconds: it hangs";
+          problems.push(`${stateName}: a queued step needs TimeoutSeconds and HeartbeatSeconds`);
+          throw namedError("Harness.Hang", call.result);
+        }
+        call.result = `timed out (HeartbeatSeconds ${state.HeartbeatSeconds})`;
+        throw namedError("States.Timeout", "States.Timeout");
+      }
+      let exitCode = 0;
+      if (mode === "crash") {
+        exitCode = 1;
+        call.result = "simulated crash";
+      } else if (!request.stub) {
+        const started = Date.now();
+        const proc = await spawnPython(["-m", "functions.batch_step.main", ...command]);
+        call.ms = Date.now() - started;
+        exitCode = proc.code;
+        if (exitCode !== 0) call.log = (proc.out + proc.err).slice(-TAIL);
+        call.result = `exit ${exitCode}`;
+      } else {
+        call.result = "stub exit 0";
+      }
+      if (exitCode === 0) return { status: "completed", ran: true };
+      throw namedError("GpuStepCrashed", `${step} crashed (exit ${exitCode})`);
+    };
+  }
+
   function lambdaHandler(stateName) {
     return async (params) => {
       const payload = params?.Payload;
@@ -241,6 +293,7 @@ async function execute(machine, definition, input, plan, extraEnv) {
   const retryOverrides = {};
   for (const [name, state] of Object.entries(taskStates(definition.States))) {
     if (state.Resource === BATCH_SYNC) handlers[name] = batchHandler(name, state);
+    else if (state.Resource === SQS_SEND_WAIT) handlers[name] = queuedHandler(name, state);
     else if (state.Resource === LAMBDA_INVOKE) handlers[name] = lambdaHandler(name);
     else problems.push(`${name}: no local handler for Resource ${state.Resource}`);
   }
@@ -269,6 +322,8 @@ async function execute(machine, definition, input, plan, extraEnv) {
         StartTime: new Date().toISOString(),
       },
       StateMachine: { Id: machineArn, Name: "mediaindex-faithful" },
+      // What `$$.Task.Token` reads in a waitForTaskToken state (one per execution is enough here).
+      Task: { Token: randomUUID() },
     };
     const execution = machine.run(input, {
       overrides: { taskResourceLocalHandlers: handlers, retryIntervalOverrides: retryOverrides },

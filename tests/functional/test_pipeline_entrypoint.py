@@ -27,9 +27,9 @@ def runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Runtime
         runtime.close()
 
 
-def ingest(runtime: Runtime, data: bytes) -> tuple[str, str, str, str]:
+def ingest(runtime: Runtime, data: bytes, tenant_name: str = "acme") -> tuple[str, str, str, str]:
     """(tenant, task, asset, original key) of an asset whose original landed and whose task started."""
-    tenant, _, _ = runtime.services.keys.create_key("acme")
+    tenant, _, _ = runtime.services.keys.create_key(tenant_name)
     index = runtime.services.indexes.create(
         tenant.id, name="clips", description=None, default_features=None, is_sample=False
     )
@@ -75,3 +75,75 @@ def test_a_cancelled_task_has_nothing_to_do(runtime: Runtime) -> None:
     assert entrypoint.run(tenant_id, task_id, "probe", runtime.settings) == entrypoint.EXIT_OK
     after = runtime.stores.tasks.get(tenant_id, task_id)
     assert after is not None and after.state == "cancelled"
+
+
+class TokenCalls:
+    """Step Functions' token API, recorded (moto's tokens belong to its own executions)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, str]] = []
+
+    def send_task_success(self, *, taskToken: str, output: str) -> None:
+        self.calls.append(("success", taskToken, output))
+
+    def send_task_failure(self, *, taskToken: str, error: str, cause: str) -> None:
+        self.calls.append(("failure", taskToken, error))
+
+    def send_task_heartbeat(self, *, taskToken: str) -> None:
+        self.calls.append(("heartbeat", taskToken, ""))
+
+
+def test_a_gpu_batch_runs_each_item_of_its_manifest_and_settles_each_token(runtime: Runtime) -> None:
+    # Given two tasks, one cancelled, and a manifest naming a step of each
+    from mediaindex.adapters.aws import gpu_batches
+    from mediaindex.adapters.aws.clients import AwsClients
+
+    tenant_id, cancelled, _, _ = ingest(runtime, b"")
+    runtime.services.tasks.cancel(tenant_id, cancelled)
+    other, bad_media, asset_id, _ = ingest(runtime, b"", "other")
+    items = [
+        gpu_batches.GpuWork(tenant_id, cancelled, "transcription", "tok-1"),
+        gpu_batches.GpuWork(other, bad_media, "probe", "tok-2"),
+    ]
+    key = f"{gpu_batches.MANIFEST_PREFIX}b1.json"
+    runtime.blobs.put_bytes(key, gpu_batches.manifest_body(items), "application/json")
+    clients = AwsClients(region=runtime.settings.aws_region)
+    clients.made["stepfunctions"] = tokens = TokenCalls()
+
+    # When the batch job runs it
+    code = entrypoint.run_batch(key, runtime.settings, clients)
+
+    # Then both tokens succeeded, in order: nothing to do for one, bad media recorded for the other
+    assert code == entrypoint.EXIT_OK
+    assert [(op, tok) for op, tok, _ in tokens.calls if op != "heartbeat"] == [
+        ("success", "tok-1"),
+        ("success", "tok-2"),
+    ]
+    asset = runtime.stores.assets.get(other, asset_id)
+    assert asset is not None and asset.error is not None and asset.error.code == "asset_file_empty"
+
+
+def test_a_gpu_batch_whose_manifest_cannot_be_read_fails_the_job(runtime: Runtime) -> None:
+    from mediaindex.adapters.aws import gpu_batches
+
+    key = f"{gpu_batches.MANIFEST_PREFIX}broken.json"
+    runtime.blobs.put_bytes(key, b'{"version": 42}', "application/json")
+    assert entrypoint.run_batch(key, runtime.settings) == entrypoint.EXIT_RETRY
+    assert entrypoint.run_batch(f"{gpu_batches.MANIFEST_PREFIX}missing.json", runtime.settings) == 1
+    local = runtime.settings.model_copy(update={"runtime": "local"})
+    assert entrypoint.run_batch(key, local) == entrypoint.EXIT_RETRY
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["--tenant-id", "t", "--task-id", "x"],
+        ["--batch-manifest", "k", "--step", "probe"],
+        ["--batch-manifest", "k", "--tenant-id", "t", "--task-id", "x", "--step", "probe"],
+    ],
+)
+def test_the_entrypoint_wants_one_step_or_one_manifest(argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        entrypoint.main(argv)
+    assert exit_.value.code == 2

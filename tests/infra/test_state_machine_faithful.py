@@ -38,6 +38,7 @@ from typing import Any
 import pytest
 
 from mediaindex.adapters.aws.state_machine import definition
+from mediaindex.adapters.aws.state_machine_tasks import GpuBatching
 from mediaindex.adapters.aws.stepfunctions import execution_arn
 from mediaindex.bootstrap import Runtime
 from mediaindex.domain.models import Feature, FeatureStatus, TaskKind, TaskState
@@ -61,8 +62,10 @@ ARNS: dict[str, Any] = {
     },
     "events_function_arn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:mediaindex-pipeline-events",
 }
-# What infra deploys (default retry pauses, queue wait); the harness overrides only the pauses.
-DEPLOYED = definition(STEPS, **ARNS)
+GPU_BATCHING = GpuBatching(f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/mediaindex-gpu-work", 16, 20)
+# What infra deploys (default retry pauses, queue wait, GPU steps batched); the harness overrides
+# only the pauses.
+DEPLOYED = definition(STEPS, **ARNS, gpu_batching=GPU_BATCHING)
 FEATURES = [str(f) for f in Feature]
 COMPLETED, FAILED, NA = FeatureStatus.COMPLETED, FeatureStatus.FAILED, FeatureStatus.NA
 
@@ -155,6 +158,7 @@ def _variants() -> dict[str, dict[str, Any]]:
     single = tuple(dataclasses.replace(s, max_attempts=1) for s in STEPS)
     return {
         "deployed": DEPLOYED,
+        "unbatched": definition(STEPS, **ARNS),
         "short-retries": definition(STEPS, **ARNS, retry_interval_s=1, queue_wait_s=60),
         "no-fetch": definition(no_fetch, **ARNS),
         "no-retries": definition(single, **ARNS),
@@ -196,6 +200,14 @@ def test_every_batch_state_has_a_timeout_beyond_its_job_and_every_failure_is_cau
             job_timeout = state["Parameters"]["Timeout"]["AttemptDurationSeconds"]
             assert job_timeout == STEP_BY_NAME[name].timeout_s
             assert state["TimeoutSeconds"] > job_timeout, name
+            assert STEP_BY_NAME[name].compute == "cpu", name  # GPU steps are batched
+        if state.get("Resource") == "arn:aws:states:::sqs:sendMessage.waitForTaskToken":
+            # Heartbeats cover the gather window and the queue wait; the whole state a full batch.
+            step = STEP_BY_NAME[name]
+            assert step.compute == "gpu", name
+            assert state["HeartbeatSeconds"] > GPU_BATCHING.window_s + 1800, name
+            assert state["TimeoutSeconds"] >= step.timeout_s * GPU_BATCHING.max_items, name
+            assert state["Parameters"]["QueueUrl"] == GPU_BATCHING.queue_url
 
 
 # ---- every feature subset, every failure (stubbed tasks) ------------------------------------------
@@ -536,8 +548,9 @@ def test_a_step_crashing_every_attempt_fails_its_chain_alone(world: World, cases
         },
     )
     errors = {c["payload"]["feature"]: c["payload"]["error"] for c in reports(result, "feature_failed")}
-    assert errors["transcription"]["Error"] == "States.TaskFailed"
-    assert json.loads(errors["transcription"]["Cause"])["Container"]["ExitCode"] == 1
+    # Transcription is a batched GPU step: its batch job failed the item's token.
+    assert errors["transcription"]["Error"] == "GpuStepCrashed"
+    assert "exit 1" in errors["transcription"]["Cause"]
     assert errors["embedding"]["Error"] == "UpstreamFailed"
 
 

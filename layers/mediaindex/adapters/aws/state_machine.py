@@ -4,7 +4,9 @@ Shape: an optional `fetch` (only when the input has `source_url`), then `probe`,
 branch per chain of feature steps (a step that needs another feature step rides in that step's
 branch, after it), then the joins (a step that needs feature steps of several branches, such as
 embedding after transcription and render). Each step is an AWS Batch job (`submitJob.sync`) on the
-CPU or GPU queue. A step whose features were not requested is skipped. A failed feature step
+CPU or GPU queue; with `gpu_batching`, a GPU step is a message to the GPU work queue whose batch
+job settles the state's task token (`sqs:sendMessage.waitForTaskToken`, adapters/aws/gpu_batches.py).
+A step whose features were not requested is skipped. A failed feature step
 reports `feature_failed` for its features alone, marks the steps after it that need it failed too,
 and lets the other branches go on. A failed shared step (fetch, probe) reports every requested feature failed.
 `feature_failed` carries `error` as Step Functions' error object, {"Error": name, "Cause": text}
@@ -42,7 +44,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from mediaindex.adapters.aws.state_machine_branches import Targets, branch, feature_stages, joins
-from mediaindex.adapters.aws.state_machine_tasks import State, batch_task, catch_all, lambda_task
+from mediaindex.adapters.aws.state_machine_tasks import GpuBatching, State, catch_all, lambda_task
 from mediaindex.pipeline.spec import STEPS, StepSpec
 
 # How long a Batch job may wait in its queue (RUNNABLE: no capacity yet, a GPU instance scaling from
@@ -59,17 +61,21 @@ def definition(
     events_function_arn: str,
     retry_interval_s: int = 30,
     queue_wait_s: int = DEFAULT_QUEUE_WAIT_S,
+    gpu_batching: GpuBatching | None = None,
 ) -> dict[str, Any]:
     """The ASL document for `spec`. `job_definitions` maps a step's image ("media", "ml") to its
     Batch job definition ARN. `retry_interval_s` is the first retry delay (doubling after).
-    `queue_wait_s` is how long a job may wait in its queue on top of its run time (`timeout_s`)."""
+    `queue_wait_s` is how long a job may wait in its queue on top of its run time (`timeout_s`).
+    With `gpu_batching`, GPU steps wait on the GPU work queue and run in batches (gpu_batches.py)."""
     by_name = {s.name: s for s in spec}
     if "probe" not in by_name:
         raise ValueError("the pipeline spec needs a probe step")
     queues = {"cpu": cpu_queue_arn, "gpu": gpu_queue_arn}
     feature_names = [str(f) for s in spec for f in s.features]
     stages = feature_stages(spec)
-    targets = Targets(queues, job_definitions, events_function_arn, retry_interval_s, queue_wait_s)
+    targets = Targets(
+        queues, job_definitions, events_function_arn, retry_interval_s, queue_wait_s, gpu_batching
+    )
     after_branches, join_states = joins(stages, targets, after="task finished")
 
     def finished(next_state: str) -> State:
@@ -112,12 +118,8 @@ def definition(
     for name in ("fetch", "probe"):
         if name not in by_name:
             continue
-        states[name] = batch_task(
+        states[name] = targets.step_task(
             by_name[name],
-            queue_arn=queues[by_name[name].compute],
-            job_definition_arn=job_definitions[by_name[name].image],
-            retry_interval_s=retry_interval_s,
-            queue_wait_s=queue_wait_s,
             next_state="probe" if name == "fetch" else "prepare",
             catch_state="mark all failed",
         )

@@ -16,7 +16,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from mediaindex.adapters.aws.state_machine_tasks import State, batch_task, lambda_task
+from mediaindex.adapters.aws.state_machine_tasks import (
+    GpuBatching,
+    State,
+    batch_task,
+    lambda_task,
+    queued_task,
+)
 from mediaindex.pipeline.spec import StepSpec
 
 # The status a branch writes for each of its steps before any runs (a step not requested stays so).
@@ -69,6 +75,29 @@ class Targets:
     events_function_arn: str
     retry_interval_s: int
     queue_wait_s: int
+    # When set, GPU steps go to the GPU work queue and run in batches.
+    gpu_batching: GpuBatching | None = None
+
+    def step_task(self, step: StepSpec, *, next_state: str, catch_state: str) -> State:
+        """The Task state that runs `step`: a batched GPU step, or a job of its own."""
+        if step.compute == "gpu" and self.gpu_batching is not None:
+            return queued_task(
+                step,
+                batching=self.gpu_batching,
+                retry_interval_s=self.retry_interval_s,
+                queue_wait_s=self.queue_wait_s,
+                next_state=next_state,
+                catch_state=catch_state,
+            )
+        return batch_task(
+            step,
+            queue_arn=self.queues[step.compute],
+            job_definition_arn=self.job_definitions[step.image],
+            retry_interval_s=self.retry_interval_s,
+            queue_wait_s=self.queue_wait_s,
+            next_state=next_state,
+            catch_state=catch_state,
+        )
 
 
 def _step_states(step: StepSpec, upstream: list[str], after: str, t: Targets) -> dict[str, State]:
@@ -101,15 +130,7 @@ def _step_states(step: StepSpec, upstream: list[str], after: str, t: Targets) ->
         }
     choices.append({**wanted, "Next": step.name})
     states[f"{step.name} requested?"] = {"Type": "Choice", "Choices": choices, "Default": after}
-    states[step.name] = batch_task(
-        step,
-        queue_arn=t.queues[step.compute],
-        job_definition_arn=t.job_definitions[step.image],
-        retry_interval_s=t.retry_interval_s,
-        queue_wait_s=t.queue_wait_s,
-        next_state=after,
-        catch_state=f"{step.name} failed",
-    )
+    states[step.name] = t.step_task(step, next_state=after, catch_state=f"{step.name} failed")
     states[f"{step.name} failed"] = lambda_task(
         t.events_function_arn,
         {

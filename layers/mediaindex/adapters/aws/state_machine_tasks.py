@@ -7,11 +7,13 @@ state_machine.py assembles them into the whole definition."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from mediaindex.pipeline.spec import StepSpec
 
 BATCH_SUBMIT_SYNC = "arn:aws:states:::batch:submitJob.sync"
+SQS_SEND_WAIT = "arn:aws:states:::sqs:sendMessage.waitForTaskToken"
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 
 # Lambda's own transient failures, retried before the Catch of a reporting state could be needed.
@@ -22,12 +24,64 @@ _LAMBDA_TRANSIENT = [
     "Lambda.TooManyRequestsException",
 ]
 _MAX_BACKOFF_S = 600
+# Beyond the gather window and the queue wait, for a heartbeat sent late (every minute by a job).
+_HEARTBEAT_MARGIN_S = 300
 
 State = dict[str, Any]
 
 
 def catch_all(next_state: str, result_path: str = "$.error") -> list[State]:
     return [{"ErrorEquals": ["States.ALL"], "ResultPath": result_path, "Next": next_state}]
+
+
+@dataclass(frozen=True)
+class GpuBatching:
+    """GPU steps sent to the GPU work queue and run in batches (adapters/aws/gpu_batches.py):
+    `queue_url` of that queue, at most `max_items` per batch, gathered for up to `window_s`."""
+
+    queue_url: str
+    max_items: int
+    window_s: int
+
+
+def queued_task(
+    step: StepSpec,
+    *,
+    batching: GpuBatching,
+    retry_interval_s: int,
+    queue_wait_s: int,
+    next_state: str,
+    catch_state: str,
+) -> State:
+    """A GPU step as one message to the GPU work queue, waiting on its task token: the batch job
+    that runs it settles the token (or the job's FAILED event fails it). Heartbeats come from the
+    batcher when it submits and from the job while it works, so HeartbeatSeconds covers the gather
+    window and the queue wait; the whole state may last as long as a full batch runs."""
+    state: State = {
+        "Type": "Task",
+        "Resource": SQS_SEND_WAIT,
+        "Parameters": {
+            "QueueUrl": batching.queue_url,
+            "MessageBody": {
+                "tenant_id.$": "$.tenant_id",
+                "task_id.$": "$.task_id",
+                "step": step.name,
+                "token.$": "$$.Task.Token",
+            },
+            # An SQS fair queue: one tenant's backlog does not hold up the others' messages.
+            "MessageGroupId.$": "$.tenant_id",
+        },
+        "HeartbeatSeconds": batching.window_s + queue_wait_s + _HEARTBEAT_MARGIN_S,
+        "TimeoutSeconds": batching.window_s + queue_wait_s + step.timeout_s * batching.max_items,
+        # The job answers {"status": "completed", "ran": bool}: only the status is kept.
+        "ResultSelector": {"status": "completed"},
+        "ResultPath": f"$.outcome.{step.name}",
+        "Catch": catch_all(catch_state),
+        "Next": next_state,
+    }
+    if step.max_attempts > 1:
+        state["Retry"] = _retries(step, retry_interval_s)
+    return state
 
 
 def batch_task(
@@ -66,20 +120,24 @@ def batch_task(
         "Next": next_state,
     }
     if step.max_attempts > 1:
-        state["Retry"] = [
-            # A job that never left the queue in time would queue again: no retry.
-            {"ErrorEquals": ["States.Timeout"], "MaxAttempts": 0},
-            {
-                "ErrorEquals": ["States.ALL"],
-                "IntervalSeconds": retry_interval_s,
-                # The spec counts attempts; ASL counts retries after the first attempt.
-                "MaxAttempts": step.max_attempts - 1,
-                "BackoffRate": 2.0,
-                "MaxDelaySeconds": _MAX_BACKOFF_S,
-                "JitterStrategy": "FULL",
-            },
-        ]
+        state["Retry"] = _retries(step, retry_interval_s)
     return state
+
+
+def _retries(step: StepSpec, retry_interval_s: int) -> list[State]:
+    return [
+        # A job that never left the queue in time would queue again: no retry.
+        {"ErrorEquals": ["States.Timeout"], "MaxAttempts": 0},
+        {
+            "ErrorEquals": ["States.ALL"],
+            "IntervalSeconds": retry_interval_s,
+            # The spec counts attempts; ASL counts retries after the first attempt.
+            "MaxAttempts": step.max_attempts - 1,
+            "BackoffRate": 2.0,
+            "MaxDelaySeconds": _MAX_BACKOFF_S,
+            "JitterStrategy": "FULL",
+        },
+    ]
 
 
 def lambda_task(
