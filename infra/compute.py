@@ -104,6 +104,7 @@ def image_asset_options(image: str) -> dict[str, object]:
             "functions/api",
             "functions/upload_event",
             "functions/pipeline_events",
+            "functions/gpu_batcher",
             "infra",
             "tests",
             "shared",

@@ -8,6 +8,9 @@ from typing import TYPE_CHECKING
 from aws_cdk import Acknowledgment, CfnElement, Stack, Validations
 from constructs import IConstruct
 
+from infra.names import GPU_MANIFESTS
+from infra.pipeline import DIRECT_STEPS
+
 if TYPE_CHECKING:
     from infra.stack import MediaIndexStack
 
@@ -15,6 +18,9 @@ XRAY = "X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level per
 ECR_AUTH = "ecr:GetAuthorizationToken supports no resource-level permissions (Resource *)."
 TABLE_INDEXES = "Queries on the table's own GSIs (gsi1, gsi2): scoped to <table>/index/*."
 OBJECTS = "Object access scoped to one key prefix of the media bucket (originals/ or derived/)."
+GPU_BATCH_MANIFESTS = (
+    "Objects under the GPU batch manifests' prefix only (tmp/gpu-batches/): manifest keys are made per batch."
+)
 SEARCH = "HTTP access to this deployment's search index only: <domain>/* covers its indexes."
 
 
@@ -46,7 +52,12 @@ def suppress(stack: MediaIndexStack) -> None:
             _ack(scope, rule, reason)
 
     # Lambda roles: X-Ray, the table's indexes (API, upload), their prefixes.
-    for fn in (stack.api.handler, stack.pipeline.upload_fn, stack.pipeline.events_fn):
+    for fn in (
+        stack.api.handler,
+        stack.pipeline.upload_fn,
+        stack.pipeline.events_fn,
+        stack.pipeline.gpu_batcher,
+    ):
         acks(fn.role, {"IAM5[Resource::*]": XRAY})
         _ack(
             fn.function,
@@ -63,6 +74,10 @@ def suppress(stack: MediaIndexStack) -> None:
     acks(stack.api.handler.role, {**index_finding, **prefix_findings, **search_finding})
     acks(stack.pipeline.upload_fn.role, {**index_finding, **originals})
     acks(stack.pipeline.events_fn.role, {**originals, **index_finding, **search_finding})
+    # GPU batches: the batcher writes and reads their manifests, the ml jobs read them.
+    manifests = {f"IAM5[Resource::{bucket}/{GPU_MANIFESTS}*]": GPU_BATCH_MANIFESTS}
+    acks(stack.pipeline.gpu_batcher.role, manifests)
+    acks(stack.pipeline.gpu_jobs_policy, manifests)
     _ack(
         stack.api.handler.role,
         f"IAM5[Resource::arn:<AWS::Partition>:states:{stack.region}:{stack.account}:execution:"
@@ -117,7 +132,8 @@ def suppress(stack: MediaIndexStack) -> None:
         f"IAM5[Resource::arn:<AWS::Partition>:batch:{stack.region}:{stack.account}:job/*]",
         "batch:TerminateJob on jobs this state machine submitted (job ids are not known in advance).",
     )
-    for definition in stack.compute.job_definitions.values():
+    submitted = {s.image for s in DIRECT_STEPS}  # GPU steps are submitted by the batcher
+    for definition in (d for i, d in stack.compute.job_definitions.items() if i in submitted):
         _ack(
             sm_role,
             f"IAM5[Resource::arn:<AWS::Partition>:batch:{stack.region}:{stack.account}:job-definition/"

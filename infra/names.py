@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mediaindex.adapters.aws.gpu_batches import MANIFEST_PREFIX
 from mediaindex.domain.blob_keys import DERIVED_PREFIX, ORIGINALS_PREFIX
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -21,6 +22,7 @@ PLACEHOLDER_REGION = "us-east-1"
 API_FUNCTION = "api"
 UPLOAD_EVENT_FUNCTION = "upload_event"
 PIPELINE_EVENTS_FUNCTION = "pipeline_events"
+GPU_BATCHER_FUNCTION = "gpu_batcher"
 HANDLER = "handler.handler"
 # Query-text encoder: a container-image Lambda built from containers/ml with another command.
 ENCODER_IMAGE = "encoder"  # containers/encoder: CPU torch, MiniLM and CLIP weights, awslambdaric
@@ -35,6 +37,7 @@ GPU_INSTANCE_CLASSES = ("g5", "g6")
 ORIGINALS = ORIGINALS_PREFIX
 DERIVED = DERIVED_PREFIX
 TMP_PREFIX = "tmp/"
+GPU_MANIFESTS = MANIFEST_PREFIX  # under tmp/: expired with it
 
 # Environment variables every runtime piece reads (mediaindex.settings, prefix MEDIAINDEX_).
 ENV_RUNTIME = "MEDIAINDEX_RUNTIME"
@@ -47,6 +50,11 @@ ENV_ENCODER = "MEDIAINDEX_QUERY_ENCODER_FUNCTION"
 ENV_ENCODER_VISUAL = "MEDIAINDEX_ENCODER_VISUAL"  # "true" when the encoder image carries CLIP
 ENV_BOOTSTRAP_KEY = "MEDIAINDEX_BOOTSTRAP_KEY_SECRET_ARN"
 ENV_WHISPER_MODEL = "MEDIAINDEX_WHISPER_MODEL"
+# The GPU batcher's (functions/gpu_batcher): where it submits, and the most items a batch holds.
+ENV_GPU_QUEUE = "MEDIAINDEX_GPU_QUEUE_ARN"
+ENV_GPU_JOB_DEFINITION = "MEDIAINDEX_GPU_JOB_DEFINITION_ARN"
+ENV_GPU_BATCH_MAX_ITEMS = "MEDIAINDEX_GPU_BATCH_MAX_ITEMS"
+ENV_GPU_ITEM_TIMEOUT = "MEDIAINDEX_GPU_BATCH_ITEM_TIMEOUT_S"
 # The Whisper model baked into the ml image (containers/ml/Dockerfile): every function is told it,
 # so the API offers it for re-indexing and names it as an index's model.
 ML_WHISPER_MODEL = "large-v3-turbo"
@@ -66,5 +74,9 @@ CTX_CPU_MAX_VCPUS = "cpu_max_vcpus"
 # Query-encoder instances kept initialised (0, the default: none; each costs its memory around the
 # clock): a search then never waits for the encoder's image and models to load.
 CTX_ENCODER_WARM = "encoder_provisioned_concurrency"
+# GPU steps run in batches (docs/deploy.md, "GPU batching"): at most this many items a batch (16),
+# gathered for up to this many seconds (20; 0 to 300) before the batcher cuts them into batches.
+CTX_GPU_BATCH_MAX_ITEMS = "gpu_batch_max_items"
+CTX_GPU_BATCH_WINDOW_S = "gpu_batch_window_s"
 
 LOG_RETENTION = "ONE_MONTH"  # every log group's CloudWatch retention (a RetentionDays name)

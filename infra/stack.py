@@ -161,11 +161,16 @@ class MediaIndexStack(Stack):
             http_api=self.api.http_api,
             state_machine=self.pipeline.state_machine,
             job_queues=[self.compute.cpu_queue, self.compute.gpu_queue],
-            dlqs=[q for q in [self.pipeline.upload_fn.dlq] if q is not None],
+            dlqs=[
+                q
+                for q in [self.pipeline.upload_fn.dlq, self.pipeline.gpu_dlq, self.pipeline.gpu_batcher.dlq]
+                if q is not None
+            ],
             functions=[
                 self.api.handler.function,
                 self.pipeline.upload_fn.function,
                 self.pipeline.events_fn.function,
+                self.pipeline.gpu_batcher.function,
                 self.encoder.function,
             ],
             alarm_email=ctx(names.CTX_ALARM_EMAIL),

@@ -156,6 +156,7 @@ class Settings(BaseSettings):
     gpu_queue_arn: str | None = None
     gpu_job_definition_arn: str | None = None
     gpu_batch_item_timeout_s: int = Field(3600, ge=60)
+    gpu_batch_max_items: int = Field(16, ge=1, le=1000)
 
     @model_validator(mode="after")
     def _aws_form_limit(self) -> Settings:

@@ -64,12 +64,14 @@ def test_every_zip_lambda_handler_imports_from_its_staged_folder(synth: Synth, t
         # Then it is the staged copy that loaded, and its handler is callable
         assert out.strip().startswith(str(folder)), out
         checked.append(name)
-    # Every zip function of ours is there: API, upload event, pipeline events, webhook delivery, reconcile
+    # Every zip function of ours is there: API, upload event, pipeline events, GPU batcher, webhook
+    # delivery, reconcile
     stack = synth.stack
     ours_zipped = (
         stack.api.handler,
         stack.pipeline.upload_fn,
         stack.pipeline.events_fn,
+        stack.pipeline.gpu_batcher,
         stack.webhooks.delivery_fn,
         stack.reconcile.fn,
     )
@@ -120,8 +122,10 @@ def test_every_image_entrypoint_starts_from_what_the_image_copies(image: str, tm
     assert entrypoint[:2] == ["python", "-m"], entrypoint
     # When its entrypoint module runs with --help (argument parsing, imports done)
     out = run_isolated("", path=[app_dir, ROOT / "layers"], cwd=tmp_path, args=[*entrypoint[1:], "--help"])
-    # Then it starts and describes the step it runs
+    # Then it starts and describes the step it runs, and the GPU image the batches it is given
     assert "--tenant-id" in out and "--task-id" in out and "--step" in out
+    if names.IMAGES[image] == "gpu":
+        assert "--batch-manifest" in out
 
 
 @pytest.mark.parametrize("image", sorted(p.name for p in CONTAINERS.iterdir() if (p / "Dockerfile").exists()))

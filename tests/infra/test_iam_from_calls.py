@@ -15,7 +15,9 @@ Each function runs as deployed: with the environment its template gives it (toke
 this test's moto resources), building its own clients at its cold start; what the test does as the
 client (uploading bytes, reading results) is never recorded. The encoder Lambda is invoked by the
 API through botocore as on AWS; the invoke is answered by running the encoder's handler. AWS Batch
-calls of the reconciler are answered the same way by FakeBatch (moto's Batch would run Docker)."""
+calls of the reconciler and the GPU batcher are answered the same way by FakeBatch (moto's Batch
+would run Docker). A GPU step goes the deployed way: its state's message to the batcher, the job
+it submits run by the ml image's entrypoint, which settles the step's task token."""
 
 from __future__ import annotations
 
@@ -44,6 +46,7 @@ from moto import mock_aws
 
 from functions.api import handler as api_handler
 from functions.batch_step import main as batch_step
+from functions.gpu_batcher import handler as gpu_batcher_handler
 from functions.pipeline_events import handler as events_handler
 from functions.query_encoder import handler as encoder_handler
 from functions.reconcile import handler as reconcile_handler
@@ -70,6 +73,7 @@ ROLES: dict[str, Callable[[Any], Any]] = {
     "api": lambda s: s.api.handler.role,
     "upload_event": lambda s: s.pipeline.upload_fn.role,
     "pipeline_events": lambda s: s.pipeline.events_fn.role,
+    "gpu_batcher": lambda s: s.pipeline.gpu_batcher.role,
     "encoder": lambda s: s.encoder.role,
     "webhook_delivery": lambda s: s.webhooks.delivery_fn.role,
     "reconcile": lambda s: s.reconcile.fn.role,
@@ -137,6 +141,17 @@ def function_arn(name: str) -> str:
     return name if name.startswith("arn:") else f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
 
 
+def token_machine(p: dict[str, Any]) -> str:
+    """The state machine a task token belongs to. A real token is opaque and IAM authorizes it on
+    the machine whose execution issued it; the test's tokens (moto's Step Functions accepts any)
+    are written `<machine ARN>#<name>` to carry it."""
+    return str(p["taskToken"]).split("#", 1)[0]
+
+
+def on_token(action: str) -> Callable[[dict[str, Any]], list[Need]]:
+    return lambda p: [Need(action, token_machine(p))]
+
+
 def queue_arn(url: str) -> str:
     """https://sqs.<region>.amazonaws.com/<account>/<name> -> the queue's ARN."""
     account, name = urlsplit(url).path.strip("/").split("/")
@@ -180,6 +195,10 @@ OPERATIONS: dict[str, Callable[[dict[str, Any]], list[Need]]] = {
     "sfn.StopExecution": lambda p: [Need("states:StopExecution", p["executionArn"])],
     "sfn.DescribeExecution": lambda p: [Need("states:DescribeExecution", p["executionArn"])],
     "sfn.ListExecutions": lambda p: [Need("states:ListExecutions", p["stateMachineArn"])],
+    **{
+        f"sfn.{op}": on_token(f"states:{op}")
+        for op in ("SendTaskSuccess", "SendTaskFailure", "SendTaskHeartbeat")
+    },
     "lambda.Invoke": lambda p: [Need("lambda:InvokeFunction", function_arn(p["FunctionName"]))],
     "secrets-manager.GetSecretValue": lambda p: [Need("secretsmanager:GetSecretValue", p["SecretId"])],
     # KMS (webhook secrets): the code names the key, the one that sealed what it opens.
@@ -188,6 +207,11 @@ OPERATIONS: dict[str, Callable[[dict[str, Any]], list[Need]]] = {
     "sqs.SendMessage": lambda p: [Need("sqs:SendMessage", queue_arn(p["QueueUrl"]))],
     # Batch (answered by FakeBatch): ListJobs has no resource-level permission, so it needs "*".
     "batch.ListJobs": lambda p: [Need("batch:ListJobs", "*")],
+    # SubmitJob is authorized on the job queue and on the job definition (answered by FakeBatch).
+    "batch.SubmitJob": lambda p: [
+        Need("batch:SubmitJob", p["jobQueue"]),
+        Need("batch:SubmitJob", p["jobDefinition"]),
+    ],
     "batch.TerminateJob": lambda p: [
         Need("batch:TerminateJob", f"arn:aws:batch:{REGION}:{ACCOUNT}:job/{p['jobId']}")
     ],
@@ -201,11 +225,15 @@ UNRECORDED = {
     ("*", "logs:PutLogEvents"): "the Lambda service writes the function's logs with its role",
     ("*", "xray:PutTraceSegments"): "active tracing: the Lambda runtime sends the trace segments",
     ("*", "xray:PutTelemetryRecords"): "active tracing: the Lambda runtime sends the telemetry",
-    ("upload_event", "sqs:SendMessage"): "an event the function fails on for good goes to its dead-letter "
-    "queue, sent by the Lambda service with the function's role",
     **{
-        ("webhook_delivery", action): "the Lambda service polls the delivery queue for the function (its "
-        "event source mapping) with the function's role"
+        (fn, "sqs:SendMessage"): "an event the function fails on for good goes to its dead-letter "
+        "queue, sent by the Lambda service with the function's role"
+        for fn in ("upload_event", "gpu_batcher")
+    },
+    **{
+        (fn, action): "the Lambda service polls the function's queue for it (its event source mapping) "
+        "with the function's role"
+        for fn in ("webhook_delivery", "gpu_batcher")
         for action in (
             "sqs:ReceiveMessage",
             "sqs:DeleteMessage",
@@ -213,6 +241,8 @@ UNRECORDED = {
             "sqs:GetQueueAttributes",
         )
     },
+    ("batch_ml", "states:SendTaskHeartbeat"): "a GPU batch job sends heartbeats every minute for the "
+    "items still waiting; the test's batches end sooner",
     **{
         (fn, "es:ESHttpDelete"): "dropping an index key of a release before pools deletes the index it "
         "owns; keys made now join a pool, so the test never drops one"
@@ -375,12 +405,21 @@ class _OpenSearchHandler(BaseHTTPRequestHandler):
 
 
 class FakeBatch:
-    """AWS Batch for the reconciler, answering at before-call as Batch would (moto's Batch runs
-    jobs in Docker, and the test cannot make one wait RUNNABLE): each queue listed holds one job
-    RUNNABLE for two hours, past every max_waiting_s; terminating it is acknowledged."""
+    """AWS Batch for the reconciler and the GPU batcher, answering at before-call as Batch would
+    (moto's Batch runs jobs in Docker, and the test cannot make one wait RUNNABLE): each queue
+    listed holds one job RUNNABLE for two hours, past every max_waiting_s; terminating it is
+    acknowledged; a job submitted is kept (the test then runs it as the ml image would)."""
 
     def __init__(self) -> None:
         self.terminated: list[str] = []
+        self.submitted: list[dict[str, Any]] = []
+
+    def submit_job(self, params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        request = json.loads(params["body"])
+        self.submitted.append(request)
+        job_id = f"job-{len(self.submitted)}"
+        job_arn = f"arn:aws:batch:{REGION}:{ACCOUNT}:job/{job_id}"
+        return self._answer(params, {"jobId": job_id, "jobName": request["jobName"], "jobArn": job_arn})
 
     @staticmethod
     def _answer(params: dict[str, Any], parsed: dict[str, Any]) -> tuple[AWSResponse, dict[str, Any]]:
@@ -541,6 +580,7 @@ class Deployment:
     world: dict[tuple[str, str | None], str]
     extra: dict[str, str]
     recorder: Recorder
+    batch: FakeBatch
 
     def environment(self, fn: str) -> dict[str, str]:
         resources = self.synth.doc["Resources"]
@@ -554,6 +594,7 @@ class Deployment:
                 "api": stack.api.handler.function,
                 "upload_event": stack.pipeline.upload_fn.function,
                 "pipeline_events": stack.pipeline.events_fn.function,
+                "gpu_batcher": stack.pipeline.gpu_batcher.function,
                 "encoder": stack.encoder.function,
                 "webhook_delivery": stack.webhooks.delivery_fn.function,
                 "reconcile": stack.reconcile.fn.function,
@@ -607,8 +648,41 @@ class Deployment:
         self.recorder.triggers[(fn, operation)] = delete
 
     def step(self, tenant_id: str, task_id: str, step: str) -> None:
+        if STEP_BY_NAME[step].compute == "gpu":
+            self.gpu_step(tenant_id, task_id, step)
+            return
         with self.running(f"batch_{STEP_BY_NAME[step].image}"):
             assert batch_step.run(tenant_id, task_id, step) == batch_step.EXIT_OK, step
+
+    def gpu_step(self, tenant_id: str, task_id: str, step: str, *, crash: bool = False) -> dict[str, Any]:
+        """A GPU step as deployed: the message its state sends, handed to the batcher as the event
+        source mapping would; the job it submitted, run as the ml image runs it. The item's token
+        ends in SendTaskSuccess, or (with `crash`: its first table read fails) SendTaskFailure.
+        Returns the job's SubmitJob request."""
+        machine = self.environment("upload_event")[names.ENV_STATE_MACHINE]
+        token = f"{machine}#{task_id}-{step}"
+        body = {"tenant_id": tenant_id, "task_id": task_id, "step": step, "token": token}
+        record = {"messageId": f"msg-{task_id}-{step}", "body": json.dumps(body), "eventSource": "aws:sqs"}
+        submitted = len(self.batch.submitted)
+        answer = self.event(gpu_batcher_handler, {"Records": [record]}, "gpu_batcher")
+        assert answer == {"batchItemFailures": []}
+        (request,) = self.batch.submitted[submitted:]
+        flag, key = request["containerOverrides"]["command"]
+        if crash:
+
+            def fail() -> None:
+                raise ConnectionError("the table is out of reach")
+
+            self.recorder.triggers[("batch_ml", "dynamodb.GetItem")] = fail
+        with self.running("batch_ml"):
+            assert batch_step.main([flag, key]) == batch_step.EXIT_OK, step
+        settled = {
+            op
+            for op, p in self.recorder.calls["batch_ml"]
+            if op.startswith("sfn.") and p["taskToken"] == token
+        }
+        assert settled == {"sfn.SendTaskFailure" if crash else "sfn.SendTaskSuccess"}, settled
+        return request
 
     def event(
         self, handler: Any, event: dict[str, Any], fn: str, overrides: dict[str, str] | None = None
@@ -742,6 +816,25 @@ def drive(
     for step in ("probe", "embedding"):
         d.step(tenant, rerun["id"], step)
 
+    # A GPU item that crashes fails its own token. A batch job that dies as a whole (Spot reclaim):
+    # its FAILED event has the batcher read the manifest back and fail the tokens it names.
+    late_asset = runtime.stores.tasks.get(tenant, late).asset_id  # settled: free for a new task
+    crashed = d.api("POST", "/v1/tasks", {"asset_id": late_asset, "feature_types": ["embedding"]}, expect=201)
+    d.step(tenant, crashed["id"], "probe")
+    job = d.gpu_step(tenant, crashed["id"], "embedding", crash=True)
+    failed_job = {
+        "source": "aws.batch",
+        "detail-type": "Batch Job State Change",
+        "detail": {
+            "jobId": "job-reclaimed",
+            "jobQueue": job["jobQueue"],
+            "status": "FAILED",
+            "statusReason": "Host EC2 (instance i-0abc) terminated.",
+            "container": {"command": job["containerOverrides"]["command"]},
+        },
+    }
+    assert d.event(gpu_batcher_handler, failed_job, "gpu_batcher") == {"status": "failed", "tokens": 1}
+
     # A multipart upload: created, parts signed, uploaded by the client, completed; one feature fails.
     big = bytes(6 * MiB)
     created = d.api(
@@ -767,8 +860,8 @@ def drive(
     d.api("DELETE", f"/v1/assets/{late_id}", expect=204)
     s3.put_object(Bucket=bucket, Key=late_key, Body=clip)
     head = s3.head_object(Bucket=bucket, Key=late_key)
-    late = object_created_event(bucket, late_key, head["ContentLength"], head["ETag"].strip('"'))
-    assert d.event(upload_handler, late, "upload_event")["status"] == "deleted"
+    late_event = object_created_event(bucket, late_key, head["ContentLength"], head["ETag"].strip('"'))
+    assert d.event(upload_handler, late_event, "upload_event")["status"] == "deleted"
     assert not runtime.blobs.list_keys(late_key)
 
     # A multipart upload given up.
@@ -842,6 +935,7 @@ def recorded(synth: Synth, talking_clip: Path, tmp_path_factory: pytest.TempPath
         ("before-call.lambda.Invoke", recorder.on_invoke),
         ("before-call.batch.ListJobs", batch.list_jobs),
         ("before-call.batch.TerminateJob", batch.terminate_job),
+        ("before-call.batch.SubmitJob", batch.submit_job),
     ]
     search = FakeOpenSearch(recorder)
     receiver = Receiver()
@@ -866,7 +960,14 @@ def recorded(synth: Synth, talking_clip: Path, tmp_path_factory: pytest.TempPath
             botocore.handlers.BUILTIN_HANDLERS.append(hook)  # sessions made from now on carry them
         # Cold starts: each function builds its own runtime and clients on its first invocation.
         mp.setattr(api_handler, "_asgi_handler", None)
-        for module in (upload_handler, events_handler, encoder_handler, delivery_handler, reconcile_handler):
+        for module in (
+            upload_handler,
+            events_handler,
+            encoder_handler,
+            delivery_handler,
+            reconcile_handler,
+            gpu_batcher_handler,
+        ):
             mp.setattr(module, "_state", {})
         runtime = build_aws_test_services(tmp)  # the table, the bucket and a state machine, in moto
         try:
@@ -901,6 +1002,13 @@ def recorded(synth: Synth, talking_clip: Path, tmp_path_factory: pytest.TempPath
                 (logical(stack.webhooks.queue), None): queue_url,
                 (logical(stack.webhooks.queue), "Arn"): queue["Attributes"]["QueueArn"],
                 **job_queues,
+                **{
+                    (
+                        logical(d),
+                        None,
+                    ): f"arn:aws:batch:{REGION}:{ACCOUNT}:job-definition/mediaindex-{image}:1"
+                    for image, d in stack.compute.job_definitions.items()
+                },
             }
             extra = {
                 "MEDIAINDEX_DATA_DIR": str(tmp / "data"),
@@ -909,7 +1017,7 @@ def recorded(synth: Synth, talking_clip: Path, tmp_path_factory: pytest.TempPath
                 "MEDIAINDEX_MULTIPART_THRESHOLD_BYTES": str(5 * MiB),  # multipart with small files
                 "MEDIAINDEX_PART_SIZE_BYTES": str(5 * MiB),
             }
-            deployment = Deployment(synth, world, extra, recorder)
+            deployment = Deployment(synth, world, extra, recorder, batch)
 
             def encode(payload: dict[str, Any]) -> dict[str, Any]:
                 with deployment.running("encoder"):
@@ -940,6 +1048,11 @@ def test_the_functions_were_driven(recorded: Recorded) -> None:
     assert {"sfn.StartExecution", "secrets-manager.GetSecretValue"} <= operations["api"]
     assert "s3.DeleteObject" in operations["pipeline_events"]  # save_original=false
     assert "es.POST" in operations["batch_ml"]  # the embedding step wrote the search index
+    # GPU steps went through batches: manifests written and read back, jobs submitted, tokens
+    # kept alive and failed by the batcher, settled by the ml jobs
+    assert {"s3.PutObject", "s3.GetObject", "batch.SubmitJob"} <= operations["gpu_batcher"]
+    assert {"sfn.SendTaskHeartbeat", "sfn.SendTaskFailure"} <= operations["gpu_batcher"]
+    assert {"s3.GetObject", "sfn.SendTaskSuccess", "sfn.SendTaskFailure"} <= operations["batch_ml"]
     assert operations["encoder"] == set()  # models only: the encoder calls no AWS service
     assert {"kms.Encrypt", "sqs.SendMessage"} <= operations["api"]  # a webhook made, a redelivery
     assert "sqs.SendMessage" in operations["pipeline_events"]  # a settled task's deliveries

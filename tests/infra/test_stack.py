@@ -10,6 +10,7 @@ import pytest
 from infra.compute import gpu_root_volume_gib, model_environment
 from mediaindex.adapters.aws import state_machine
 from mediaindex.adapters.aws.dynamo import schema
+from mediaindex.adapters.aws.state_machine_tasks import GpuBatching
 from mediaindex.pipeline.spec import STEP_BY_NAME, STEPS
 from mediaindex.settings import Settings
 from tests.infra.conftest import Synth
@@ -213,6 +214,7 @@ def test_state_machine_in_the_template_is_the_generated_definition(synth: Synth)
         "cpu": stack.compute.cpu_queue.job_queue_arn,
         "gpu": stack.compute.gpu_queue.job_queue_arn,
         "events": stack.pipeline.events_fn.function.function_arn,
+        "gpu-work": stack.pipeline.gpu_work.queue_url,
         **{image: d.job_definition_arn for image, d in stack.compute.job_definitions.items()},
     }
     markers = {
@@ -225,6 +227,9 @@ def test_state_machine_in_the_template_is_the_generated_definition(synth: Synth)
         gpu_queue_arn="@@gpu@@",
         job_definitions={image: f"@@{image}@@" for image in stack.compute.job_definitions},
         events_function_arn="@@events@@",
+        gpu_batching=GpuBatching(
+            "@@gpu-work@@", stack.pipeline.gpu_batch_max_items, stack.pipeline.gpu_batch_window_s
+        ),
     )
     assert json.loads(_resolve_join(machine["DefinitionString"], markers)) == expected
     assert machine["LoggingConfiguration"]["Level"] == "ALL"
@@ -526,6 +531,7 @@ def test_query_encoder_is_a_container_image_lambda_of_the_ml_image(synth: Synth)
         stack.api.handler.function,
         stack.pipeline.upload_fn.function,
         stack.pipeline.events_fn.function,
+        stack.pipeline.gpu_batcher.function,
         stack.encoder.function,
         stack.webhooks.delivery_fn.function,
         stack.reconcile.fn.function,
@@ -592,16 +598,20 @@ def test_alarms_on_api_5xx_failed_executions_batch_failures_and_dlq_depth(synth:
     alarms = resources(synth.doc, "AWS::CloudWatch::Alarm")
     metrics = sorted(a["Properties"]["MetricName"] for a in alarms.values())
     depth = "ApproximateNumberOfMessagesVisible"
-    assert metrics == ["5xx", depth, depth, "ExecutionsFailed", "TriggeredRules"]
-    # One depth alarm per dead-letter queue a function feeds: the upload rule's, the webhook deliveries'.
+    assert metrics == ["5xx", depth, depth, depth, depth, "ExecutionsFailed", "TriggeredRules"]
+    # One depth alarm per dead-letter queue a function feeds: the upload rule's, the GPU work queue's,
+    # the GPU batcher's failed-job events', the webhook deliveries'.
     watched = {
         a["Properties"]["Dimensions"][0]["Value"]["Fn::GetAtt"][0]
         for a in alarms.values()
         if a["Properties"]["MetricName"] == depth
     }
-    assert synth.stack.pipeline.upload_fn.dlq is not None
+    pipeline = synth.stack.pipeline
+    assert pipeline.upload_fn.dlq is not None and pipeline.gpu_batcher.dlq is not None
     assert watched == {
-        logical_id(synth, synth.stack.pipeline.upload_fn.dlq),
+        logical_id(synth, pipeline.upload_fn.dlq),
+        logical_id(synth, pipeline.gpu_dlq),
+        logical_id(synth, pipeline.gpu_batcher.dlq),
         logical_id(synth, synth.stack.webhooks.dlq),
     }
     assert all(a["Properties"]["AlarmActions"] for a in alarms.values())
@@ -631,8 +641,9 @@ def test_every_function_and_job_has_its_own_role(synth: Synth) -> None:
         d["Properties"]["ContainerProperties"]["JobRoleArn"]
         for d in resources(synth.doc, "AWS::Batch::JobDefinition").values()
     ]
-    # Six functions (API, upload, pipeline events, encoder, webhook delivery, reconcile), two images.
-    assert len({json.dumps(r, sort_keys=True) for r in roles}) == len(roles) == 8
+    # Seven functions (API, upload, pipeline events, GPU batcher, encoder, webhook delivery,
+    # reconcile), two images.
+    assert len({json.dumps(r, sort_keys=True) for r in roles}) == len(roles) == 9
 
 
 def test_no_wildcard_actions_and_resource_star_only_where_aws_allows_nothing_else(synth: Synth) -> None:

@@ -199,3 +199,12 @@ def test_the_batcher_writes_the_manifest_then_submits_one_job_shared_by_the_tena
         gb.GpuBatcher(s3, batch, "media", target).submit([work("a", "t"), work("b", "t")])
     with pytest.raises(ClientError):
         gb.GpuBatcher(s3, FakeBatch(fail=True), "media", target).submit(items)
+
+
+def test_a_failed_heartbeat_after_submit_does_not_send_the_batch_back() -> None:
+    # A raise here would make SQS deliver the messages again: a second job for the same items.
+    batch = FakeBatch()
+    target = gb.BatchTarget("arn:queue/gpu", "arn:job-definition/ml:3", 3600)
+    sfn = FakeStepFunctions(broken=True)
+    assert gb.GpuBatcher(FakeS3(), batch, "media", target, sfn).submit([work("a", "t1")]) == "job-1"
+    assert len(batch.jobs) == 1 and [op for op, _ in sfn.calls] == ["heartbeat"]

@@ -166,7 +166,11 @@ class GpuBatcher:
         )
         if self._sfn is not None:
             # The states' heartbeat clocks start again: they now wait on the queue's capacity alone.
-            TokenReporter(self._sfn).heartbeat(w.token for w in batch)
+            # The job is submitted: a failed beat must not send its messages back (a second job).
+            try:
+                TokenReporter(self._sfn).heartbeat(w.token for w in batch)
+            except Exception:
+                log.warning("heartbeat after submit failed", exc_info=True)
         return str(job["jobId"])
 
 
