@@ -40,12 +40,14 @@ def test_the_budget_of_one_asset_is_positive_and_consistent(result: dict[str, An
     assert asset["phases_reading_original"] >= 1
     assert asset["original_gets"] >= asset["phases_reading_original"]
     assert asset["s3_bytes"]["GET"] >= asset["phases_reading_original"] * asset["clip"]["bytes"]
-    # One execution; one Batch job per step of the spec; each Task is a state, plus the flow around them.
+    # One execution; a Batch job of its own per CPU step, each GPU step an item of a shared batch
+    # job; each Task is a state, plus the flow around them.
     assert asset["sfn_start"] == 1
-    assert asset["batch_submit_job"] == len(steps)
-    assert asset["fargate_jobs"] == sum(1 for s in steps if s.compute == "cpu")
+    assert asset["batch_submit_job"] == asset["fargate_jobs"] == sum(1 for s in steps if s.compute == "cpu")
+    assert asset["gpu_batched_steps"] == sum(1 for s in steps if s.compute == "gpu")
     assert asset["ml_steps"] == [s.name for s in steps if s.compute == "gpu"]
-    assert asset["sfn_transitions"] > asset["batch_submit_job"] + asset["lambda"]["pipeline_events"]
+    tasks = asset["batch_submit_job"] + asset["gpu_batched_steps"]
+    assert asset["sfn_transitions"] > tasks + asset["lambda"]["pipeline_events"]
     assert asset["lambda"]["pipeline_events"] >= 1  # task_finished, at least
     assert asset["lambda_invocations"] == sum(asset["lambda"].values())
     assert set(asset["step_cpu_s"]) == {s.name for s in steps}
