@@ -13,7 +13,7 @@ from bench.__main__ import _records
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def bench_record(module: str, *args: str) -> dict[str, Any]:
+def bench_record(module: str, *args: str) -> tuple[dict[str, Any], str]:
     done = subprocess.run(
         [sys.executable, "-m", f"bench.{module}", *args],
         cwd=ROOT,

@@ -37,6 +37,7 @@ def test_the_api_lambda_builds_without_collecting_and_without_heavy_modules(tmp_
         """
         import gc, json, sys
         import handler
+        from mediaindex.api.lazy_routes import LazyRoute
         disabled_at_import = not gc.isenabled()
         passes = []
         gc.callbacks.append(lambda phase, info: phase == "start" and passes.append(info["generation"]))
@@ -53,6 +54,8 @@ def test_the_api_lambda_builds_without_collecting_and_without_heavy_modules(tmp_
         print(json.dumps({"disabled_at_import": disabled_at_import, "passes_while_building": building,
                           "enabled_after": gc.isenabled(), "frozen": gc.get_freeze_count(),
                           "status": answer["statusCode"], "request_id": answer["headers"].get("x-request-id"),
+                          "routes": {r.name: r.built for r in handler._asgi_handler.app.routes
+                                     if isinstance(r, LazyRoute)},
                           "modules": sorted(m for m in ("boto3", "s3transfer", "torch", "aws_cdk",
                                                         "faster_whisper", "httpx", "numpy", "opensearchpy")
                                             if m in sys.modules)}))
@@ -62,6 +65,9 @@ def test_the_api_lambda_builds_without_collecting_and_without_heavy_modules(tmp_
     assert result["disabled_at_import"] and result["passes_while_building"] == []
     assert result["enabled_after"] and result["frozen"] > 0  # on again, the app's objects frozen out
     assert result["status"] == 200 and result["request_id"] == "rid-1"
+    # Each route is built on its first request: the health check built its own, and no other.
+    assert len(result["routes"]) > 40
+    assert [name for name, built in result["routes"].items() if built] == ["health"]
     # boto3 (and s3transfer) come only with the first S3 client; the rest never.
     assert result["modules"] == []
 
@@ -157,6 +163,7 @@ def test_the_cold_start_bench_prints_one_json_line() -> None:
     assert own == round(record["project_ms"] - record["floor_ms"], 1)
     assert record["goals"] == {"handler_own_le_200_ms": own <= 200, "no_forbidden_modules": True}
     assert not set(FORBIDDEN) & set(record["imported_watched_modules"])
-    assert set(record["phases_ms"]) == {"handler_module", "app_modules", "build_runtime", "create_app"}
+    phases = {"handler_module", "app_modules", "build_runtime", "create_app", "first_request"}
+    assert set(record["phases_ms"]) == phases
     assert len(record["load_start"]) == len(record["load_end"]) == 3
     assert "handler's own share" in table

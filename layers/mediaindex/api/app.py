@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 
 from mediaindex import __version__
 from mediaindex.api import errors, openapi_doc
+from mediaindex.api.lazy_routes import add_routes
 from mediaindex.api.middleware import BodyGuard, RequestContext
 from mediaindex.api.routes import (
     assets,
@@ -123,14 +124,14 @@ def create_app(
     app.add_middleware(StripTrailingSlash)  # first of all, so every layer sees one spelling
 
     for module in (meta, indexes, assets, tasks, search, keys, quotas, webhooks):
-        app.include_router(module.router)
+        add_routes(app, module.router)
     for router in routers:
         app.include_router(router, include_in_schema=False)
     swagger = docs.assets()
     if swagger is not None:
-        app.include_router(docs.router)
+        add_routes(app, docs.router)
         app.mount(docs.ASSETS, swagger, name="docs-assets")
     if playground.STATIC_DIR.is_dir():
-        app.include_router(playground.router)
+        add_routes(app, playground.router)
         app.mount("/static", StaticFiles(directory=playground.STATIC_DIR), name="static")
     return app

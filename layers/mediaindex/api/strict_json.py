@@ -20,8 +20,9 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import Request, Response
-from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
+
+from mediaindex.api.lazy_routes import LazyRoute
 
 # A \uD800..\uDFFF escape: the only way a JSON text can carry a surrogate (raw UTF-8 cannot).
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
@@ -88,8 +89,9 @@ def in_one_hop(endpoint: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
-class StrictJsonRoute(APIRoute):
-    """A route whose JSON body is parsed by `loads`, and whose sync endpoint costs one hop."""
+class StrictJsonRoute(LazyRoute):
+    """A route whose JSON body is parsed by `loads`, and whose sync endpoint costs one hop
+    (built on first use, as every LazyRoute)."""
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         super().__init__(path, in_one_hop(endpoint), **kwargs)

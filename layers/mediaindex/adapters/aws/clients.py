@@ -9,11 +9,14 @@ Without a boto3 Session from the caller, clients come from one botocore session:
 nothing to them but its S3 transfer methods (`upload_file`, `download_file`, which the S3 blob
 store calls), and importing it, s3transfer and their imports was ~15 ms of every API cold start.
 So only an S3 client is made through boto3, over the same botocore session, on first use. That
-session's loader checks a service's name by its own folder (`NameCheckingLoader`).
+session's loader checks a service's name by its own folder (`NameCheckingLoader`) and reads its
+JSON files into plain dicts (`DictJSONFileLoader`).
 """
 
 from __future__ import annotations
 
+import gzip
+import json
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -21,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, overload
 
 from botocore.config import Config
-from botocore.loaders import Loader
+from botocore.loaders import JSONFileLoader, Loader
 from botocore.session import Session as CoreSession
 
 from mediaindex import __version__
@@ -84,10 +87,28 @@ class ServiceNames(Sequence[str]):
         return len(self._list_all(self._type_name))
 
 
+class DictJSONFileLoader(JSONFileLoader):
+    """botocore's JSON file loader, parsing into plain dicts where it asks for OrderedDicts (dicts
+    keep the files' order too): three times faster on endpoints.json, the 1.2 MB file every
+    session's first client reads (~8 ms of a cold start)."""
+
+    OPENERS: tuple[tuple[str, Callable[..., Any]], ...] = ((".json", open), (".json.gz", gzip.open))
+
+    def load_file(self, file_path: str) -> Any:
+        for ext, opener in self.OPENERS:  # botocore's order: a plain file before a gzipped one
+            if os.path.isfile(file_path + ext):
+                with opener(file_path + ext, "rb") as fp:
+                    return json.loads(fp.read().decode("utf-8"))
+        return None
+
+
 class NameCheckingLoader(Loader):
-    """botocore's loader, but for one cost: before it loads a service's model it lists every
+    """botocore's loader, but for two costs: before it loads a service's model it lists every
     service it ships to check the name (~400 folders, ~5 ms a model type, two types for a
-    session's first client). Here the name is checked in its own folder (`ServiceNames`)."""
+    session's first client); here the name is checked in its own folder (`ServiceNames`). And its
+    files are parsed into plain dicts (`DictJSONFileLoader`)."""
+
+    FILE_LOADER_CLASS = DictJSONFileLoader
 
     def list_available_services(self, type_name: str) -> ServiceNames:  # type: ignore[override]
         return ServiceNames(self, type_name, super().list_available_services)

@@ -12,6 +12,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from mediaindex.api.lazy_routes import LazyRoute
+
 ASSETS = "/docs/assets"
 OPENAPI = "/v1/openapi.json"
 
@@ -31,7 +33,7 @@ window.addEventListener("load", function () {
 });
 """
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=LazyRoute)
 
 
 def assets_dir() -> Path | None:

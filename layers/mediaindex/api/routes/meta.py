@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 
 from mediaindex import __version__
 from mediaindex.api.deps import ServicesDep, TenantId
+from mediaindex.api.lazy_routes import LazyRoute
 from mediaindex.api.schemas.meta import Availability, Capabilities, Health, SearchOptions, Usage
 from mediaindex.api.schemas.quotas import QuotaUseOut
 from mediaindex.domain.models import ALL_FEATURES
@@ -15,7 +16,7 @@ from mediaindex.ml.availability import unavailable_modalities
 from mediaindex.services.usage import stored_bytes
 from mediaindex.settings import Settings
 
-router = APIRouter(prefix="/v1", tags=["meta"])
+router = APIRouter(prefix="/v1", tags=["meta"], route_class=LazyRoute)
 
 
 @router.get(

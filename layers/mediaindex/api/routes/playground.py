@@ -7,8 +7,10 @@ from pathlib import Path
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
+from mediaindex.api.lazy_routes import LazyRoute
+
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=LazyRoute)
 
 
 @router.get("/")
