@@ -112,6 +112,7 @@ def build_transcriber(s: Settings) -> Transcriber:
         compute_type=s.whisper_compute_type,
         language=None if language == "auto" else language,
         cpu_threads=_cpu_threads(s),
+        replicas=_replicas(s),
     )
 
 
@@ -121,3 +122,13 @@ def _cpu_threads(s: Settings) -> int:
     if s.whisper_device != "cpu":
         return 0
     return max(1, (os.cpu_count() or 1) // s.workers)
+
+
+def _replicas(s: Settings) -> int:
+    """On CPU, as many CTranslate2 workers (sharing the weights) as fill the cores at _cpu_threads
+    each: a long file transcribed while nothing else runs is cut into that many parts decoded side
+    by side (one thread each beside another worker's ffmpeg stays efficient, where 2 intra-op
+    threads of one decode were slower); two files at once share them. 1 on a GPU, which batches."""
+    if s.whisper_device != "cpu":
+        return 1
+    return max(1, (os.cpu_count() or 1) // _cpu_threads(s))

@@ -5,11 +5,16 @@ in load()."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from mediaindex.domain.transcripts import Transcript, TranscriptSegment, Word
 from mediaindex.ml.base import InferenceModel, verify_sha256
+from mediaindex.ml.speech_parts import SAMPLE_RATE, Chunk, part_count, split_speech
 from mediaindex.ml.whisper_models import WHISPER_MODELS, package_dirs
 
 # tiny.en's pin and id, for callers that load it by path (the choice of model is whisper_models').
@@ -41,6 +46,7 @@ class Transcriber(InferenceModel[Any]):
         expected_sha256: str | None = None,
         language: str | None = None,
         cpu_threads: int = 0,
+        replicas: int = 1,
         session: Any | None = None,
     ) -> None:
         super().__init__(model_path, model_id=model_id, session=session)
@@ -52,6 +58,9 @@ class Transcriber(InferenceModel[Any]):
         # 0: CTranslate2's default (every core). Beside other workers' ffmpeg, fewer threads do the
         # same work with less contention (measured: 4.1 -> 3.7 CPU-s per minute of speech).
         self.cpu_threads = cpu_threads
+        # CTranslate2 workers (num_workers), cpu_threads threads each, sharing one copy of the
+        # weights: how many parts of one file (or files) Whisper decodes at the same time.
+        self.replicas = replicas
         self._batched: Any | None = None
 
     def _load(self) -> Any:
@@ -65,6 +74,7 @@ class Transcriber(InferenceModel[Any]):
             device=self.device,
             compute_type=self.compute_type,
             cpu_threads=self.cpu_threads,
+            num_workers=self.replicas,
         )
 
     def _prepare(self, session: Any) -> None:
@@ -73,24 +83,71 @@ class Transcriber(InferenceModel[Any]):
 
             self._batched = BatchedInferencePipeline(model=session)
 
-    def transcribe(self, audio_path: Path) -> Transcript:
+    def transcribe(self, audio_path: Path, *, parts: int | None = None) -> Transcript:
+        """The words of `audio_path`, with their times. On CPU with several replicas, speech long
+        enough is cut at pauses into up to `parts` parts (None: one a replica) transcribed side by
+        side; `parts=1` reads the file in one pass, as faster-whisper alone does."""
         session = self.load()
         # temperature 0 without fallback: the same audio gives the same text and times. Without the
         # previous text as a prompt, one misheard segment cannot start a loop that repeats to the end
         # (base did, on 1 of 6 voices of bench/whisper_models.py).
         options: dict[str, Any] = {
             "temperature": 0.0,
-            "vad_filter": True,
             "word_timestamps": True,
             "condition_on_previous_text": False,
             "language": self.language,
         }
         if self._batched is not None:
-            segments, info = self._batched.transcribe(str(audio_path), batch_size=BATCH_SIZE, **options)
-        else:
-            segments, info = session.transcribe(str(audio_path), beam_size=5, **options)
+            segments, info = self._batched.transcribe(
+                str(audio_path), batch_size=BATCH_SIZE, vad_filter=True, **options
+            )
+            return self._transcript(segments, info.language, info.duration)
+        most = self.replicas if parts is None else parts
+        if most <= 1:
+            segments, info = session.transcribe(str(audio_path), beam_size=5, vad_filter=True, **options)
+            return self._transcript(segments, info.language, info.duration)
+        return self._transcribe_in_parts(session, audio_path, most, options)
+
+    def _transcribe_in_parts(
+        self, session: Any, audio_path: Path, most: int, options: dict[str, Any]
+    ) -> Transcript:
+        """What faster-whisper's VAD filter does (the speech chunks joined, transcribed, their
+        times mapped back onto the file), once a part, the parts on their own replicas."""
+        from faster_whisper.audio import decode_audio
+        from faster_whisper.transcribe import restore_speech_timestamps
+        from faster_whisper.vad import VadOptions, collect_chunks, get_speech_timestamps
+
+        audio = decode_audio(str(audio_path), sampling_rate=SAMPLE_RATE)
+        duration = audio.shape[0] / SAMPLE_RATE
+        chunks = get_speech_timestamps(audio, VadOptions())
+        if not chunks:  # no speech: nothing to cut, and faster-whisper knows what to report
+            segments, info = session.transcribe(audio, beam_size=5, vad_filter=True, **options)
+            return self._transcript(segments, info.language, duration)
+        groups = split_speech(audio, chunks, part_count(chunks, most))
+
+        def speech(group: list[Chunk]) -> Any:
+            return np.concatenate(collect_chunks(audio, group)[0])
+
+        if options["language"] is None and len(groups) > 1 and session.model.is_multilingual:
+            # Once, from the first 30 s of speech as the whole-file pass would, so parts agree.
+            options = {
+                **options,
+                "language": session.detect_language(audio=speech(chunks)[: 30 * SAMPLE_RATE])[0],
+            }
+
+        def one(group: list[Chunk]) -> tuple[list[Any], str]:
+            segments, info = session.transcribe(speech(group), beam_size=5, vad_filter=False, **options)
+            return list(restore_speech_timestamps(segments, group, SAMPLE_RATE)), info.language
+
+        with ThreadPoolExecutor(max_workers=len(groups), thread_name_prefix="whisper-part") as pool:
+            done = list(pool.map(one, groups))
+        return self._transcript([s for segments, _ in done for s in segments], done[0][1], duration)
+
+    def _transcript(
+        self, segments: Iterable[Any], language: str | None, duration: float | None
+    ) -> Transcript:
         out: list[TranscriptSegment] = []
-        for s in segments:  # a generator: decoding happens while iterating
+        for s in segments:  # may be a generator: decoding happens while iterating
             words = [
                 Word(
                     start=round(float(w.start), 3),
@@ -113,8 +170,8 @@ class Transcriber(InferenceModel[Any]):
                 )
             )
         return Transcript(
-            language=getattr(info, "language", None),
-            duration=round(float(info.duration), 3) if getattr(info, "duration", None) is not None else None,
+            language=language,
+            duration=round(float(duration), 3) if duration is not None else None,
             model_id=self.model_id,
             segments=out,
         )
