@@ -556,6 +556,23 @@ def test_a_rerun_probe_keeps_the_stored_track_without_decoding_again(
     assert extracts == [] and ctx.blobs.head(audio_track.key(ctx.asset)) == kept
 
 
+def test_a_file_that_fails_probes_checks_leaves_no_track_behind(
+    tmp_path: Path, media: dict[str, Path], models: ModelRegistry, settings: Settings
+) -> None:
+    from mediaindex.domain.errors import MediaError
+    from mediaindex.pipeline import audio_track
+
+    # Given a talking video cut short (its tail does not decode), probed for a task that transcribes
+    cut = mediagen.truncated(media["talking"], tmp_path / "cut.mp4", keep_fraction=0.5)
+    ctx = make_ctx(tmp_path, cut, MediaType.VIDEO, models, settings)
+    # When probe runs (the track is decoded while the tail is checked)
+    with pytest.raises(MediaError) as refused:
+        _probe(ctx, frozenset({Feature.TRANSCRIPTION}))
+    # Then the file is refused, and nothing was stored for it
+    assert refused.value.code == "media_corrupt"
+    assert ctx.blobs.head(audio_track.key(ctx.asset)) is None
+
+
 def test_probe_keeps_no_track_for_a_task_that_does_not_transcribe(
     tmp_path: Path, media: dict[str, Path], models: ModelRegistry, settings: Settings
 ) -> None:

@@ -4,10 +4,11 @@ that transcribes, the 16 kHz audio track transcription reads (pipeline/audio_tra
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from mediaindex.domain.errors import MediaError
-from mediaindex.domain.models import Derivative, Feature, FeatureState, FeatureStatus, MediaType
+from mediaindex.domain.models import Feature, FeatureState, FeatureStatus, MediaType
 from mediaindex.media import probe
 from mediaindex.media.hashing import sha256_file
 from mediaindex.pipeline import audio_track
@@ -17,12 +18,10 @@ from mediaindex.pipeline.spec import STEP_BY_NAME
 log = logging.getLogger(__name__)
 
 
-def _keep_audio_track(ctx: StepContext, path: Path) -> list[Derivative]:
-    """Stores the 16 kHz track transcription reads. Audio that does not decode fails transcription
-    alone, as before the track was kept: transcription then reports it from the original. A
-    re-run's probe keeps the track stored already: an original never changes, nor does its track."""
-    if ctx.blobs.head(audio_track.key(ctx.asset)) is not None:
-        return []
+def _extract_track(ctx: StepContext, path: Path) -> Path | None:
+    """Decodes the 16 kHz track transcription reads into the work folder; None when there is
+    nothing to keep. Audio that does not decode fails transcription alone, as before the track was
+    kept: transcription then reports it from the original."""
     track = ctx.workdir / audio_track.TRACK_NAME
     try:
         has_audio = audio_track.extract(
@@ -32,8 +31,8 @@ def _keep_audio_track(ctx: StepContext, path: Path) -> list[Derivative]:
         if e.code == "media_too_large":
             raise
         log.warning("audio track not kept: %s", e.message, extra={"asset_id": ctx.asset.id})
-        return []
-    return [audio_track.store(ctx.asset, ctx.blobs, track)] if has_audio else []
+        return None
+    return track if has_audio else None
 
 
 def run(ctx: StepContext) -> StepResult:
@@ -53,22 +52,33 @@ def run(ctx: StepContext) -> StepResult:
     # Limits before decoding anything: a bomb is refused, not processed. What the header claims is
     # checked here; every later decode is capped at the limit too, in case the header lies.
     probe.check_limits(pf, max_pixels=ctx.settings.max_pixels, max_duration_s=max_s)
-    probe.check_decodes(path, pf, timeout_s=timeout_s / 2, max_duration_s=max_s)
+    # The track is decoded (capped like every decode) while the tail is checked: two short ffmpeg
+    # runs side by side on the critical path of every task. It is stored only once the checks pass.
+    # A re-run keeps the track stored already: an original never changes, nor does its track.
+    wants_track = (
+        Feature.TRANSCRIPTION in ctx.task_features
+        and pf.media_type != MediaType.IMAGE
+        and pf.facts.has_audio
+        and ctx.blobs.head(audio_track.key(ctx.asset)) is None
+    )
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mi-probe-track") as pool:
+        track = pool.submit(_extract_track, ctx, path) if wants_track else None
+        probe.check_decodes(path, pf, timeout_s=timeout_s / 2, max_duration_s=max_s)
+        sha256 = sha256_file(path)
+        kept = track.result() if track is not None else None
+    derivatives = [audio_track.store(ctx.asset, ctx.blobs, kept)] if kept is not None else []
 
     updates: dict[str, object] = {
         "media_type": pf.media_type,
         "duration_s": pf.duration_s,
         "width": pf.width,
         "height": pf.height,
-        "sha256": sha256_file(path),
+        "sha256": sha256,
         "size_bytes": size,
         "facts": pf.facts,
     }
     if not ctx.asset.content_type:
         updates["content_type"] = pf.content_type
-    derivatives: list[Derivative] = []
-    if Feature.TRANSCRIPTION in ctx.task_features and pf.media_type != MediaType.IMAGE and pf.facts.has_audio:
-        derivatives = _keep_audio_track(ctx, path)
 
     # Probe serves no feature itself; the runner applies these only to features the task has.
     states: dict[Feature, FeatureState] = {}
