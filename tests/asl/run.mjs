@@ -153,6 +153,24 @@ async function execute(machine, definition, input, plan, extraEnv) {
     });
   }
 
+  // The Batch image's entrypoint for one step (or a simulated crash, or a stub): its exit status.
+  async function runStep(call, mode, command) {
+    if (mode === "crash") {
+      call.result = "simulated crash (exit 1)";
+      return 1;
+    }
+    if (request.stub) {
+      call.result = "stub exit 0";
+      return 0;
+    }
+    const started = Date.now();
+    const proc = await spawnPython(["-m", "functions.batch_step.main", ...command]);
+    call.ms = Date.now() - started;
+    if (proc.code !== 0) call.log = (proc.out + proc.err).slice(-TAIL);
+    call.result = `exit ${proc.code}`;
+    return proc.code;
+  }
+
   function batchHandler(stateName, state) {
     return async (params) => {
       const command = params?.ContainerOverrides?.Command;
@@ -182,20 +200,7 @@ async function execute(machine, definition, input, plan, extraEnv) {
         call.result = `timed out (TimeoutSeconds ${state.TimeoutSeconds ?? state.TimeoutSecondsPath})`;
         throw namedError("States.Timeout", "States.Timeout");
       }
-      let exitCode = 0;
-      if (mode === "crash") {
-        exitCode = 1;
-        call.result = "simulated crash (exit 1)";
-      } else if (!request.stub) {
-        const started = Date.now();
-        const proc = await spawnPython(["-m", "functions.batch_step.main", ...command]);
-        call.ms = Date.now() - started;
-        exitCode = proc.code;
-        if (exitCode !== 0) call.log = (proc.out + proc.err).slice(-TAIL);
-        call.result = `exit ${exitCode}`;
-      } else {
-        call.result = "stub exit 0";
-      }
+      const exitCode = await runStep(call, mode, command);
       if (exitCode === 0) {
         return { ...job, Status: "SUCCEEDED", StatusReason: REASON, Container: { Command: command, ExitCode: 0 } };
       }
@@ -238,20 +243,7 @@ async function execute(machine, definition, input, plan, extraEnv) {
         call.result = `timed out (HeartbeatSeconds ${state.HeartbeatSeconds})`;
         throw namedError("States.Timeout", "States.Timeout");
       }
-      let exitCode = 0;
-      if (mode === "crash") {
-        exitCode = 1;
-        call.result = "simulated crash";
-      } else if (!request.stub) {
-        const started = Date.now();
-        const proc = await spawnPython(["-m", "functions.batch_step.main", ...command]);
-        call.ms = Date.now() - started;
-        exitCode = proc.code;
-        if (exitCode !== 0) call.log = (proc.out + proc.err).slice(-TAIL);
-        call.result = `exit ${exitCode}`;
-      } else {
-        call.result = "stub exit 0";
-      }
+      const exitCode = await runStep(call, mode, command);
       if (exitCode === 0) return { status: "completed", ran: true };
       throw namedError("GpuStepCrashed", `${step} crashed (exit ${exitCode})`);
     };
