@@ -110,7 +110,9 @@ def in_process_runtime(
     runtime.closers.append(jobs_db.close)
     if start_workers:
         executor.pool.start()
-        runtime.closers.append(executor.pool.stop)  # closers run last-in first: the pool stops first
+    # Closers run last-in first: the pool stops (its workers, and a purge run on a background
+    # thread where none were started) before the database closes.
+    runtime.closers.append(executor.pool.stop)
     # First of all at close: abort in-flight URL fetches, so workers and request threads stuck on
     # a slow source return at once (their jobs stay `running`, resumed by the next start).
     runtime.closers.append(abort_in_flight)

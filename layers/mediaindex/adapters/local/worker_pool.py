@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 
 # One batch of an index purge: (tenant_id, index_id) -> True once the index is gone.
 Purger = Callable[[str, str], bool]
+# How long stop() waits for a purge batch in flight (one batch: purge_batch_assets assets).
+PURGE_STOP_WAIT_S = 30.0
 
 
 class LocalOrchestrator(Orchestrator):
@@ -63,6 +65,10 @@ class WorkerPool:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._purger: Purger | None = None
+        # Purge runs on callers' threads (run_purges): stop() waits for them, so the database is
+        # never closed under a batch still writing (closing a connection in use can crash SQLite).
+        self._purge_runs = 0
+        self._purges_idle = threading.Condition()
 
     def set_purger(self, purger: Purger) -> None:
         """What runs one batch of an index purge (the services, wired by the composition root)."""
@@ -90,6 +96,11 @@ class WorkerPool:
         for t in self._threads:
             t.join(timeout=max(0.0, deadline - time.monotonic()))
         self._threads.clear()
+        # A purge batch is bounded (purge_batch_assets): it is waited for past the workers' deadline.
+        with self._purges_idle:
+            self._purges_idle.wait_for(
+                lambda: self._purge_runs == 0, timeout=max(timeout_s, PURGE_STOP_WAIT_S)
+            )
 
     def run_until_idle(self, max_jobs: int = 10_000) -> int:
         """Runs queued jobs (steps, then purge batches) on the calling thread until none is ready
@@ -109,12 +120,19 @@ class WorkerPool:
         """Runs queued purge batches on the calling thread until none is ready (a runtime whose
         workers are not started purges this way, on a thread of its own)."""
         ran = 0
-        while self._purger is not None and not self._stop.is_set():
-            purge = self._queue.claim_purge()
-            if purge is None:
-                break
-            self._execute_purge(purge)
-            ran += 1
+        with self._purges_idle:
+            self._purge_runs += 1
+        try:
+            while self._purger is not None and not self._stop.is_set():
+                purge = self._queue.claim_purge()
+                if purge is None:
+                    break
+                self._execute_purge(purge)
+                ran += 1
+        finally:
+            with self._purges_idle:
+                self._purge_runs -= 1
+                self._purges_idle.notify_all()
         return ran
 
     # ---- internals -----------------------------------------------------------------------------
