@@ -192,6 +192,10 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
             yield w
         finally:
             batcher._state.clear()
+            # Executions a test left waiting on their tokens: their interpreter threads end here.
+            listed = sfn.list_executions(stateMachineArn=arn["stateMachineArn"], statusFilter="RUNNING")
+            for execution in listed["executions"]:
+                sfn.stop_execution(executionArn=execution["executionArn"])
 
 
 def failed_event(detail: dict[str, Any], reason: str) -> dict[str, Any]:
