@@ -28,5 +28,6 @@ def test_synth_leaves_cdk_out_and_prints_the_stack_and_its_outputs(tmp_path: Pat
     assert template.is_file() and template.stat().st_size > 10_000
     assert re.search(r"^stack MediaIndex \(\S+\): \d+ resources$", out.stdout, re.M), out.stdout
     assert "template cdk.out/MediaIndex.template.json" in out.stdout
-    assert re.search(r"^\s+6\s+AWS::Lambda::Function$", out.stdout, re.M), out.stdout
+    # API, upload event, pipeline events, GPU batcher, query encoder, webhook delivery, reconcile
+    assert re.search(r"^\s+7\s+AWS::Lambda::Function$", out.stdout, re.M), out.stdout
     assert re.search(r"^  ApiUrl\w*: Base URL of the mediaindex API$", out.stdout, re.M), out.stdout
