@@ -30,7 +30,7 @@ _state: dict[str, Any] = {}
 
 
 def configure(batching: Any = None, max_items: int | None = None) -> None:
-    """Sets the batcher's parts (mediaindex.bootstrap.gpu_batches.GpuBatching) and the most items a
+    """Sets the batcher's parts (mediaindex.bootstrap.gpu_batches.BatcherParts) and the most items a
     batch holds; the first invoke builds them from settings (MEDIAINDEX_GPU_BATCH_MAX_ITEMS)."""
     if batching is None or max_items is None:
         from mediaindex.bootstrap.aws import lambda_settings

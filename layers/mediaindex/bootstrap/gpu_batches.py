@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class GpuBatching:
+class BatcherParts:
     """The batcher's parts; `s3` is the client `read_manifest` reads the media bucket with."""
 
     batcher: GpuBatcher
@@ -28,7 +28,7 @@ class GpuBatching:
         return body
 
 
-def build_gpu_batching(settings: Settings, *, clients: AwsClients | None = None) -> GpuBatching:
+def build_gpu_batching(settings: Settings, *, clients: AwsClients | None = None) -> BatcherParts:
     """From settings: the GPU queue and ml job definition to submit to, and the media bucket."""
     from mediaindex.adapters.aws.clients import AwsClients
 
@@ -43,4 +43,4 @@ def build_gpu_batching(settings: Settings, *, clients: AwsClients | None = None)
     # Each event kind needs only some of them: none is made before its first call.
     s3, sfn = clients.lazy("s3"), clients.lazy("stepfunctions")
     batcher = GpuBatcher(s3, clients.lazy("batch"), settings.bucket_name, target, sfn=sfn)
-    return GpuBatching(batcher, TokenReporter(sfn), settings.bucket_name, s3)
+    return BatcherParts(batcher, TokenReporter(sfn), settings.bucket_name, s3)
