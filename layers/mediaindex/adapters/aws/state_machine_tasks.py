@@ -75,13 +75,8 @@ def queued_task(
         "TimeoutSeconds": batching.window_s + queue_wait_s + step.timeout_s * batching.max_items,
         # The job answers {"status": "completed", "ran": bool}: only the status is kept.
         "ResultSelector": {"status": "completed"},
-        "ResultPath": f"$.outcome.{step.name}",
-        "Catch": catch_all(catch_state),
-        "Next": next_state,
     }
-    if step.max_attempts > 1:
-        state["Retry"] = _retries(step, retry_interval_s)
-    return state
+    return _step_outcome(state, step, retry_interval_s, next_state, catch_state)
 
 
 def batch_task(
@@ -115,10 +110,18 @@ def batch_task(
         "TimeoutSeconds": step.timeout_s + queue_wait_s,
         # Keep the state small: the job description Batch returns is large.
         "ResultSelector": {"status": "completed", "job_id.$": "$.JobId"},
-        "ResultPath": f"$.outcome.{step.name}",
-        "Catch": catch_all(catch_state),
-        "Next": next_state,
     }
+    return _step_outcome(state, step, retry_interval_s, next_state, catch_state)
+
+
+def _step_outcome(
+    state: State, step: StepSpec, retry_interval_s: int, next_state: str, catch_state: str
+) -> State:
+    """What every step's Task state shares: its outcome at `$.outcome.<step>`, the spec's retries,
+    and any failure caught for `catch_state`."""
+    state.update(
+        {"ResultPath": f"$.outcome.{step.name}", "Catch": catch_all(catch_state), "Next": next_state}
+    )
     if step.max_attempts > 1:
         state["Retry"] = _retries(step, retry_interval_s)
     return state
