@@ -102,8 +102,7 @@ def run_batch(manifest_key: str, settings: Settings | None = None, clients: Any 
         return EXIT_RETRY
     clients = clients or AwsClients(region=settings.aws_region)
     try:
-        raw = clients.s3.get_object(Bucket=settings.bucket_name, Key=manifest_key)["Body"].read()
-        items = gpu_batches.parse_manifest(raw, STEP_BY_NAME)
+        items = gpu_batches.load_manifest(clients.s3, settings.bucket_name, manifest_key, STEP_BY_NAME)
     except Exception:
         log.exception("GPU batch manifest unreadable", extra={"manifest": manifest_key})
         return EXIT_RETRY

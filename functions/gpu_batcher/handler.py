@@ -91,14 +91,13 @@ def job_failed(detail: dict[str, Any]) -> dict[str, Any]:
         return {"status": "ignored"}  # not a GPU batch job
     batching = _state["batching"]
     try:
-        raw = batching.read_manifest(key)
+        items = batching.manifest(key, GPU_STEPS)
     except ClientError as e:
         if e.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
             raise  # EventBridge retries the event
         # Expired (a day under tmp/): its states have long timed out and retried on their own.
         logger.warning("GPU batch manifest gone", extra={"manifest": key, "job_id": detail.get("jobId")})
         return {"status": "manifest_missing"}
-    items = gpu_batches.parse_manifest(raw, GPU_STEPS)
     reason = str(detail.get("statusReason") or "")
     failed = gpu_batches.fail_batch(items, batching.reporter, reason)
     logger.warning(

@@ -99,8 +99,7 @@ class World:
 
     def manifest(self, request: dict[str, Any]) -> list[gpu_batches.GpuWork]:
         (key,) = request["containerOverrides"]["command"][1:]
-        raw = self.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
-        return gpu_batches.parse_manifest(raw, STEP_BY_NAME)
+        return gpu_batches.load_manifest(self.s3, BUCKET, key, STEP_BY_NAME)
 
 
 def record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:

@@ -408,8 +408,7 @@ class GpuFleet:
         job = self.aws["batch"].describe_jobs(jobs=[job_id])["jobs"][0]
         key = gpu_batches.manifest_key_of(job["container"]["command"])
         assert key is not None
-        raw = self.aws["s3"].get_object(Bucket="pipeline-media", Key=key)["Body"].read()
-        items = gpu_batches.parse_manifest(raw, STEP_BY_NAME)
+        items = gpu_batches.load_manifest(self.aws["s3"], "pipeline-media", key, STEP_BY_NAME)
         dying = {w.task_id for w in items} & self.die
         if dying:
             self.die -= dying

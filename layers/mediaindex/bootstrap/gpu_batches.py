@@ -3,10 +3,11 @@ it settles task tokens with, and how it reads a batch's manifest back (adapters/
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mediaindex.adapters.aws.gpu_batches import BatchTarget, GpuBatcher, TokenReporter
+from mediaindex.adapters.aws.gpu_batches import BatchTarget, GpuBatcher, GpuWork, TokenReporter, load_manifest
 from mediaindex.settings import Settings
 
 if TYPE_CHECKING:
@@ -15,17 +16,16 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class BatcherParts:
-    """The batcher's parts; `s3` is the client `read_manifest` reads the media bucket with."""
+    """The batcher's parts; `s3` is the client `manifest` reads the media bucket with."""
 
     batcher: GpuBatcher
     reporter: TokenReporter
     bucket: str
     s3: Any
 
-    def read_manifest(self, key: str) -> bytes:
-        """The manifest's bytes; raises the S3 client's error (NoSuchKey once it expired)."""
-        body: bytes = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
-        return body
+    def manifest(self, key: str, steps: Iterable[str]) -> list[GpuWork]:
+        """The manifest's items (gpu_batches.load_manifest: NoSuchKey once it expired)."""
+        return load_manifest(self.s3, self.bucket, key, steps)
 
 
 def build_gpu_batching(settings: Settings, *, clients: AwsClients | None = None) -> BatcherParts:

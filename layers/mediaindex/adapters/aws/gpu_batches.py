@@ -113,6 +113,12 @@ def parse_manifest(raw: bytes, steps: Iterable[str]) -> list[GpuWork]:
     return items
 
 
+def load_manifest(s3: Any, bucket: str, key: str, steps: Iterable[str]) -> list[GpuWork]:
+    """The items of the manifest at `key` (`s3` a boto3 client): the S3 client's error when it is
+    missing (NoSuchKey once it expired), ValueError when this release cannot read it."""
+    return parse_manifest(s3.get_object(Bucket=bucket, Key=key)["Body"].read(), steps)
+
+
 def manifest_key_of(command: Sequence[str]) -> str | None:
     """The manifest key a batch job's command names, or None (a job of another kind)."""
     for i, arg in enumerate(command[:-1]):
