@@ -5,11 +5,14 @@ cores. The pipeline may cut long speech into parts for Whisper (ml/speech_parts.
 adds counts against it, not into the floor.
 
 Cases: a 60 s 720p talking clip and 60 s of speech as M4A; with --long, a 10-minute 720p clip too.
-Target: time to ready at most 1.1x the floor. Prints one JSON line per case (what `make bench`
-collects) and a table on stderr with the machine's load beside each case: on a busy machine the
-ratio measures the neighbours, not the pipeline.
+Target: time to ready at most 1.1x the floor. Each case runs `--repeat` times (default 3), the
+floor's tools and the pipeline interleaved, and the ratio is median ready over median floor: one
+run moves by +-5 % with the neighbours' load on a shared machine, as the issue's own figures
+(medians of >= 3 interleaved runs) allowed for. Prints one JSON line per case (what `make bench`
+collects, each run's figures in it too) and a table on stderr with the machine's load beside each
+case: on a busy machine the ratio measures the neighbours, not the pipeline.
 
-    .venv/bin/python -m bench.pipeline_bench [--long] [--cases video_60s audio_60s video_600s]
+    .venv/bin/python -m bench.pipeline_bench [--long] [--repeat N] [--cases video_60s audio_60s video_600s]
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -165,37 +169,51 @@ def time_to_ready(
         runtime.close()
 
 
-def run_case(case: Case) -> dict[str, object]:
+def run_case(case: Case, repeat: int = 3) -> dict[str, object]:
+    runs: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory(prefix="pipeline-bench-") as tmp:
         root = Path(tmp)
         src, content_type = make_media(case, root)
-        settings = Settings(data_dir=root / "data", workers=CORES, rate_limit_per_minute=0)
         load_before = os.getloadavg()[0]
-        work = root / "raw"
-        work.mkdir()
-        models = ModelRegistry(settings)
-        tools = raw_tools_cpu(src, models, work)
-        floor_s = sum(tools.values()) / CORES
-        ready_s, project_cpu_s, status, steps = time_to_ready(src, content_type, settings)
+        models: ModelRegistry | None = None
+        for i in range(repeat):
+            # A fresh data directory per run: each upload meets an empty runtime, as the first did.
+            settings = Settings(data_dir=root / f"data-{i}", workers=CORES, rate_limit_per_minute=0)
+            models = models or ModelRegistry(settings)
+            work = root / f"raw-{i}"
+            work.mkdir()
+            tools = raw_tools_cpu(src, models, work)
+            ready_s, project_cpu_s, status, steps = time_to_ready(src, content_type, settings)
+            runs.append({
+                "project_s": round(ready_s, 2), "floor_s": round(sum(tools.values()) / CORES, 2),
+                "project_cpu_s": round(project_cpu_s, 2), "status": status,
+                "raw_tools_cpu_s": tools, "step_queued_to_done_s": steps,
+            })  # fmt: skip
         load_after = os.getloadavg()[0]
+    ready_s = statistics.median(float(r["project_s"]) for r in runs)  # type: ignore[arg-type]
+    floor_s = statistics.median(float(r["floor_s"]) for r in runs)  # type: ignore[arg-type]
+    cpu_s = statistics.median(float(r["project_cpu_s"]) for r in runs)  # type: ignore[arg-type]
     ratio = ready_s / floor_s
+    all_ready = all(r["status"] == "ready" for r in runs)
     return {
         "bench": "pipeline",
         "case": case.name,
-        "status": status,
+        "status": "ready" if all_ready else "failed",
+        "runs": len(runs),
         "project_s": round(ready_s, 2),
         "floor_s": round(floor_s, 2),
         "ratio": round(ratio, 3),
         "target_ratio": TARGET_RATIO,
-        "pass": status == "ready" and ratio <= TARGET_RATIO,
+        "pass": all_ready and ratio <= TARGET_RATIO,
+        # Each run's own ratio: the spread the median smooths.
+        "run_ratios": [round(float(r["project_s"]) / float(r["floor_s"]), 3) for r in runs],  # type: ignore[arg-type]
         # The pipeline's CPU time over the raw tools': what it does twice or adds, whatever the
         # machine's load (the wall-clock ratio needs a quiet machine).
-        "project_cpu_s": round(project_cpu_s, 2),
-        "cpu_over_raw": round(project_cpu_s / (floor_s * CORES), 3),
+        "project_cpu_s": round(cpu_s, 2),
+        "cpu_over_raw": round(cpu_s / (floor_s * CORES), 3),
         "load_1m": [round(load_before, 2), round(load_after, 2)],
         "cpus": os.cpu_count(),
-        "raw_tools_cpu_s": tools,
-        "step_queued_to_done_s": steps,
+        "per_run": runs,
     }
 
 
@@ -203,19 +221,21 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--long", action="store_true", help="add the 10-minute clip (several minutes)")
     ap.add_argument("--cases", nargs="+", choices=sorted(CASES), help="run these cases only")
+    ap.add_argument("--repeat", type=int, default=3, help="interleaved runs per case (median taken)")
     args = ap.parse_args(argv)
     names = args.cases or DEFAULT_CASES + (["video_600s"] if args.long else [])
     rows = []
     for name in names:
-        row = run_case(CASES[name])
+        row = run_case(CASES[name], max(1, args.repeat))
         print(json.dumps(row), flush=True)
         rows.append(row)
     cols = f"{'case':<12} {'project_s':>9} {'floor_s':>8} {'ratio':>6}  {'pass':<5}"
-    print(f"{cols} {'cpu_over_raw':>12}  load_1m", file=sys.stderr)
+    print(f"{cols} {'cpu_over_raw':>12}  {'run ratios':<21}  load_1m", file=sys.stderr)
     for r in rows:
         print(
             f"{r['case']!s:<12} {r['project_s']!s:>9} {r['floor_s']!s:>8} {r['ratio']!s:>6}  "
-            f"{'PASS' if r['pass'] else 'FAIL':<5} {r['cpu_over_raw']!s:>12}  {r['load_1m']}",
+            f"{'PASS' if r['pass'] else 'FAIL':<5} {r['cpu_over_raw']!s:>12}  "
+            f"{r['run_ratios']!s:<21}  {r['load_1m']}",
             file=sys.stderr,
         )
     return 0
