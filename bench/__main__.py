@@ -15,6 +15,7 @@ HERE = Path(__file__).parent
 DEFAULT = [
     "api_latency",
     "cold_start",
+    "encoder_cold_start",
     "media_bench",
     "transcribe_bench",
     "search_bench",

@@ -1,12 +1,13 @@
 """The query-text encoder: a container-image Lambda built from containers/<names.ENCODER_IMAGE>
-(CPU, with the same weights the Batch embedding jobs use) with the Lambda runtime client as
+(CPU, the Batch embedding jobs' weights exported to ONNX: no torch) with the Lambda runtime client as
 entrypoint and the encoder handler as command. The API invokes it synchronously to embed search
 text. Its model environment is the GPU jobs' (`model_environment`): the same text model, and CLIP
 when the `clip` context says so, so visual text search works on AWS.
 
 With `provisioned` > 0 (context `encoder_provisioned_concurrency`) the API calls a `live` alias with
-that many instances kept initialised: a cold start of this image (seconds: the models load) is
-then never on a search's path, at the price of those instances' memory around the clock."""
+that many instances kept initialised: a cold start of this image (the models load: about 0.4 s to
+the first MiniLM query here, bench/encoder_cold_start.py) is then never on a search's path, at the
+price of those instances' memory around the clock."""
 
 from __future__ import annotations
 
@@ -64,7 +65,9 @@ class Encoder(Construct):
             role=self.role,
             log_group=self.log_group,
             environment={**environment, **model_environment(clip)},
-            memory_size=3008,
+            # ONNX MiniLM peaks at ~210 MB and CLIP ViT-B/32's two graphs add ~600 MB of weights;
+            # 2 GB leaves room and buys ~1.2 vCPU (Lambda's CPU grows with memory).
+            memory_size=2048,
             timeout=Duration.seconds(20),
             tracing=lambda_.Tracing.ACTIVE,
         )

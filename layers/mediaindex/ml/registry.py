@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from mediaindex.ml.base import InferenceModel
 from mediaindex.ml.clip import ClipEncoder
+from mediaindex.ml.onnx_models import OnnxClipEncoder, OnnxTextEncoder, is_onnx_export
 from mediaindex.ml.text_encoder import DEFAULT_MODEL_ID, TextEncoder, model_id_for
 from mediaindex.ml.text_encoder import default_model_path as default_text_path
 from mediaindex.ml.transcriber import Transcriber
@@ -75,12 +76,17 @@ class ModelRegistry:
 
     def _build_clip(self) -> ClipEncoder | None:
         path = self.settings.clip_model_path
-        return ClipEncoder(path) if path is not None else None
+        if path is None:
+            return None
+        # The encoder Lambda image carries ONNX exports of the same weights (no torch there).
+        return OnnxClipEncoder(path) if is_onnx_export(path) else ClipEncoder(path)
 
     def _build_text_encoder(self) -> TextEncoder:
         path = self.settings.text_model_path
         if path is None:
             return TextEncoder(default_text_path(), model_id=DEFAULT_MODEL_ID)
+        if is_onnx_export(path):
+            return OnnxTextEncoder(path)
         return TextEncoder(path, model_id=model_id_for(path))
 
     def _build_transcriber(self) -> Transcriber:
