@@ -33,14 +33,15 @@ class FixedEncoders(QueryEncoder):
 class InProcessLambda:
     """A Lambda client whose function is the encoder Lambda's handler over FixedEncoders, in-process."""
 
-    def __init__(self, fail: bool = False) -> None:
+    def __init__(self, fail: bool = False, refuse: tuple[str, ...] = ()) -> None:
         self.calls: list[dict[str, Any]] = []
         self.fail = fail
+        self.refuse = refuse  # request kinds it does not know (an encoder of an earlier release)
 
     def invoke(self, FunctionName: str, Payload: bytes) -> dict[str, Any]:
         event = json.loads(Payload)
         self.calls.append({"function": FunctionName, **event})
-        if self.fail:
+        if self.fail or event["kind"] in self.refuse:
             return {"FunctionError": "Unhandled", "Payload": io.BytesIO(b'{"errorMessage": "boom"}')}
         encoder_function.configure(FixedEncoders())
         return {"Payload": io.BytesIO(json.dumps(encoder_function.handler(event, None)).encode())}
@@ -65,3 +66,40 @@ def test_an_encoder_failure_is_503_not_a_crash() -> None:
 def test_unknown_request_kinds_are_refused() -> None:
     with pytest.raises(ValueError, match="unknown"):
         answer({"kind": "audio"}, FixedEncoders())
+
+
+def test_a_text_query_gets_both_vectors_in_one_invoke() -> None:
+    client = InProcessLambda()
+    enc = LambdaQueryEncoder("encoder-fn", client)
+    # Both modalities: one request of kind "texts", both answers read back (no CLIP: None)
+    assert enc.text_vectors("ferry", visual=True, transcript=True) == (None, ("minilm", [5.0, 0.0]))
+    assert [(c["kind"], c.get("kinds")) for c in client.calls] == [
+        ("texts", ["visual_text", "transcript_text"])
+    ]
+    # One modality: the single request, as before
+    client.calls.clear()
+    assert enc.text_vectors("ferry", visual=False, transcript=True) == (None, ("minilm", [5.0, 0.0]))
+    assert [c["kind"] for c in client.calls] == ["transcript_text"]
+
+
+def test_an_encoder_of_an_earlier_release_is_asked_one_vector_at_a_time() -> None:
+    client = InProcessLambda(refuse=("texts",))
+    enc = LambdaQueryEncoder("encoder-fn", client)
+    assert enc.text_vectors("ferry", visual=True, transcript=True) == (None, ("minilm", [5.0, 0.0]))
+    assert [c["kind"] for c in client.calls] == ["texts", "visual_text", "transcript_text"]
+
+
+def test_a_failing_encoder_still_answers_503_for_both_vectors() -> None:
+    with pytest.raises(UnavailableError) as e:
+        LambdaQueryEncoder("encoder-fn", InProcessLambda(fail=True)).text_vectors(
+            "x", visual=True, transcript=True
+        )
+    assert e.value.code == "encoder_unavailable"
+
+
+@pytest.mark.parametrize(
+    "kinds", [None, [], ["visual_image"], ["transcript_text", "audio"], "transcript_text"]
+)
+def test_a_texts_request_names_text_kinds_only(kinds: object) -> None:
+    with pytest.raises(ValueError, match="texts request"):
+        answer({"kind": "texts", "text": "x", "kinds": kinds}, FixedEncoders())

@@ -16,6 +16,7 @@ from mediaindex.domain.models import Asset, Index, IndexModels, MediaType, Page,
 from mediaindex.domain.search import SearchRequest
 from mediaindex.domain.text_terms import coverage, query_terms
 from mediaindex.ports.blobs import SignedRequest
+from mediaindex.ports.query_encoder import QueryEncoder, Vec
 from mediaindex.ports.search import SearchDoc, SearchHit
 from mediaindex.services.search import SearchService
 from mediaindex.services.search_fusion import (
@@ -38,12 +39,17 @@ def vec(key: str, dim: int = 16) -> list[float]:
     return [float(x) for x in v / np.linalg.norm(v)]
 
 
-class FakeEncoders:
+class FakeEncoders(QueryEncoder):
     """Text -> a vector keyed on the text, so a doc stored with vec("v:sunset") is the exact match
-    of the query "sunset". Images: keyed on their bytes."""
+    of the query "sunset". Images: keyed on their bytes. Counts the text round trips."""
 
     def __init__(self, *, clip: bool = True) -> None:
         self.clip = clip
+        self.text_round_trips = 0
+
+    def text_vectors(self, text: str, *, visual: bool, transcript: bool) -> tuple[Vec | None, Vec | None]:
+        self.text_round_trips += 1
+        return super().text_vectors(text, visual=visual, transcript=transcript)
 
     def visual_text(self, text: str) -> tuple[str, list[float]] | None:
         return (CLIP, vec(f"v:{text}")) if self.clip else None
@@ -104,12 +110,13 @@ class World:
         self.blobs = FakeBlobs()
         self.index = EmbeddedSearchIndex(tmp_path)
         self.images: dict[str, bytes] = {}
+        self.encoder = FakeEncoders(clip=clip)
         self.service = SearchService(
             indexes=self.meta,  # type: ignore[arg-type]
             assets=self.meta,  # type: ignore[arg-type]
             outputs=self.meta,  # type: ignore[arg-type]
             index=self.index,
-            encoder=FakeEncoders(clip=clip),  # type: ignore[arg-type]
+            encoder=self.encoder,
             blobs=self.blobs,  # type: ignore[arg-type]
             image_loader=lambda url: self.images[url],
         )
@@ -208,6 +215,8 @@ def test_a_segment_matching_in_both_modalities_scores_near_one_and_says_why(worl
     # And agreeing modalities add up: both is more certain than either alone
     assert top["score"] >= by_id["seg_said"]["score"]
     assert set(ids(results)) == {"seg_both", "seg_seen", "seg_said"}
+    # And both query vectors came from one round trip to the encoder (on AWS: one Lambda invoke)
+    assert world.encoder.text_round_trips == 1
 
 
 def hit(sid: str, score: float, text: str | None = None, asset: str | None = None) -> SearchHit:

@@ -25,3 +25,11 @@ class QueryEncoder(ABC):
     @abstractmethod
     def visual_image(self, image: ImageInput) -> Vec | None:
         """An image into the CLIP space (search frames by example)."""
+
+    def text_vectors(self, text: str, *, visual: bool, transcript: bool) -> tuple[Vec | None, Vec | None]:
+        """A text query's (visual, transcript) vectors, each only where asked for. In process these
+        are the two calls; a remote encoder answers both in one round trip."""
+        return (
+            self.visual_text(text) if visual else None,
+            self.transcript_text(text) if transcript else None,
+        )

@@ -34,7 +34,7 @@ from mediaindex.ports.assets import AssetRepository
 from mediaindex.ports.blobs import BlobStore
 from mediaindex.ports.indexes import IndexRepository
 from mediaindex.ports.outputs import OutputRepository
-from mediaindex.ports.query_encoder import ImageInput, QueryEncoder
+from mediaindex.ports.query_encoder import ImageInput, QueryEncoder, Vec
 from mediaindex.ports.search import SearchFilter, SearchIndex
 from mediaindex.services.search_fusion import (
     CALIBRATIONS,
@@ -188,19 +188,22 @@ class SearchService:
         self, flt: SearchFilter, text: str, options: list[Modality], k: int
     ) -> dict[str, ModalityLists]:
         lists: dict[str, ModalityLists] = {}
-        if VISUAL in options and (v := self._encoder.visual_text(text)) is not None:
+        # One round trip to the encoder for both vectors (on AWS, one encoder Lambda invoke).
+        v, t = self._encoder.text_vectors(text, visual=VISUAL in options, transcript=TRANSCRIPTION in options)
+        if v is not None:
             lists[VISUAL] = ModalityLists(
                 CALIBRATIONS[TEXT_QUERY, VISUAL],
                 vector=self._index.knn(flt, modality=VISUAL, model_id=v[0], vector=v[1], k=k),
                 model_id=v[0],
             )
         if TRANSCRIPTION in options:
-            lists[TRANSCRIPTION] = self._transcript_lists(flt, text, k)
+            lists[TRANSCRIPTION] = self._transcript_lists(flt, text, t, k)
         return self._require(lists)
 
-    def _transcript_lists(self, flt: SearchFilter, text: str, k: int) -> ModalityLists:
+    def _transcript_lists(self, flt: SearchFilter, text: str, t: Vec | None, k: int) -> ModalityLists:
+        """The transcript's lists: by meaning with the query's vector `t` (if any), and by words."""
         vector = None
-        if (t := self._encoder.transcript_text(text)) is not None:
+        if t is not None:
             vector = self._index.knn(flt, modality=TRANSCRIPTION, model_id=t[0], vector=t[1], k=k)
         words = self._index.text(flt, query=text, k=k)
         return ModalityLists(
@@ -260,7 +263,8 @@ class SearchService:
                     model_id=v[0],
                 )
         if TRANSCRIPTION in options and seg.text and seg.text.strip():
-            lists[TRANSCRIPTION] = self._transcript_lists(flt, seg.text, k + 1)
+            t = self._encoder.transcript_text(seg.text)
+            lists[TRANSCRIPTION] = self._transcript_lists(flt, seg.text, t, k + 1)
         return self._require(lists), seg.id, seg.text
 
     def _segment_at(self, asset: Asset, start: float | None) -> Segment | None:

@@ -13,10 +13,17 @@ from mediaindex.ports.query_encoder import ImageInput, QueryEncoder, Vec
 VISUAL_TEXT = "visual_text"
 TRANSCRIPT_TEXT = "transcript_text"
 VISUAL_IMAGE = "visual_image"
+# Both text vectors of one query in one request (encoders of earlier releases refuse this kind).
+TEXTS = "texts"
+_TEXT_KINDS = (VISUAL_TEXT, TRANSCRIPT_TEXT)
 
 
 def text_request(kind: str, text: str) -> dict[str, Any]:
     return {"kind": kind, "text": text}
+
+
+def texts_request(text: str, kinds: list[str]) -> dict[str, Any]:
+    return {"kind": TEXTS, "text": text, "kinds": kinds}
 
 
 def image_request(image: ImageInput) -> dict[str, Any]:
@@ -27,6 +34,11 @@ def image_request(image: ImageInput) -> dict[str, Any]:
 def answer(request: dict[str, Any], encoder: QueryEncoder) -> dict[str, Any]:
     """What the function returns for `request`. ValueError for an unknown kind."""
     kind = request.get("kind")
+    if kind == TEXTS:
+        kinds = request.get("kinds")
+        if not isinstance(kinds, list) or not kinds or any(k not in _TEXT_KINDS for k in kinds):
+            raise ValueError(f"a texts request names kinds among {_TEXT_KINDS}, not {kinds!r}")
+        return {"answers": {k: answer({"kind": k, "text": request["text"]}, encoder) for k in kinds}}
     if kind == VISUAL_TEXT:
         vec = encoder.visual_text(str(request["text"]))
     elif kind == TRANSCRIPT_TEXT:
@@ -36,6 +48,14 @@ def answer(request: dict[str, Any], encoder: QueryEncoder) -> dict[str, Any]:
     else:
         raise ValueError(f"unknown encoder request kind {kind!r}")
     return {"model_id": vec[0], "vector": vec[1]} if vec else {"model_id": None}
+
+
+def read_answers(body: Any, kinds: list[str]) -> dict[str, Vec | None]:
+    """The vectors of a texts answer by kind. ValueError when malformed or one is missing."""
+    answers = body.get("answers") if isinstance(body, dict) else None
+    if not isinstance(answers, dict):
+        raise ValueError("the encoder answered a texts request without answers")
+    return {k: read_answer(answers[k]) for k in kinds}
 
 
 def read_answer(body: Any) -> Vec | None:
