@@ -50,6 +50,11 @@ class Quota:
     assumed: bool = False
 
 
+# The API stage's throttle as deployed by default (infra/api.py DEFAULT_RATE_LIMIT, a test keeps
+# them equal): every tenant's requests share it.
+API_STAGE_RPS = 1000
+
+
 QUOTAS: dict[str, Quota] = {
     "batch_submit_job": Quota(50, "SubmitJob calls/s", "AWS Batch service quotas"),
     "fargate_launch": Quota(
@@ -61,6 +66,9 @@ QUOTAS: dict[str, Quota] = {
     "dynamodb_table_wru": Quota(40000, "WRU/s per on-demand table (default max)", "DynamoDB service quotas"),
     "s3_prefix_put": Quota(3500, "PUT/COPY/POST/DELETE per s per prefix", "Amazon S3 performance guidelines"),
     "lambda_concurrency": Quota(1000, "concurrent executions per region", "AWS Lambda quotas"),
+    "api_stage_rps": Quota(
+        API_STAGE_RPS, "API requests/s through the stage's throttle (context api_rate_limit)", "infra/api.py"
+    ),
     "fargate_vcpus": Quota(500, "concurrent Fargate On-Demand vCPUs", "AWS Fargate quotas", assumed=True),
     "gpu_vcpus": Quota(64, "concurrent G-instance vCPUs (16 g5.xlarge)", "Amazon EC2 quotas", assumed=True),
 }
@@ -149,6 +157,7 @@ def loads(b: Budget, per_min: float) -> dict[str, float]:
         # Keys are <kind>/<tenant>/<asset>/...: one tenant's writes share a prefix until S3 splits it.
         "s3_prefix_put": per_s * b.s3_prefix_puts,
         "lambda_concurrency": per_s * b.lambda_invocations * LAMBDA_S,
+        "api_stage_rps": per_s * b.api_requests,
         "fargate_vcpus": per_s * b.fargate_s * FARGATE_VCPUS,
         "gpu_vcpus": per_s * gpu_s(b, per_min) * G5_VCPUS,
     }

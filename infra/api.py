@@ -35,6 +35,17 @@ _ACCESS_LOG_FORMAT = json.dumps(
 )
 
 
+# The stage's throttle, shared by every tenant. Sized for the scale the design is modelled at
+# (docs/scale.md: about 3 API requests per upload, 10,000 uploads a minute = 500 requests/s) with
+# room for status reads and searches; one tenant's flood meets its own per-minute quota in the API
+# first (429 in a few ms, no work done). A stage cannot exceed the account's regional API Gateway
+# throttle (10,000 requests/s, burst 5,000), which every API of the account shares.
+DEFAULT_RATE_LIMIT = 1000
+DEFAULT_BURST_LIMIT = 2000
+ACCOUNT_RATE_LIMIT = 10_000
+ACCOUNT_BURST_LIMIT = 5_000
+
+
 @jsii.implements(apigw.IAccessLogSettings)
 class _AccessLogs:
     def __init__(self, log_group: logs.ILogGroup) -> None:
@@ -62,10 +73,16 @@ class Api(Construct):
         state_machine_arn: str,
         executions_arn: str,
         cors_origins: list[str],
-        rate_limit: int = 50,
-        burst_limit: int = 100,
+        rate_limit: int = DEFAULT_RATE_LIMIT,
+        burst_limit: int = DEFAULT_BURST_LIMIT,
     ) -> None:
         super().__init__(scope, id)
+        if not (0 < rate_limit <= burst_limit <= ACCOUNT_BURST_LIMIT and rate_limit <= ACCOUNT_RATE_LIMIT):
+            raise ValueError(
+                f"context {names.CTX_API_RATE_LIMIT} and {names.CTX_API_BURST_LIMIT}: 0 < rate <= burst, "
+                f"rate <= {ACCOUNT_RATE_LIMIT} and burst <= {ACCOUNT_BURST_LIMIT} (the account's own "
+                f"API Gateway limits), not {rate_limit} and {burst_limit}"
+            )
         self.handler = ServiceFunction(
             self,
             "ApiFn",

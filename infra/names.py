@@ -70,6 +70,10 @@ CTX_CORS_ORIGINS = "cors_origins"  # comma-separated browser origins allowed to 
 CTX_CLIP = "clip"  # true when the ml image was built with CLIP weights in weights/clip
 CTX_ALARM_EMAIL = "alarm_email"
 CTX_GPU_MAX_VCPUS = "gpu_max_vcpus"
+# The API stage's throttle, shared by every tenant (per-tenant limits are the API's own quotas,
+# answered 429 before any work): requests per second, and the burst a moment may take.
+CTX_API_RATE_LIMIT = "api_rate_limit"
+CTX_API_BURST_LIMIT = "api_burst_limit"
 CTX_CPU_MAX_VCPUS = "cpu_max_vcpus"
 # Query-encoder instances kept initialised (0, the default: none; each costs its memory around the
 # clock): a search then never waits for the encoder's image and models to load.

@@ -8,7 +8,7 @@ from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
 from infra import names, policies
-from infra.api import Api
+from infra.api import DEFAULT_BURST_LIMIT, DEFAULT_RATE_LIMIT, Api
 from infra.compute import Compute
 from infra.encoder import Encoder
 from infra.layer import CoreLayer
@@ -136,6 +136,8 @@ class MediaIndexStack(Stack):
             state_machine_arn=self.pipeline.state_machine.state_machine_arn,
             executions_arn=self.pipeline.executions_arn,
             cors_origins=cors_origins,
+            rate_limit=int(ctx(names.CTX_API_RATE_LIMIT) or DEFAULT_RATE_LIMIT),
+            burst_limit=int(ctx(names.CTX_API_BURST_LIMIT) or DEFAULT_BURST_LIMIT),
         )
         self.encoder.allow_invoke(self.api.handler.role)
         self.bootstrap_key.allow_read(self.api.handler.role)

@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from bench import aws_prices as prices
+from infra.api import DEFAULT_BURST_LIMIT, DEFAULT_RATE_LIMIT
 from infra.compute import gpu_root_volume_gib, model_environment
 from mediaindex.adapters.aws import state_machine
 from mediaindex.adapters.aws.dynamo import schema
@@ -124,7 +126,10 @@ def test_http_api_routes_to_the_api_lambda_with_throttling_access_logs_and_an_ou
     assert "authorization" in api["Properties"]["CorsConfiguration"]["AllowHeaders"]
     stage = only(synth.doc, "AWS::ApiGatewayV2::Stage")["Properties"]
     assert stage["StageName"] == "$default"
-    assert stage["DefaultRouteSettings"]["ThrottlingRateLimit"] > 0
+    # The stage's throttle (shared by every tenant) carries the modelled scale: ~3 requests an upload
+    # at 10,000 uploads a minute is 500 requests/s (docs/scale.md, quota api_stage_rps)
+    assert stage["DefaultRouteSettings"]["ThrottlingRateLimit"] == DEFAULT_RATE_LIMIT == prices.API_STAGE_RPS
+    assert stage["DefaultRouteSettings"]["ThrottlingBurstLimit"] == DEFAULT_BURST_LIMIT
     assert "$context.status" in stage["AccessLogSettings"]["Format"]
     assert any(k.startswith("ApiUrl") for k in synth.doc["Outputs"])
     functions = resources(synth.doc, "AWS::Lambda::Function")
@@ -554,6 +559,38 @@ def _encoder_stack(provisioned: int) -> tuple[Any, Any, dict[str, Any]]:
     role = iam.Role(stack, "ApiRole", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
     encoder.allow_invoke(role)
     return stack, encoder, dict(Template.from_stack(stack).to_json())
+
+
+def _api_stage(rate: int, burst: int) -> dict[str, Any]:
+    import aws_cdk as cdk
+    from aws_cdk import aws_dynamodb as ddb
+    from aws_cdk import aws_lambda as lambda_
+    from aws_cdk import aws_s3 as s3
+    from aws_cdk.assertions import Template
+
+    from infra.api import Api
+
+    stack = cdk.Stack(cdk.App(), "A", env=cdk.Environment(account="123456789012", region="us-east-1"))
+    Api(
+        stack, "Api",
+        layer=lambda_.LayerVersion.from_layer_version_arn(
+            stack, "Layer", "arn:aws:lambda:us-east-1:123456789012:layer:core:1"
+        ),
+        environment={}, table=ddb.TableV2.from_table_name(stack, "T", "media-table"),
+        bucket=s3.Bucket.from_bucket_name(stack, "B", "media-bucket"),
+        state_machine_arn="arn:aws:states:us-east-1:123456789012:stateMachine:p",
+        executions_arn="arn:aws:states:us-east-1:123456789012:execution:p:*",
+        cors_origins=[], rate_limit=rate, burst_limit=burst,
+    )  # fmt: skip
+    return only(dict(Template.from_stack(stack).to_json()), "AWS::ApiGatewayV2::Stage")["Properties"]
+
+
+def test_the_api_throttle_is_set_by_context_within_the_accounts_limits() -> None:
+    settings = _api_stage(3000, 4500)["DefaultRouteSettings"]
+    assert (settings["ThrottlingRateLimit"], settings["ThrottlingBurstLimit"]) == (3000, 4500)
+    for rate, burst in ((0, 10), (100, 50), (20_000, 5_000), (1_000, 6_000)):
+        with pytest.raises(ValueError, match="api_rate_limit and api_burst_limit"):
+            _api_stage(rate, burst)
 
 
 def _invoke_resources(doc: dict[str, Any]) -> list[Any]:
