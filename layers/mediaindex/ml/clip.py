@@ -135,15 +135,21 @@ class ClipEncoder(InferenceModel[tuple[Any, Any]]):
         """Unit vectors of `items`, `batch_size` at a time through `features(model, tokenizer, batch)`."""
         if not items:
             return np.zeros((0, self._dim), dtype=np.float32)
+        model, tokenizer = self.load()
+        out = [
+            self._run(features, model, tokenizer, list(items[i : i + batch_size]))
+            for i in range(0, len(items), batch_size)
+        ]
+        return l2_normalise(np.concatenate(out))
+
+    def _run(
+        self, features: Callable[[Any, Any, list[T]], Any], model: Any, tokenizer: Any, batch: list[T]
+    ) -> np.ndarray:
+        """One batch's features as float32 rows (torch, without autograd)."""
         import torch
 
-        model, tokenizer = self.load()
-        out: list[np.ndarray] = []
-        for i in range(0, len(items), batch_size):
-            with torch.inference_mode():
-                feats = features(model, tokenizer, list(items[i : i + batch_size]))
-            out.append(_features_to_numpy(feats))
-        return l2_normalise(np.concatenate(out))
+        with torch.inference_mode():
+            return _features_to_numpy(features(model, tokenizer, batch))
 
 
 def _features_to_numpy(feats: Any) -> np.ndarray:

@@ -7,7 +7,7 @@ queries embedded here match segments embedded by the GPU jobs."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -138,14 +138,8 @@ class OnnxClipEncoder(ClipEncoder):
             lambda s, t, batch: s["text"].run(None, _token_inputs(t, batch, self.meta.inputs))[0],
         )
 
-    def _encode(
-        self, items: Sequence[T], batch_size: int, features: Callable[[Any, Any, list[T]], Any]
+    def _run(
+        self, features: Callable[[Any, Any, list[T]], Any], model: Any, tokenizer: Any, batch: list[T]
     ) -> np.ndarray:
-        if not items:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        sessions, tokenizer = self.load()
-        out = [
-            np.asarray(features(sessions, tokenizer, list(items[i : i + batch_size])), dtype=np.float32)
-            for i in range(0, len(items), batch_size)
-        ]
-        return l2_normalise(np.concatenate(out))
+        """One batch's features as float32 rows (onnxruntime answers numpy already)."""
+        return np.asarray(features(model, tokenizer, batch), dtype=np.float32)
