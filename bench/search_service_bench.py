@@ -27,6 +27,7 @@ from mediaindex.adapters.local.embedded_search import EmbeddedSearchIndex  # noq
 from mediaindex.domain.models import Asset, Index, MediaType  # noqa: E402
 from mediaindex.domain.search import SearchRequest  # noqa: E402
 from mediaindex.ports.blobs import SignedRequest  # noqa: E402
+from mediaindex.ports.query_encoder import ImageInput, QueryEncoder  # noqa: E402
 from mediaindex.ports.search import SearchDoc, SearchFilter  # noqa: E402
 from mediaindex.services.search import SearchService  # noqa: E402
 
@@ -56,11 +57,16 @@ class Blobs:
         return SignedRequest("GET", f"https://blobs/{key}", datetime(2030, 1, 1, tzinfo=UTC))
 
 
-class Encoder:
+class Encoder(QueryEncoder):
+    """No CLIP; a random unit vector for each transcript query."""
+
     def __init__(self, rng: np.random.Generator) -> None:
         self.rng = rng
 
     def visual_text(self, text: str) -> None:
+        return None
+
+    def visual_image(self, image: ImageInput) -> None:
         return None
 
     def transcript_text(self, text: str) -> tuple[str, list[float]]:
