@@ -134,3 +134,20 @@ def test_only_mean_pooled_sentence_models_are_exported(text_dirs: tuple[Path, Pa
     pooling.write_text(json.dumps(config))
     with pytest.raises(ModelLoadError, match="only mean-pooled"):
         export_text(src, tmp_path / "out")
+
+
+def test_a_model_with_modules_the_graph_would_leave_out_is_refused(
+    text_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    # Given a sentence model with a Dense layer after the pooling (its vectors depend on it)
+    src = tmp_path / "dense"
+    shutil.copytree(text_dirs[0], src)
+    modules = json.loads((src / "modules.json").read_text())
+    modules.insert(
+        -1, {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"}
+    )
+    (src / "modules.json").write_text(json.dumps(modules))
+    # Then the export refuses it rather than write a graph without the layer
+    with pytest.raises(ModelLoadError, match="only a transformer, mean pooling and normalisation"):
+        export_text(src, tmp_path / "out")
+    assert not (tmp_path / "out" / "model.onnx").exists()

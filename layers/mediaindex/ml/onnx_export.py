@@ -161,12 +161,23 @@ def _json(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+# The sentence-transformers modules the exported graph reproduces: the transformer, mean pooling
+# (inside the graph) and normalisation (by the runtime). Any other (Dense, a second Pooling...)
+# would change the vectors, so such a model is refused rather than exported wrong.
+_EXPORTED_MODULES = ("Transformer", "Pooling", "Normalize")
+
+
 def _pooling_config(src: Path) -> dict[str, Any]:
-    """The sentence-transformers Pooling module's config (modules.json names its folder)."""
-    for module in json.loads((src / "modules.json").read_text()) if (src / "modules.json").is_file() else []:
-        if str(module.get("type", "")).endswith("Pooling"):
-            return _json(src / str(module.get("path", "")) / "config.json")
-    raise ModelLoadError(f"{src}: not a sentence-transformers model with a Pooling module")
+    """The sentence-transformers Pooling module's config (modules.json names its folder), once the
+    model is checked to hold nothing the export would leave out."""
+    modules = json.loads((src / "modules.json").read_text()) if (src / "modules.json").is_file() else []
+    kinds = [str(m.get("type", "")).rsplit(".", 1)[-1] for m in modules]
+    if kinds.count("Transformer") != 1 or kinds.count("Pooling") != 1 or set(kinds) - set(_EXPORTED_MODULES):
+        raise ModelLoadError(
+            f"{src}: only a transformer, mean pooling and normalisation are exported, not {kinds}"
+        )
+    pooling = next(m for m, kind in zip(modules, kinds, strict=True) if kind == "Pooling")
+    return _json(src / str(pooling.get("path", "")) / "config.json")
 
 
 def main(argv: list[str] | None = None) -> int:
