@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from functions.query_encoder import handler as encoder_function
 from mediaindex.adapters.aws.encoder_wire import answer
@@ -95,6 +96,21 @@ def test_a_failing_encoder_still_answers_503_for_both_vectors() -> None:
             "x", visual=True, transcript=True
         )
     assert e.value.code == "encoder_unavailable"
+
+
+def test_an_encoder_out_of_reach_is_not_asked_again_one_vector_at_a_time() -> None:
+    class Throttled:
+        calls = 0
+
+        def invoke(self, **_: Any) -> dict[str, Any]:
+            Throttled.calls += 1
+            raise ClientError(
+                {"Error": {"Code": "TooManyRequestsException", "Message": "slow down"}}, "Invoke"
+            )
+
+    with pytest.raises(UnavailableError) as e:
+        LambdaQueryEncoder("encoder-fn", Throttled()).text_vectors("x", visual=True, transcript=True)
+    assert e.value.code == "encoder_unavailable" and Throttled.calls == 1
 
 
 @pytest.mark.parametrize(

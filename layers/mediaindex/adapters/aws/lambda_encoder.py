@@ -17,6 +17,10 @@ from mediaindex.ports.query_encoder import ImageInput, QueryEncoder, Vec
 T = TypeVar("T")
 
 
+class _FunctionFailed(UnavailableError):
+    """The encoder function ran and answered an error (what it does for a kind it does not know)."""
+
+
 class LambdaQueryEncoder(QueryEncoder):
     def __init__(self, function_name: str, client: Any) -> None:
         self._function = function_name
@@ -28,7 +32,7 @@ class LambdaQueryEncoder(QueryEncoder):
         except (ClientError, BotoCoreError) as e:
             raise UnavailableError("the query encoder is unavailable", code="encoder_unavailable") from e
         if resp.get("FunctionError"):
-            raise UnavailableError("the query encoder failed", code="encoder_unavailable")
+            raise _FunctionFailed("the query encoder failed", code="encoder_unavailable")
         try:
             return read(json.loads(resp["Payload"].read() or b"null"))
         except (ValueError, KeyError, TypeError) as e:
@@ -45,9 +49,10 @@ class LambdaQueryEncoder(QueryEncoder):
             return super().text_vectors(text, visual=visual, transcript=transcript)
         try:
             got = self._call(wire.texts_request(text, kinds), lambda body: wire.read_answers(body, kinds))
-        except UnavailableError:
+        except _FunctionFailed:
             # An encoder of an earlier release (a deploy under way) refuses the kind: ask one by one,
-            # which also answers 503 where the encoder itself is failing.
+            # which also answers 503 where the encoder itself is failing. An invoke that did not
+            # reach it (throttled, unreachable) is not asked again here.
             return super().text_vectors(text, visual=visual, transcript=transcript)
         return got[wire.VISUAL_TEXT], got[wire.TRANSCRIPT_TEXT]
 
