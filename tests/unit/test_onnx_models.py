@@ -21,6 +21,7 @@ from mediaindex.ml.registry import ModelRegistry
 from mediaindex.ml.text_encoder import TextEncoder, default_model_path, model_id_for
 from mediaindex.settings import Settings
 from tests import mediagen
+from tests.functional.test_ml import build_tiny_clip
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +32,6 @@ TEXTS = [
     "naïve café — 12,500 km² ✓",
     " ".join(["long"] * 600),  # past both models' maximum length: truncated alike
 ]
-TINY_CLIP = Path(__file__).parents[1] / "artifacts" / "tiny_clip.py"
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +47,7 @@ def text_dirs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 @pytest.fixture(scope="module")
 def clip_dirs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("clip")
-    src = root / "clip"
-    subprocess.run([sys.executable, str(TINY_CLIP), str(src)], check=True, capture_output=True, timeout=300)
+    src = build_tiny_clip(root / "clip")  # with its own preprocessor normalisation, copied over
     export_clip(src, root / "onnx")
     return src, root / "onnx"
 
