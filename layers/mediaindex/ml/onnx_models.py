@@ -59,9 +59,7 @@ def _session(path: Path) -> Any:
 
     if not path.is_file():
         raise ModelLoadError(f"no ONNX graph at {path}")
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
 
 def _tokenizer(path: Path, meta: OnnxMeta) -> Any:
