@@ -14,7 +14,7 @@ import pytest
 
 from mediaindex.domain.errors import MediaError
 from mediaindex.media import ffmpeg, probe
-from mediaindex.ml.clip import load_rgb
+from mediaindex.ml.clip import load_rgb, load_rgbs
 from mediaindex.pipeline import audio_track, visual_plan
 from mediaindex.pipeline.steps import embedding
 
@@ -92,6 +92,49 @@ def test_every_tool_run_of_the_steps_and_models_goes_through_the_guard(
     # Then every ffmpeg and ffprobe command line had the allow-lists before each input
     assert {c[0] for c in recorded} == {"ffmpeg", "ffprobe"}
     assert [c for c in recorded if not guarded(c)] == []
+
+
+# ---------------------------------------------------------------- keyframes decoded in one run
+
+
+@pytest.fixture(scope="module")
+def keyframes(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """JPEG keyframes of a landscape and a portrait source, interleaved, and a PNG among them."""
+    d = tmp_path_factory.mktemp("keyframes")
+    make(d / "w%02d.jpg", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=4:duration=1", "-q:v", "3")
+    make(d / "p%02d.jpg", "-f", "lavfi", "-i", "testsrc=size=240x320:rate=3:duration=1", "-q:v", "3")
+    png = make(d / "still.png", "-f", "lavfi", "-i", "testsrc=size=64x48", "-frames:v", "1")
+    wide, tall = sorted(d.glob("w*.jpg")), sorted(d.glob("p*.jpg"))
+    return [wide[0], tall[0], png, wide[1], tall[1], wide[2], tall[2], wide[3]]
+
+
+def test_jpeg_keyframes_decode_in_one_run_to_the_same_bytes(
+    keyframes: list[Path], recorded: list[list[str]]
+) -> None:
+    # Given what each decodes to on its own (all different, so order is checked too)
+    singles = [ffmpeg.decode_rgb_frame(p, 24) for p in keyframes]
+    assert len(set(singles)) == len(singles)
+    recorded.clear()
+    # When they are decoded together
+    frames = ffmpeg.decode_rgb_frames(keyframes, 24)
+    # Then the frames are the same bytes in the same order, from one guarded run for the seven JPEGs
+    # (read from stdin) and one for the PNG
+    assert frames == singles
+    assert len(recorded) == 2 and all(guarded(c) for c in recorded)
+    assert [c[c.index("-i") + 1] for c in recorded] == ["-", str(keyframes[2])]
+    assert load_rgbs(keyframes, 24).shape == (8, 24, 24, 3)
+
+
+def test_a_damaged_jpeg_among_keyframes_is_named_as_it_is_alone(
+    keyframes: list[Path], tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0" + bytes(200))
+    with pytest.raises(MediaError, match=r"bad\.jpg") as alone:
+        ffmpeg.decode_rgb_frame(bad, 16)
+    with pytest.raises(MediaError, match=r"bad\.jpg") as among:
+        ffmpeg.decode_rgb_frames([keyframes[0], bad, keyframes[1]], 16)
+    assert among.value.code == alone.value.code
 
 
 # ---------------------------------------------------------------- refusals

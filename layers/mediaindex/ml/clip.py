@@ -3,7 +3,7 @@
 No package ships CLIP weights, so the model is a configured directory saved with transformers
 `save_pretrained` (CLIPModel plus its tokenizer, optionally preprocessor_config.json). Images are
 decoded, resized (shortest edge, bicubic) and centre-cropped by ffmpeg through the media runner
-(`media.ffmpeg.decode_rgb_frame`), so neither Pillow nor torchvision is required."""
+(`media.ffmpeg.decode_rgb_frames`), so neither Pillow nor torchvision is required."""
 
 from __future__ import annotations
 
@@ -38,7 +38,13 @@ def clip_model_id(model_path: Path) -> str:
 
 def load_rgb(path: Path, size: int) -> np.ndarray:
     """(size, size, 3) uint8: the image scaled so its shorter edge is `size`, centre-cropped."""
-    return np.frombuffer(ffmpeg.decode_rgb_frame(path, size), dtype=np.uint8).reshape(size, size, 3)
+    return load_rgbs([path], size)[0]
+
+
+def load_rgbs(paths: Sequence[Path], size: int) -> np.ndarray:
+    """(n, size, size, 3) uint8: load_rgb of each path, the JPEGs decoded in one ffmpeg run."""
+    frames = ffmpeg.decode_rgb_frames(paths, size)
+    return np.frombuffer(b"".join(frames), dtype=np.uint8).reshape(len(frames), size, size, 3)
 
 
 class ClipEncoder(InferenceModel[tuple[Any, Any]]):
@@ -104,7 +110,7 @@ class ClipEncoder(InferenceModel[tuple[Any, Any]]):
 
     def preprocess(self, paths: list[Path]) -> np.ndarray:
         """(n, 3, size, size) float32, normalised as the model was trained."""
-        batch = np.stack([load_rgb(p, self._image_size) for p in paths]).astype(np.float32) / 255.0
+        batch = load_rgbs(paths, self._image_size).astype(np.float32) / 255.0
         batch = (batch - self._mean) / self._std
         return np.ascontiguousarray(batch.transpose(0, 3, 1, 2), dtype=np.float32)
 
