@@ -622,8 +622,8 @@ def multipart_upload(size: float, part_size: int) -> dict[str, float]:
 
 
 def reference_budget(fitted: dict[str, Item], media_s: float = REFERENCE_S) -> prices.Budget:
-    """The reference asset's budget: the fitted values, the multipart upload, and the assumed task
-    times of bench/aws_prices.py for Fargate and the GPU."""
+    """The reference asset's budget: the fitted values, the multipart upload, and the task times of
+    bench/aws_prices.py (TASK_RTF) for Fargate and the GPU."""
     from mediaindex.pipeline.spec import STEP_BY_NAME
     from mediaindex.settings import Settings
 
@@ -632,7 +632,7 @@ def reference_budget(fitted: dict[str, Item], media_s: float = REFERENCE_S) -> p
     steps = [k.split(".", 1)[1] for k in ref if k.startswith("step_cpu_s.")]
 
     def work_s(compute: str) -> float:
-        return sum(prices.ASSUMED_RTF[s] * media_s for s in steps if STEP_BY_NAME[s].compute == compute)
+        return sum(prices.TASK_RTF[s] * media_s for s in steps if STEP_BY_NAME[s].compute == compute)
 
     # CPU steps are jobs of their own, each with its start; GPU steps share batch jobs' starts
     # (priced per rate by the model), unless this definition runs them as jobs of their own.
@@ -701,9 +701,10 @@ def render(summaries: list[Item], fitted: dict[str, Item], budget: prices.Budget
         f"{short['model_load_cpu_s']} CPU s (the process's first load; once per GPU job on AWS).",
         "",
         "ML step CPU seconds above were measured on this machine's CPUs: a proxy for the work, not GPU "
-        "time. The model uses the assumed task times of docs/deploy.md's cost table instead: "
-        + ", ".join(f"{s} {r} s per media s" for s, r in prices.ASSUMED_RTF.items())
-        + f", plus {prices.JOB_START_S:.0f} s per job to start.",
+        "time. The model uses the task times of docs/deploy.md's cost table instead (probe and render "
+        "*assumed*; the GPU steps measured on an H200 by `bench/gpu_bench.py` and scaled to g5.xlarge): "
+        + ", ".join(f"{s} {r} s per media s" for s, r in prices.TASK_RTF.items())
+        + f", plus {prices.JOB_START_S:.0f} s per job to start (*assumed*).",
         "",
         "### Where the requests go (longer clip)",
         "",

@@ -78,10 +78,38 @@ G5_VCPUS = 4  # the ml job definition takes the whole g5.xlarge (infra/compute.p
 FARGATE_VCPUS, FARGATE_GB = 2, 4  # the media job definition (infra/compute.py)
 LAMBDA_GB = 1.0  # the API function's 1024 MB; the events and upload functions are smaller
 LAMBDA_S = 0.2  # assumed mean duration of one invocation, warm
-# Task time per second of media, per step (docs/deploy.md's Cost table, *assumed*, not measured on
-# AWS): render is the proxy's 0.5 and the previews' 0.05 of the steps it merged (not counting the
-# decode it no longer repeats: bench/media_bench.py `one_decode`); the GPU figures are g5.xlarge, fp16.
-ASSUMED_RTF = {"probe": 0.05, "render": 0.55, "transcription": 0.03, "embedding": 0.02}
+# The GPU steps on a GPU: `python -m bench.gpu_bench` on an NVIDIA H200, 2026-11-28 (two runs, medians
+# of 5 and 7; the production architectures with random weights, 100 decoded tokens a 30 s window):
+# seconds of work per second of media, on the GPU and on the host's CPU. Transcription's CPU part is
+# faster-whisper's VAD and log-mel features; embedding's is ffmpeg's keyframe decode, measured on
+# this repository's 2-core CI-class machine (3.4 s per 900 keyframes, one run per 32 keyframes).
+GPU_BENCH_H200 = {
+    "transcription": {"gpu": 0.0013, "cpu": 0.0026},
+    "embedding": {"gpu": 0.00015, "cpu": 0.001},
+}
+# g5.xlarge against that host, *assumed* (datasheets, not measured): its A10G has about an eighth of
+# an H200's dense fp16/tf32 tensor rate (125 against 989 TFLOP/s) and memory bandwidth (0.6 against
+# 4.8 TB/s); its 4 vCPUs (2 cores of an EPYC 7R32) are taken at half the bench host's per-core speed.
+A10G_GPU_SLOWDOWN = 8.0
+G5_CPU_SLOWDOWN = 2.0
+
+
+def g5_rtf(step: str) -> float:
+    """A GPU step's task seconds per media second on g5.xlarge, from the H200 measurement."""
+    m = GPU_BENCH_H200[step]
+    return round(m["gpu"] * A10G_GPU_SLOWDOWN + m["cpu"] * G5_CPU_SLOWDOWN, 4)
+
+
+# Task time per second of media, per step (docs/deploy.md's Cost table). probe and render (Fargate
+# 2 vCPU) are *assumed*: render is the proxy's 0.5 and the previews' 0.05 of the steps it merged
+# (not counting the decode it no longer repeats: bench/media_bench.py `one_decode`). Transcription
+# and embedding are g5.xlarge's, derived above from the measurement on an H200.
+TASK_RTF = {
+    "probe": 0.05,
+    "render": 0.55,
+    "transcription": g5_rtf("transcription"),
+    "embedding": g5_rtf("embedding"),
+}
 JOB_START_S = 30.0  # assumed per job: container start and model load on a warm instance or task
 # GPU steps run in batches (adapters/aws/gpu_batches.py): the deployed defaults of infra (context
 # `gpu_batch_max_items`, `gpu_batch_window_s`). A batch fills with the messages of one window, up to

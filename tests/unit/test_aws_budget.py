@@ -402,7 +402,7 @@ def test_two_clips_make_the_reference_budget_and_the_table() -> None:
     mp = ab.multipart_upload(600 * 1000, 16 * 2**20)  # 600 kB: one part
     assert budget.s3_put_class == 1 + mp["s3_put_class"]
     assert budget.lambda_invocations == 6 + 1 and budget.api_requests == 3 + 1
-    rtf = prices.ASSUMED_RTF
+    rtf = prices.TASK_RTF
     # The GPU step is an item of a shared batch job: its work here, its job start priced per rate.
     assert budget.gpu_work_s == rtf["transcription"] * 600 and budget.gpu_items == 1
     assert budget.batch_jobs == 1
