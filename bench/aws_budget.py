@@ -701,8 +701,9 @@ def render(summaries: list[Item], fitted: dict[str, Item], budget: prices.Budget
         f"{short['model_load_cpu_s']} CPU s (the process's first load; once per GPU job on AWS).",
         "",
         "ML step CPU seconds above were measured on this machine's CPUs: a proxy for the work, not GPU "
-        "time. The model uses the task times of docs/deploy.md's cost table instead (probe and render "
-        "*assumed*; the GPU steps measured on an H200 by `bench/gpu_bench.py` and scaled to g5.xlarge): "
+        "time. The model uses the task times of docs/deploy.md's cost table instead (the CPU steps "
+        "measured here, render on a camera-like 1080p source by `bench/media_bench.py`; the GPU steps "
+        "measured on an H200 by `bench/gpu_bench.py` and scaled to g5.xlarge): "
         + ", ".join(f"{s} {r} s per media s" for s, r in prices.TASK_RTF.items())
         + f", plus {prices.JOB_START_S:.0f} s per job to start (*assumed*).",
         "",

@@ -100,13 +100,29 @@ def g5_rtf(step: str) -> float:
     return round(m["gpu"] * A10G_GPU_SLOWDOWN + m["cpu"] * G5_CPU_SLOWDOWN, 4)
 
 
-# Task time per second of media, per step (docs/deploy.md's Cost table). probe and render (Fargate
-# 2 vCPU) are *assumed*: render is the proxy's 0.5 and the previews' 0.05 of the steps it merged
-# (not counting the decode it no longer repeats: bench/media_bench.py `one_decode`). Transcription
-# and embedding are g5.xlarge's, derived above from the measurement on an H200.
+# The CPU steps on this repository's 2-core machine (an Intel Xeon), 2026-11-28: CPU seconds per media
+# second and the cores they kept busy. render: its one ffmpeg run on a camera-like 1080p source
+# (`python -m bench.media_bench`, `render_cost`: 15 Mbit/s H.264 with film grain; a clean test
+# pattern takes 0.45); probe (ffprobe, the decode check, the 16 kHz audio track): 1.09 CPU s per
+# media minute on one core (bench/aws_budget.py's clips). Fargate's vCPUs are *assumed* to do this
+# machine's work per second.
+CPU_BENCH = {
+    "probe": {"cpu": 0.018, "cores": 1.0},
+    "render": {"cpu": 0.625, "cores": 1.88},
+}
+
+
+def fargate_rtf(step: str) -> float:
+    """A CPU step's task seconds per media second on Fargate's 2 vCPU."""
+    m = CPU_BENCH[step]
+    return round(m["cpu"] / m["cores"], 4)
+
+
+# Task time per second of media, per step (docs/deploy.md's Cost table): the CPU steps on Fargate and
+# the GPU steps on g5.xlarge, each derived above from a measurement.
 TASK_RTF = {
-    "probe": 0.05,
-    "render": 0.55,
+    "probe": fargate_rtf("probe"),
+    "render": fargate_rtf("render"),
     "transcription": g5_rtf("transcription"),
     "embedding": g5_rtf("embedding"),
 }
