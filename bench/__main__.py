@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +26,13 @@ DEFAULT = [
     "relevance_bench",
     "whisper_models",
     "aws_budget",
+    "gpu_bench",
 ]
 HEADLINE_FIELDS = 3
+# Benches that need what not every machine has: the reason one is skipped where it is missing.
+NEEDS: dict[str, tuple[Callable[[], bool], str]] = {
+    "gpu_bench": (lambda: shutil.which("nvidia-smi") is not None, "needs a CUDA GPU (nvidia-smi)"),
+}
 
 
 def _records(stdout: str) -> list[dict[str, Any]]:
@@ -75,9 +82,12 @@ def main(names: list[str]) -> int:
     failed = 0
     rows: list[tuple[str, str, str, str]] = []
     for name in names or DEFAULT:
-        if not (HERE / f"{name}.py").exists():
-            print(f'{{"bench": "{name}", "skipped": "not present"}}', flush=True)
-            rows.append((name, "skipped", "", "not present"))
+        missing = "not present" if not (HERE / f"{name}.py").exists() else None
+        if missing is None and name in NEEDS and not NEEDS[name][0]():
+            missing = NEEDS[name][1]
+        if missing:
+            print(json.dumps({"bench": name, "skipped": missing}), flush=True)
+            rows.append((name, "skipped", "", missing))
             continue
         print(f"# {name}", file=sys.stderr, flush=True)
         run = subprocess.run(

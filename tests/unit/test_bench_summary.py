@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from bench.__main__ import _records, headline, table, verdict
+import json
+
+import pytest
+
+from bench.__main__ import NEEDS, _records, headline, main, table, verdict
 
 
 def test_verdicts_follow_each_bench_s_own_goals() -> None:
@@ -22,3 +26,17 @@ def test_records_and_headline_and_table() -> None:
     lines = text.splitlines()
     assert lines[0].split() == ["bench", "goals", "load", "headline"]
     assert lines[1].startswith("search") and "p50_ms=3.25" in lines[1]
+
+
+def test_a_bench_needing_what_the_machine_lacks_is_skipped_with_the_reason(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(NEEDS, "gpu_bench", (lambda: False, "needs a CUDA GPU (nvidia-smi)"))
+    assert main(["gpu_bench"]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out) == {"bench": "gpu_bench", "skipped": "needs a CUDA GPU (nvidia-smi)"}
+    assert out.err.splitlines()[-1].split(None, 2) == [
+        "gpu_bench",
+        "skipped",
+        "needs a CUDA GPU (nvidia-smi)",
+    ]
