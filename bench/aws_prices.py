@@ -79,25 +79,34 @@ FARGATE_VCPUS, FARGATE_GB = 2, 4  # the media job definition (infra/compute.py)
 LAMBDA_GB = 1.0  # the API function's 1024 MB; the events and upload functions are smaller
 LAMBDA_S = 0.2  # assumed mean duration of one invocation, warm
 # The GPU steps on a GPU: `python -m bench.gpu_bench` on an NVIDIA H200, 2026-11-28 (two runs, medians
-# of 5 and 7; the production architectures with random weights, 100 decoded tokens a 30 s window):
-# seconds of work per second of media, on the GPU and on the host's CPU. Transcription's CPU part is
-# faster-whisper's VAD and log-mel features; embedding's is ffmpeg's keyframe decode, measured on
-# this repository's 2-core CI-class machine (3.4 s per 900 keyframes, one run per 32 keyframes).
+# of 5 and 7; the production architectures with random weights, 100 decoded tokens a 30 s window;
+# bench/results/gpu_bench-h200-2026-11-28.jsonl): seconds of work per second of media. On the GPU,
+# split by what bounds it: matrix products of large batches (Whisper's encoder, CLIP, MiniLM) and
+# memory traffic (Whisper's beam-search decode and word alignment, a few rows a step). On the host's
+# CPU: faster-whisper's VAD and log-mel features; ffmpeg's keyframe decode, measured on this
+# repository's 2-core machine (3.4 s per 900 keyframes, one run per 32).
 GPU_BENCH_H200 = {
-    "transcription": {"gpu": 0.0013, "cpu": 0.0026},
-    "embedding": {"gpu": 0.00015, "cpu": 0.001},
+    "transcription": {"gpu_compute": 0.00084, "gpu_memory": 0.00046, "cpu": 0.0026},
+    "embedding": {"gpu_compute": 0.00015, "gpu_memory": 0.0, "cpu": 0.001},
 }
-# g5.xlarge against that host, *assumed* (datasheets, not measured): its A10G has about an eighth of
-# an H200's dense fp16/tf32 tensor rate (125 against 989 TFLOP/s) and memory bandwidth (0.6 against
-# 4.8 TB/s); its 4 vCPUs (2 cores of an EPYC 7R32) are taken at half the bench host's per-core speed.
-A10G_GPU_SLOWDOWN = 8.0
+# g5.xlarge against that host, *assumed* from datasheets, not measured. Its A10G (AWS's variant of
+# the A10, with less tensor throughput) does about 70 dense fp16 TFLOP/s against the H200's 989, and
+# moves 0.6 TB/s against 4.8. Its 4 vCPUs (2 cores of an EPYC 7R32) are taken at half the bench
+# host's per-core speed.
+A10G_COMPUTE_SLOWDOWN = 14.0
+A10G_MEMORY_SLOWDOWN = 8.0
 G5_CPU_SLOWDOWN = 2.0
 
 
 def g5_rtf(step: str) -> float:
     """A GPU step's task seconds per media second on g5.xlarge, from the H200 measurement."""
     m = GPU_BENCH_H200[step]
-    return round(m["gpu"] * A10G_GPU_SLOWDOWN + m["cpu"] * G5_CPU_SLOWDOWN, 4)
+    return round(
+        m["gpu_compute"] * A10G_COMPUTE_SLOWDOWN
+        + m["gpu_memory"] * A10G_MEMORY_SLOWDOWN
+        + m["cpu"] * G5_CPU_SLOWDOWN,
+        4,
+    )
 
 
 # The CPU steps on this repository's 2-core machine (an Intel Xeon), 2026-11-28: CPU seconds per media
