@@ -8,7 +8,9 @@ The speech: SENTENCES spoken by espeak-ng in each of VOICES, one clip per voice.
 edits over summed reference words, after `normalise` (lowercase, no punctuation, small numbers as
 words). A multilingual model runs twice: as registered (told "en"), then detecting the language per
 file (MEDIAINDEX_WHISPER_LANGUAGE=auto). "first start" is a cold start with an empty cache (parts joined and
-hashed, then loaded); "load" is a later start (model.bin hashed against its pin, then loaded).
+hashed, then loaded); "load" is a later start (model.bin hashed against its pin, then loaded). The
+default model also runs reading each file in one pass ("one pass"): its WER against the default
+path's, which cuts speech into parts transcribed side by side, is the goal (within 1 point).
 
     .venv/bin/python bench/whisper_models.py [--models tiny.en base] [--voices en-us en-gb]
 """
@@ -107,7 +109,9 @@ class Row:
     words: int
 
 
-def measure(name: str, language: str | None, clips: list[tuple[str, Path, float]], tmp: Path) -> Row:
+def measure(
+    name: str, language: str | None, clips: list[tuple[str, Path, float]], tmp: Path, parts: int | None = None
+) -> Row:
     cache = tmp / f"cache-{name}-{language}"
 
     def start() -> tuple[ModelRegistry, float]:
@@ -128,7 +132,7 @@ def measure(name: str, language: str | None, clips: list[tuple[str, Path, float]
     languages, errors_by_voice = {}, {}
     for voice, wav, seconds in clips:
         t0, c0 = time.perf_counter(), time.process_time()
-        transcript = transcriber.transcribe(wav)
+        transcript = transcriber.transcribe(wav, parts=parts)
         busy += time.perf_counter() - t0
         cpu += time.process_time() - c0
         audio += seconds
@@ -137,7 +141,7 @@ def measure(name: str, language: str | None, clips: list[tuple[str, Path, float]
         words += len(reference)
         languages[voice] = transcript.language or "?"
     return Row(
-        model=name if language is None else f"{name} ({language})",
+        model=name + (f" ({language})" if language else "") + (" (one pass)" if parts == 1 else ""),
         wer=round(errors / words, 4),
         rtf=round(busy / audio, 4),
         cpu_rtf=round(cpu / audio, 4),
@@ -157,6 +161,7 @@ def main() -> None:
     ap.add_argument("--voices", nargs="+", default=list(VOICES))
     args = ap.parse_args()
     load_before = os.getloadavg()
+    default = Settings().whisper_model
     rows = []
     with tempfile.TemporaryDirectory() as tmp_s:
         tmp = Path(tmp_s)
@@ -165,6 +170,10 @@ def main() -> None:
         clips = [(v, tmp / f"{v}.wav", speak(tmp / f"{v}.wav", v, text)) for v in args.voices]
         for name in args.models:
             rows.append(measure(name, None, clips, tmp))
+            if name == default:
+                # What cutting speech into parts (ml/speech_parts.py) costs in accuracy: the same
+                # model reading each file in one pass, as faster-whisper alone does.
+                rows.append(measure(name, None, clips, tmp, parts=1))
             if WHISPER_MODELS[name].multilingual:
                 rows.append(measure(name, "auto", clips, tmp))
     load_after = os.getloadavg()
@@ -172,14 +181,23 @@ def main() -> None:
     print(f"{len(args.voices)} voices x {len(SENTENCES)} sentences, {audio_s} s of speech, CPU int8")
     head = ("model", "WER", "RTF", "CPU RTF", "first start s", "load s", "size MB")
     widths = [max(len(h) + 2, 8) for h in head[1:]]
+    first = max(len(r.model) for r in rows) + 2
     print(
-        f"{head[0]:<12}" + "".join(f"{h:>{w}}" for h, w in zip(head[1:], widths, strict=True)) + "  languages"
+        f"{head[0]:<{first}}"
+        + "".join(f"{h:>{w}}" for h, w in zip(head[1:], widths, strict=True))
+        + "  languages"
     )
     for r in rows:
         cells = (r.wer, r.rtf, r.cpu_rtf, r.first_start_s, r.load_s, r.size_mb)
         row = "".join(f"{c:>{w}.3f}" for w, c in zip(widths, cells, strict=True))
-        print(f"{r.model:<12}{row}  {','.join(sorted(set(r.languages.values())))}")
+        print(f"{r.model:<{first}}{row}  {','.join(sorted(set(r.languages.values())))}")
     print(f"load average (1, 5, 15 min): before {load_before}, after {load_after}; cores: {os.cpu_count()}")
+    by_name = {r.model: r for r in rows}
+    one_pass = by_name.get(f"{default} (one pass)")
+    # Parts may change a word here and there (each 30 s window starts elsewhere), not the error rate.
+    goals = (
+        {"parts_within_1_point_of_one_pass": by_name[default].wer <= one_pass.wer + 0.01} if one_pass else {}
+    )
     print(
         json.dumps(
             {
@@ -187,6 +205,7 @@ def main() -> None:
                 "voices": args.voices,
                 "audio_s": audio_s,
                 "rows": [r.__dict__ for r in rows],
+                "goals": goals,
                 "loadavg_before": load_before,
                 "loadavg_after": load_after,
                 "cpu_count": os.cpu_count(),

@@ -56,19 +56,31 @@ def test_a_cut_goes_into_the_pause_between_chunks_near_the_middle() -> None:
     assert groups == [[chunk(0, 14)], [chunk(16, 30), chunk(32, 40)]]
 
 
-def test_one_long_chunk_is_cut_in_the_gap_between_words_nearest_the_middle() -> None:
-    # Given 40 s of speech without a long pause: a silent breath at 16 s, a gap 40 dB down at 19 s
+def test_one_long_chunk_is_cut_in_the_middle_of_its_longest_pause_near_the_middle() -> None:
+    # Given 40 s of speech without a pause VAD keeps: a silent breath (0.4 s) at 16 s, a gap between
+    # words (0.15 s, 40 dB down) at 19 s, nearer the middle
     audio = noisy(40, quiet=[(16.0, 16.4), (19.0, 19.15)], level=0.01)
     audio[s(16.0) : s(16.4)] = 0.0
     chunks = [chunk(0, 40)]
     # When it is cut in two
     first, second = split_speech(audio, chunks, 2)
-    # Then the chunk is split in the gap nearest the middle, and nothing is lost or heard twice
+    # Then the chunk is split in the middle of the longer pause, and nothing is lost or heard twice
     cut = first[0]["end"]
-    assert s(19.0) <= cut <= s(19.15)
+    assert s(16.15) <= cut <= s(16.25)
     assert first == [{"start": 0, "end": cut}]
     assert second == [{"start": cut, "end": s(40)}]
     assert np.array_equal(samples_of(audio, first + second), samples_of(audio, chunks))
+
+
+def test_of_pauses_about_as_long_the_nearest_is_cut_in_its_middle_not_at_its_edge() -> None:
+    # Given 30 s of speech in one chunk with a 0.9 s pause ending just before the middle (a sentence
+    # ends at 14.0 s, the next starts at 14.9 s) and another as long further away
+    audio = noisy(30, quiet=[(14.0, 14.9), (8.0, 8.9)])
+    # When it is cut in two
+    first, second = split_speech(audio, [chunk(0, 30)], 2)
+    # Then the cut is the nearer pause's middle: both parts keep silence around the cut, and the
+    # next sentence's first sound is not clipped
+    assert s(14.4) <= first[0]["end"] == second[0]["start"] <= s(14.5)
 
 
 def test_without_a_gap_between_words_the_cut_is_the_quietest_moment_near_the_middle() -> None:

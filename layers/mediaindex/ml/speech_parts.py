@@ -4,8 +4,8 @@ Whisper decodes one 30 s window after another, on one core when several workers 
 machine. A minute of speech cut into parts of about equal speech, each transcribed by its own
 CTranslate2 replica, finishes in about 1/parts of the time. The speech is what Silero VAD kept
 (faster-whisper's chunks, in samples at 16 kHz); a cut goes into a pause between two chunks when
-one lies near the balanced point, else in the gap between two words nearest it inside a chunk,
-so that no word is cut in two."""
+one lies near the balanced point, else into the middle of the longest pause near it inside a
+chunk (between sentences, where there is one), so that no word is cut in two."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def split_speech(audio: np.ndarray, chunks: list[Chunk], parts: int) -> list[lis
 def _cut(audio: np.ndarray, chunks: list[Chunk], offset: int, part: int) -> int:
     """The sample where a cut `offset` samples into the speech goes: the end of the chunk before
     the nearest pause when that is within SEARCH_S (or a quarter of a part) of it, else the
-    pause nearest it, within SEARCH_S, inside the chunk it falls in."""
+    longest pause within SEARCH_S of it inside the chunk it falls in (pause_near)."""
     reach = max(int(SEARCH_S * SAMPLE_RATE), part // 4)
     done = 0
     pauses: list[tuple[int, int]] = []  # (speech before the pause, sample where it starts)
@@ -78,9 +78,12 @@ def _cut(audio: np.ndarray, chunks: list[Chunk], offset: int, part: int) -> int:
 
 
 def pause_near(audio: np.ndarray, lo: int, hi: int, at: int) -> int:
-    """The middle of the pause in audio[lo:hi] nearest `at`: of the QUIET_WINDOW_S stretches at
-    least PAUSE_DB quieter than the span's median (a gap between words), the nearest; without
-    one, the quietest stretch. The middle of the span when it is shorter than a window."""
+    """The middle of the longest pause in audio[lo:hi], the one nearest `at` among pauses about as
+    long. A pause is a run of QUIET_WINDOW_S stretches each at least PAUSE_DB quieter than the
+    span's median: a gap between words, longer between sentences, where a cut costs Whisper
+    least. Its middle, not its edge, so that both parts start and end in silence: a cut at the
+    edge clipped the next word's onset (espeak's "Sand the area" heard as "Send the area").
+    Without a pause, the quietest stretch; the middle of the span when it is shorter than a window."""
     window = int(QUIET_WINDOW_S * SAMPLE_RATE)
     if hi - lo <= window:
         return (lo + hi) // 2
@@ -90,6 +93,11 @@ def pause_near(audio: np.ndarray, lo: int, hi: int, at: int) -> int:
     level = energy[starts + window] - energy[starts]
     quiet = np.flatnonzero(level <= np.median(level) * 10 ** (-PAUSE_DB / 10))
     if quiet.size == 0:
-        quiet = np.array([int(np.argmin(level))])
-    middles = lo + starts[quiet] + window // 2
-    return int(middles[np.argmin(np.abs(middles - at))])
+        return int(lo + starts[int(np.argmin(level))] + window // 2)
+    # Runs of consecutive quiet stretches: each from its first stretch's start to its last's end.
+    breaks = np.flatnonzero(np.diff(quiet) > 1)
+    first, last = quiet[np.r_[0, breaks + 1]], quiet[np.r_[breaks, quiet.size - 1]]
+    begin, end = lo + starts[first], lo + starts[last] + window
+    length, middle = end - begin, (begin + end) // 2
+    about_longest = np.flatnonzero(length >= length.max() - window)
+    return int(middle[about_longest[np.argmin(np.abs(middle[about_longest] - at))]])
