@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "layers"), str(Path(__file__).resolve().parents[1])]
 
@@ -129,6 +130,19 @@ def raw_tools_cpu(src: Path, models: ModelRegistry, work: Path) -> dict[str, flo
     return {k: round(v, 3) for k, v in out.items()}
 
 
+def _status_reader(runtime: Any, tenant_id: str, asset_id: str) -> Callable[[], str | None]:
+    """The asset's status, read inside SQLite (json_extract): polled every 20 ms, parsing the whole
+    asset in Python instead cost about 0.8 CPU s per 60 s clip, charged to the pipeline (py-spy)."""
+    db = runtime.stores.assets._db
+    sql = "SELECT json_extract(doc, '$.status') FROM assets WHERE id = ? AND tenant_id = ?"
+
+    def status() -> str | None:
+        row = db.connection().execute(sql, (asset_id, tenant_id)).fetchone()
+        return str(row[0]) if row else None
+
+    return status
+
+
 def time_to_ready(
     src: Path, content_type: str, settings: Settings
 ) -> tuple[float, float, str, dict[str, float]]:
@@ -151,13 +165,15 @@ def time_to_ready(
             user_metadata=None, content_type=content_type, size_bytes=src.stat().st_size,
         )  # fmt: skip
         assert asset.upload is not None
+        status_of = _status_reader(runtime, tenant.id, asset.id)
         t0, c0, p0 = time.perf_counter(), _children_cpu(), time.process_time()
         info = runtime.blobs.put_file(asset.upload.key, src, content_type)
         runtime.services.ingest.original_uploaded(tenant.id, asset.id, size=info.size, etag=info.etag)
-        while (a := runtime.stores.assets.get(tenant.id, asset.id)) and a.status.value == "processing":
+        while status_of() == "processing":
             time.sleep(0.02)
         ready_s = time.perf_counter() - t0
         cpu_s = (_children_cpu() - c0) + (time.process_time() - p0)
+        a = runtime.stores.assets.get(tenant.id, asset.id)
         assert a is not None
         db = runtime.executor.queue._db if runtime.executor else None
         steps: dict[str, float] = {}
