@@ -106,8 +106,9 @@ def build_whisper(arch: str, vocabulary: Path, out: Path, device: str) -> Path:
     from transformers import WhisperConfig, WhisperForConditionalGeneration
 
     torch.manual_seed(0)
+    config: Any = WhisperConfig(**ARCHS[arch])  # type: ignore[arg-type]  # its stubs type each field
     with torch.device(device):  # initialised where it is fastest, then read back for the writer
-        model = WhisperForConditionalGeneration(WhisperConfig(**ARCHS[arch])).half().eval()
+        model: Any = WhisperForConditionalGeneration(config).half().eval()
     model = model.to("cpu")
     spec = WhisperLoader()(model, _Vocabulary(read_vocabulary(vocabulary)))
     spec.config.suppress_ids = []
@@ -225,7 +226,7 @@ def build_clip(out: Path, device: str) -> Path:
     )
     torch.manual_seed(0)
     with torch.device(device):
-        model = CLIPModel(CLIPConfig())
+        model: Any = CLIPModel(CLIPConfig())
     model.to("cpu").save_pretrained(out)
     return out
 
