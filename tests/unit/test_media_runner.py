@@ -125,6 +125,26 @@ def test_jpeg_keyframes_decode_in_one_run_to_the_same_bytes(
     assert load_rgbs(keyframes, 24).shape == (8, 24, 24, 3)
 
 
+def test_a_jpeg_holding_a_thumbnail_is_decoded_on_its_own(
+    keyframes: list[Path], tmp_path: Path, recorded: list[list[str]]
+) -> None:
+    # Given a JPEG that carries a second image in an application segment (as EXIF thumbnails do)
+    main, thumb = keyframes[0].read_bytes(), keyframes[1].read_bytes()
+    payload = b"thumbnail\x00" + thumb
+    with_thumb = tmp_path / "with-thumbnail.jpg"
+    with_thumb.write_bytes(
+        main[:2] + b"\xff\xef" + (len(payload) + 2).to_bytes(2, "big") + payload + main[2:]
+    )
+    paths = [keyframes[3], with_thumb, keyframes[5]]
+    singles = [ffmpeg.decode_rgb_frame(p, 16) for p in paths]
+    recorded.clear()
+    # When it is decoded among plain ones
+    frames = ffmpeg.decode_rgb_frames(paths, 16)
+    # Then each frame is its own file's, and the one with the thumbnail was read alone
+    assert frames == singles
+    assert [c[c.index("-i") + 1] for c in recorded] == ["-", str(with_thumb)]
+
+
 def test_a_damaged_jpeg_among_keyframes_is_named_as_it_is_alone(
     keyframes: list[Path], tmp_path: Path
 ) -> None:

@@ -294,31 +294,38 @@ def decode_rgb_frame(path: Path, size: int, *, timeout_s: float = 60.0) -> bytes
 
 
 def decode_rgb_frames(paths: Sequence[Path], size: int, *, timeout_s: float = 60.0) -> list[bytes]:
-    """decode_rgb_frame of each of `paths`, in order. The JPEGs among them (the render step's
+    """decode_rgb_frame of each of `paths`, in order. The plain JPEGs among them (the render step's
     keyframes) go through one ffmpeg run, fed as a stream on stdin: a process start cost ~60 ms
-    where a keyframe's decode costs ~2. Any other file, and every JPEG of a run whose frame count
-    comes out wrong (one damaged), is decoded on its own, so an error names its file."""
-    jpegs = [i for i, p in enumerate(paths) if _is_jpeg(p)]
+    where a keyframe's decode costs ~2. Any other file, a JPEG holding a second image (an embedded
+    thumbnail, which the stream's parser would take for a frame of its own), and every JPEG of a
+    run whose frame count comes out wrong (one damaged) are decoded on their own, so an error
+    names its file."""
+    plain = {i: data for i, p in enumerate(paths) if (data := _plain_jpeg(p)) is not None}
     out: dict[int, bytes] = {}
-    if len(jpegs) > 1:
-        stream = b"".join(paths[i].read_bytes() for i in jpegs)
+    if len(plain) > 1:
         # passthrough: one output frame per input frame (no frame-rate conversion of the stream)
         args = ["-f", "jpeg_pipe", "-i", "-", "-fps_mode", "passthrough", *_square_rgb(size)]
-        proc = _exec(ffmpeg_command(args), timeout_s, stdin=stream)
+        proc = _exec(ffmpeg_command(args), timeout_s, stdin=b"".join(plain.values()))
         n = size * size * 3
-        if proc.returncode == 0 and len(proc.stdout) == n * len(jpegs):
-            out = {i: proc.stdout[k * n : (k + 1) * n] for k, i in enumerate(jpegs)}
+        if proc.returncode == 0 and len(proc.stdout) == n * len(plain):
+            out = {i: proc.stdout[k * n : (k + 1) * n] for k, i in enumerate(plain)}
     return [
         out[i] if i in out else decode_rgb_frame(p, size, timeout_s=timeout_s) for i, p in enumerate(paths)
     ]
 
 
-def _is_jpeg(path: Path) -> bool:
+def _plain_jpeg(path: Path) -> bytes | None:
+    """The file's bytes when it is a JPEG with one start-of-image marker (FF D8). A second one is
+    an embedded image or, rarely, metadata bytes; either way the file is decoded on its own. Coded
+    data never holds FF D8 (0xFF there is always followed by 0x00)."""
     try:
         with path.open("rb") as f:
-            return f.read(3) == b"\xff\xd8\xff"
+            if f.read(3) != b"\xff\xd8\xff":
+                return None
+            data = b"\xff\xd8\xff" + f.read()
     except OSError:
-        return False
+        return None
+    return data if data.count(b"\xff\xd8") == 1 else None
 
 
 def progress_out_time_s(progress: str) -> float | None:
