@@ -57,7 +57,10 @@ ARCHS: dict[str, dict[str, int]] = {
 }  # fmt: skip
 
 
-def _median_time(fn: Callable[[], Any], repeat: int, sync: Callable[[], None]) -> float:
+def _median_time(fn: Callable[[], Any], repeat: int, sync: Callable[[], None] | None = None) -> float:
+    """Median wall time of `fn` over `repeat` runs after one warm-up; `sync`, where given, waits for
+    the GPU work torch queued (its kernels return before they finish) before the clock stops."""
+    sync = sync or (lambda: None)
     fn()  # warm-up: kernels chosen, memory pools filled
     sync()
     times = []
@@ -69,9 +72,9 @@ def _median_time(fn: Callable[[], Any], repeat: int, sync: Callable[[], None]) -
     return statistics.median(times)
 
 
-def _cuda_sync(device: str) -> Callable[[], None]:
+def _cuda_sync(device: str) -> Callable[[], None] | None:
     if device != "cuda":
-        return lambda: None
+        return None
     import torch
 
     return torch.cuda.synchronize
@@ -151,9 +154,8 @@ def transcription(model_dir: Path, device: str, counts: list[int], repeat: int) 
         return np.stack([extractor(w)[..., :-1] for w in windows]).astype(np.float32)
 
     feats = features()
-    cpu_sync: Callable[[], None] = lambda: None  # noqa: E731
-    vad_s = _median_time(lambda: get_speech_timestamps(audio, VadOptions()), repeat, cpu_sync)
-    features_s = _median_time(features, repeat, cpu_sync)
+    vad_s = _median_time(lambda: get_speech_timestamps(audio, VadOptions()), repeat)
+    features_s = _median_time(features, repeat)
 
     encoded: list[Any] = []
 
@@ -168,7 +170,7 @@ def transcription(model_dir: Path, device: str, counts: list[int], repeat: int) 
 
     # CTranslate2 decodes at most max_length // 2 tokens (Whisper's own cap: half the text context);
     # with the end of text suppressed, each window decodes exactly the count asked for.
-    encode_s = _median_time(encode, repeat, cpu_sync)
+    encode_s = _median_time(encode, repeat)
     frames = feats.shape[-1] // 2
     by_tokens: dict[int, dict[str, float]] = {}
     for n in counts:
@@ -176,11 +178,10 @@ def transcription(model_dir: Path, device: str, counts: list[int], repeat: int) 
         text = [r.sequences_ids[0] for r in decoded]
         assert all(len(t) == n for t in text), [len(t) for t in text]
         by_tokens[n] = {
-            "generate_s": _median_time(lambda: generate(n), repeat, cpu_sync),  # noqa: B023
+            "generate_s": _median_time(lambda: generate(n), repeat),  # noqa: B023
             "align_s": _median_time(
                 lambda: model.align(encoded[0], prompt[:-1], text, [frames] * BATCH),  # noqa: B023
                 repeat,
-                cpu_sync,
             ),
         }
     media_s = BATCH * WINDOW_S
@@ -304,7 +305,7 @@ def embedding(
                 load_rgb(f, size)
 
         for name, fn in (("keyframe_decode_s", batched), ("keyframe_decode_one_process_each_s", one_each)):
-            decode[name] = round(_median_time(fn, repeat, lambda: None) * per_hour / len(frames), 2)
+            decode[name] = round(_median_time(fn, repeat) * per_hour / len(frames), 2)
     decode_s = decode.get("keyframe_decode_s")
     media_s = 3600.0
     total = clip_s + text_s + (decode_s or 0.0)
