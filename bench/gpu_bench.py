@@ -173,10 +173,12 @@ def transcription(model_dir: Path, device: str, counts: list[int], repeat: int) 
     encode_s = _median_time(encode, repeat)
     frames = feats.shape[-1] // 2
     by_tokens: dict[int, dict[str, float]] = {}
+    decoded_per_window: dict[int, list[int]] = {}
     for n in counts:
         decoded = generate(n)
         text = [r.sequences_ids[0] for r in decoded]
         assert all(len(t) == n for t in text), [len(t) for t in text]
+        decoded_per_window[n] = sorted({len(t) for t in text})
         by_tokens[n] = {
             "generate_s": _median_time(lambda: generate(n), repeat),  # noqa: B023
             "align_s": _median_time(
@@ -190,6 +192,7 @@ def transcription(model_dir: Path, device: str, counts: list[int], repeat: int) 
         n: {
             **{k: round(v, 3) for k, v in t.items()},
             "rtf_gpu": round((encode_s + sum(t.values())) / media_s, 5),
+            "decoded_per_window": decoded_per_window[n],
         }
         for n, t in by_tokens.items()
     }
