@@ -23,6 +23,7 @@ DEFAULT = [
     "search_bench",
     "search_service_bench",
     "pipeline_bench",
+    "search_under_ingest",
     "relevance_bench",
     "whisper_models",
     "aws_budget",

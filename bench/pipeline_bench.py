@@ -35,6 +35,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "layers"), str(Path(__
 
 from mediaindex import samples  # noqa: E402
 from mediaindex.bootstrap.local import build_local  # noqa: E402
+from mediaindex.bootstrap.pipeline import preload_models  # noqa: E402
 from mediaindex.domain.models import MediaType  # noqa: E402
 from mediaindex.media import ffmpeg, probe  # noqa: E402
 from mediaindex.media.hashing import sha256_file  # noqa: E402
@@ -151,11 +152,9 @@ def time_to_ready(
     runtime = build_local(settings)
     try:
         assert runtime.runner is not None
-        models = runtime.runner.models
-        # As a serving process has them (it preloads them at start): loaded before the asset comes.
-        models.transcriber()
-        models.text_encoder()
-        models.clip()
+        # As a serving process has them: preloaded before the asset comes, on a thread at the
+        # workers' priority (the threads the models start keep it).
+        preload_models(runtime.runner.models, nice=settings.background_nice).join()
         tenant, _, _ = runtime.services.keys.create_key("bench")
         idx = runtime.services.indexes.create(
             tenant.id, name="b", description=None, default_features=None, is_sample=False
@@ -194,7 +193,9 @@ def run_case(case: Case, repeat: int = 3) -> dict[str, object]:
         models: ModelRegistry | None = None
         for i in range(repeat):
             # A fresh data directory per run: each upload meets an empty runtime, as the first did.
-            settings = Settings(data_dir=root / f"data-{i}", workers=CORES, rate_limit_per_minute=0)
+            settings = Settings(
+                data_dir=root / f"data-{i}", workers=CORES, rate_limit_per_minute=0, preload_models=False
+            )
             models = models or ModelRegistry(settings)
             work = root / f"raw-{i}"
             work.mkdir()

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     job_max_attempts: int = Field(3, ge=1)
     job_retry_backoff_s: float = Field(2.0, ge=0)
     start_workers: bool = True
+    # On Linux, how far below the API's CPU priority the workers (their ffmpeg, Whisper's threads)
+    # and the model preload run: a server that is indexing still answers searches at once. 0: the same.
+    background_nice: int = Field(10, ge=0, le=19)
     # A serving process loads the models in the background at start, so the first asset does not wait.
     preload_models: bool = True
     # Index purges run as durable jobs in batches of this many assets (one job claim per batch).

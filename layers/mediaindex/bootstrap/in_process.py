@@ -57,7 +57,12 @@ def build_executor(db: Database, runner: StepRunner, settings: Settings) -> Loca
     queue = JobQueue(db)
     orchestrator = LocalOrchestrator(queue, max_attempts=settings.job_max_attempts)
     pool = WorkerPool(
-        queue, runner, orchestrator.wakeup, workers=settings.workers, backoff_s=settings.job_retry_backoff_s
+        queue,
+        runner,
+        orchestrator.wakeup,
+        workers=settings.workers,
+        backoff_s=settings.job_retry_backoff_s,
+        nice=settings.background_nice,
     )
     return LocalExecutor(queue=queue, pool=pool, orchestrator=orchestrator)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from mediaindex.adapters.local.cpu_priority import lower_this_thread
 from mediaindex.ml.registry import ModelRegistry
 from mediaindex.pipeline.steps import get_step
 from mediaindex.ports.blobs import BlobStore
@@ -39,12 +40,15 @@ def build_runner(
     )
 
 
-def preload_models(models: ModelRegistry) -> threading.Thread:
+def preload_models(models: ModelRegistry, *, nice: int = 0) -> threading.Thread:
     """Loads the pipeline's models on a daemon thread, in the order a new asset needs them, so the
     first asset after a start does not wait for them (the text encoder alone takes seconds). A
-    model that fails to load is only logged here: the step that needs it fails on its asset."""
+    model that fails to load is only logged here: the step that needs it fails on its asset.
+    `nice`: the thread runs that far below the caller's CPU priority, and so do the threads the
+    models start there (CTranslate2's workers), as the workers that use them do."""
 
     def load() -> None:
+        lower_this_thread(nice)
         for name, get in (
             ("transcriber", models.transcriber),
             ("text_encoder", models.text_encoder),

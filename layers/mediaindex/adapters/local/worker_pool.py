@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from mediaindex.adapters.local.cpu_priority import lower_this_thread
 from mediaindex.adapters.local.job_queue import Job, JobQueue, PurgeJob
 from mediaindex.domain.errors import MediaError
 from mediaindex.domain.failures import error_info
@@ -55,6 +56,7 @@ class WorkerPool:
         workers: int,
         backoff_s: float,
         poll_s: float = 0.5,
+        nice: int = 0,
     ) -> None:
         self._queue = queue
         self._runner = runner
@@ -62,6 +64,7 @@ class WorkerPool:
         self._workers = workers
         self._backoff = backoff_s
         self._poll = poll_s
+        self._nice = nice  # how far below the caller's CPU priority the workers run (cpu_priority.py)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._purger: Purger | None = None
@@ -137,6 +140,7 @@ class WorkerPool:
 
     # ---- internals -----------------------------------------------------------------------------
     def _loop(self) -> None:
+        lower_this_thread(self._nice)  # and the ffmpeg and model threads each step starts
         # Steps and purge batches take turns when both are waiting: a long pipeline backlog does
         # not starve a purge, and a purge of thousands of assets does not stall the pipeline.
         purge_turn = False

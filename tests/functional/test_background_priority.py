@@ -1,0 +1,110 @@
+"""The local runtime's background work runs below the API's CPU priority (Linux): the workers, the
+processes their steps start (ffmpeg), the model preload and the threads a model starts there
+(CTranslate2's workers), while the thread that built the runtime keeps its own priority."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from mediaindex.adapters.local.cpu_priority import lower_this_thread
+from mediaindex.adapters.local.job_queue import JobQueue
+from mediaindex.adapters.local.sqlite.database import Database
+from mediaindex.adapters.local.worker_pool import WorkerPool
+from mediaindex.bootstrap.pipeline import preload_models
+from mediaindex.ml.registry import ModelRegistry, build_transcriber
+from mediaindex.settings import Settings
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="a thread's own nice value is Linux's")
+
+
+def thread_nice() -> int:
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+def task_nices() -> dict[int, int]:
+    """Every thread of this process: its id -> its nice value (field 19 of /proc/.../stat)."""
+    out = {}
+    for task in Path("/proc/self/task").iterdir():
+        fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        out[int(task.name)] = int(fields[16])
+    return out
+
+
+class NoSteps:
+    def run_step(self, tenant_id: str, task_id: str, step: str) -> bool:
+        raise AssertionError("no step is queued")
+
+    def fail_step(self, *args: object) -> None:
+        raise AssertionError("no step is queued")
+
+
+def run_one_job(tmp_path: Path, **pool_args: int) -> dict[str, int]:
+    """Starts a pool of one worker and gives it a job (an index purge batch): the priority the job
+    ran at, and that of a process it started."""
+    db = Database(tmp_path / "jobs.db")
+    db.migrate()
+    queue = JobQueue(db)
+    wakeup, done = threading.Event(), threading.Event()
+    seen: dict[str, int] = {}
+
+    def job(tenant_id: str, index_id: str) -> bool:
+        seen["job"] = thread_nice()
+        child = subprocess.run(["sh", "-c", "cut -d' ' -f19 /proc/$$/stat"], capture_output=True, text=True)
+        seen["child"] = int(child.stdout)
+        done.set()
+        return True
+
+    pool = WorkerPool(queue, NoSteps(), wakeup, workers=1, backoff_s=0.1, **pool_args)  # type: ignore[arg-type]
+    pool.set_purger(job)
+    pool.start()
+    try:
+        queue.enqueue_purge("ten_1", "idx_1")
+        wakeup.set()
+        assert done.wait(10)
+    finally:
+        pool.stop()
+        db.close()
+    return seen
+
+
+def test_workers_and_the_processes_their_jobs_start_run_below_the_caller(tmp_path: Path) -> None:
+    before = thread_nice()
+    seen = run_one_job(tmp_path, nice=5)
+    expected = min(19, before + 5)
+    assert seen == {"job": expected, "child": expected}
+    assert thread_nice() == before  # the thread that started the pool is as it was
+
+
+def test_nice_zero_leaves_the_workers_at_the_callers_priority(tmp_path: Path) -> None:
+    assert run_one_job(tmp_path) == {"job": thread_nice(), "child": thread_nice()}
+
+
+def test_whispers_own_threads_run_at_the_preloads_lowered_priority(tmp_path: Path) -> None:
+    # The real transcriber: CTranslate2 starts its workers when the model is built, on the preload
+    # thread, and they keep its priority when the worker threads later call them.
+    settings = Settings(data_dir=tmp_path, workers=2)
+    transcriber = build_transcriber(settings)
+    models = ModelRegistry(settings, transcriber=transcriber, clip=None)
+    before = task_nices()
+    caller = thread_nice()
+    preload_models(models, nice=7).join(timeout=120)
+    assert transcriber.loaded
+    started = {tid: nice for tid, nice in task_nices().items() if tid not in before}
+    assert len(started) >= transcriber.replicas  # CTranslate2's workers, at least one a replica
+    assert set(started.values()) == {min(19, caller + 7)}
+    assert thread_nice() == caller
+
+
+def test_a_thread_cannot_be_lowered_past_the_last_nice_value() -> None:
+    seen: list[int | None] = []
+    worker = threading.Thread(target=lambda: seen.extend([lower_this_thread(15), lower_this_thread(15)]))
+    worker.start()
+    worker.join()
+    assert seen == [min(19, thread_nice() + 15), 19]
+    assert lower_this_thread(0) is None
