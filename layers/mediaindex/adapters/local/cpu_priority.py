@@ -1,13 +1,13 @@
 """Background work below the API's CPU priority, on one machine.
 
 The local runtime indexes in the process that answers requests: its workers' ffmpeg and Whisper
-fill every core, and a search then waits its turn with them (on 2 cores, searches made while a
-60 s clip was indexed took p50 107-140 ms against 10 ms quiet). On Linux a thread's nice value is
+fill every core, and a search then waits its turn with them. On Linux a thread's nice value is
 its own (setpriority on its thread id), and what that thread starts inherits it: ffmpeg children,
 CTranslate2's and torch's worker threads. So each background thread lowers itself once, when it
-starts, and the request threads keep the server's priority: the same searches took p50 21 ms, and
-the clip was ready as fast (bench/search_under_ingest.py). Background steps keep their order
-among themselves; only the API goes first.
+starts, and the request threads keep the server's priority. Measured by bench/search_under_ingest.py
+on 2 cores, searches made while a 60 s 720p clip was indexed: p50 139 ms, p90 532 ms at one
+priority; 20 ms and 28 ms with the workers 10 below (10.7 ms quiet), the clip ready as fast.
+Background steps keep their order among themselves; only the API goes first.
 
 Elsewhere (macOS, Windows), or where the sandbox forbids it, nothing changes."""
 
