@@ -28,6 +28,7 @@ from mediaindex.bootstrap.app import build_app
 from mediaindex.bootstrap.compose import transfer_service
 from mediaindex.bootstrap.local import build_local
 from mediaindex.cli.app import main
+from mediaindex.domain.blob_keys import LAYOUT_HASHED, original_key
 from mediaindex.domain.errors import ConflictError
 from mediaindex.domain.ids import new_id
 from mediaindex.domain.models import Asset, Derivative, Index
@@ -388,6 +389,32 @@ def test_an_index_name_or_asset_the_target_holds_is_refused(source: Source, tmp_
         assert refused.value.code == "asset_already_exists" and source.asset.id in refused.value.message
         assert target.stores.indexes.get(first.tenant.id, other_id["id"]) is None
         assert target.blobs.list_keys("") == keys
+    finally:
+        target.close()
+
+
+def test_an_archive_that_names_another_tenants_file_is_refused_and_the_file_untouched(
+    source: Source, tmp_path: Path
+) -> None:
+    # The archive's asset keeps its own tenant (an import into the same tenant rewrites no key)
+    # but names the target's other tenant's original as its upload: a handle on someone else's file.
+    target = build_local(make_settings(tmp_path / "data"))
+    try:
+        victim, _, _ = target.services.keys.create_key("victim")
+        victim_key = original_key(victim.id, new_id("ast"), "mp4", LAYOUT_HASHED)
+        target.blobs.put_bytes(victim_key, b"the victim's bytes", "video/mp4")
+        grab = tmp_path / "grab.tar"
+
+        def upload_is_victims(doc: dict[str, Any]) -> dict[str, Any]:
+            return {**doc, "upload": {**doc["upload"], "key": victim_key}}
+
+        _edited(source.archive, grab, "assets.jsonl", upload_is_victims)
+        with pytest.raises(ConflictError) as refused:
+            _service(target).import_archive(grab)
+        assert refused.value.code == "blob_key_foreign" and victim_key in refused.value.message
+        assert target.blobs.get_bytes(victim_key) == b"the victim's bytes"
+        assert target.blobs.list_keys("") == [victim_key]  # the import left nothing of its own
+        assert target.stores.keys.get_tenant_by_name("acme") is None
     finally:
         target.close()
 

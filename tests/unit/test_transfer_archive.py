@@ -169,9 +169,17 @@ def test_rekey_moves_an_assets_keys_to_another_tenant(layout: int) -> None:
     assert rekey(original, asset, "ten_old") == original  # same tenant: as stored
 
 
-def test_rekey_refuses_a_key_of_another_asset() -> None:
+@pytest.mark.parametrize("target", ["ten_new", "ten_old"])
+def test_rekey_refuses_a_key_of_another_asset(target: str) -> None:
+    # Into the asset's own tenant as well: an archive whose asset names another asset's (or
+    # tenant's) key would otherwise import a handle on that object
     asset = Asset(id="ast_9", tenant_id="ten_old", index_id="idx_1", name="a.mp4")
-    with pytest.raises(ConflictError) as refused:
-        other = Asset(id="ast_8", tenant_id="ten_old", index_id="idx_1", name="b.mp4")
-        rekey(derived_key(other, "proxy.mp4"), asset, "ten_new")
-    assert refused.value.code == "blob_key_foreign"
+    for other in (
+        Asset(id="ast_8", tenant_id="ten_old", index_id="idx_1", name="b.mp4"),
+        Asset(id="ast_7", tenant_id="ten_victim", index_id="idx_2", name="c.mp4"),
+    ):
+        with pytest.raises(ConflictError) as refused:
+            rekey(derived_key(other, "proxy.mp4"), asset, target)
+        assert refused.value.code == "blob_key_foreign"
+        with pytest.raises(ConflictError):
+            rekey(original_key(other.tenant_id, other.id, "mp4", other.key_layout), asset, target)

@@ -95,9 +95,9 @@ class ImportReport:
 def rekey(key: str, asset: Asset, tenant_id: str) -> str:
     """One of `asset`'s blob keys, moved to the tenant `tenant_id`. The layout is blob_keys' alone
     (and the asset's own `key_layout`): the key must lie under one of the prefixes the asset's
-    objects can be under, and keeps what follows it."""
-    if asset.tenant_id == tenant_id:
-        return key
+    objects can be under, and keeps what follows it. Checked for the same tenant too: the archive
+    names the keys, and a key outside the asset's own prefixes (another tenant's original, say)
+    would be read or overwritten through the imported asset."""
     moved = asset.model_copy(update={"tenant_id": tenant_id})
     for old, new in zip(asset_prefixes(asset), asset_prefixes(moved), strict=True):
         if key.startswith(old):
@@ -286,6 +286,7 @@ class TransferService:
                 self._rollback(target.id, previous)
             notes.done()
             self._refuse_existing(target.id, indexes, asset_ids)
+            self._refuse_foreign_keys(archive, manifest, target.id)
             if not known:
                 target = self._create_tenant(target)
             report = ImportReport(
@@ -339,6 +340,22 @@ class TransferService:
             if found:
                 held = sorted(found)[0]
                 raise ConflictError(f"asset {held} already exists in the target", code="asset_already_exists")
+
+    @staticmethod
+    def _refuse_foreign_keys(archive: ArchiveReader, manifest: Manifest, tenant_id: str) -> None:
+        """Every key the import would write or point to, rekeyed once before anything is written:
+        one outside its asset's own prefixes refuses the archive while the target is untouched."""
+        assets = {a.id: a for a in (Asset.model_validate(doc) for doc in archive.entities(ASSETS))}
+        for asset in assets.values():
+            if asset.upload is not None:
+                rekey(asset.upload.key, asset, tenant_id)
+        for doc in archive.entities(DERIVATIVES):
+            d = Derivative.model_validate(doc)
+            if d.asset_id in assets:
+                rekey(d.key, assets[d.asset_id], tenant_id)
+        for entry in manifest.blobs:
+            if entry.asset_id in assets:
+                rekey(entry.key, assets[entry.asset_id], tenant_id)
 
     def _write(
         self,
