@@ -195,6 +195,24 @@ def test_user_metadata_limits(api: Api) -> None:
     assert resp.status_code == 400 and error_code(resp) == "parameter_invalid"
 
 
+def test_a_patch_that_would_grow_user_metadata_past_the_limit_stores_nothing(
+    api: Api, runtime: Runtime
+) -> None:
+    # Each PATCH is under the limit alone; merged with what is stored, the second is not
+    idx = api.index()
+    asset = api.ok("POST", "/v1/assets", 201, json={"index_id": idx["id"], "name": "a.mp4"})["asset"]
+    chunk = "x" * (runtime.settings.max_user_metadata_bytes * 2 // 3)
+    first = api.call("PATCH", f"/v1/assets/{asset['id']}", json={"user_metadata": {"a": chunk}})
+    assert first.status_code == 200
+    for key in ("b", "c"):
+        resp = api.call("PATCH", f"/v1/assets/{asset['id']}", json={"user_metadata": {key: chunk}})
+        assert resp.status_code == 400 and error_code(resp) == "user_metadata_too_large"
+    assert api.ok("GET", f"/v1/assets/{asset['id']}")["user_metadata"] == {"a": chunk}
+    # Replacing the stored key with a smaller value still goes through
+    ok = api.call("PATCH", f"/v1/assets/{asset['id']}", json={"user_metadata": {"a": None, "b": "small"}})
+    assert ok.status_code == 200 and ok.json()["user_metadata"] == {"b": "small"}
+
+
 def test_user_metadata_keys_come_back_as_sent_whatever_they_start_with(api: Api) -> None:
     # Keys an encoder might treat as its own (SQLAlchemy's "_sa" prefix) are the user's all the same
     idx = api.index()

@@ -224,12 +224,12 @@ class AssetService:
                 merged = {**asset.user_metadata, **(changes["user_metadata"] or {})}
                 # JSON merge-patch: a null value removes the key.
                 asset.user_metadata = {k: v for k, v in merged.items() if v is not None}
+                # The merged whole is what is stored: checked before the write, which raising here stops.
+                self.validate_user_metadata(asset.user_metadata)
             asset.updated_at = utcnow()
             return asset
 
-        updated = self._assets.mutate(tenant_id, asset_id, apply)
-        self.validate_user_metadata(updated.user_metadata)
-        return updated
+        return self._assets.mutate(tenant_id, asset_id, apply)
 
     def delete(self, tenant_id: str, asset_id: str) -> None:
         self._cleanup.purge_asset(self.get(tenant_id, asset_id))
