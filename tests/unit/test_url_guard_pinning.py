@@ -308,3 +308,27 @@ def test_a_connection_to_an_unchecked_host_is_refused() -> None:
     backend = PinnedBackend(FetchBudget(deadline_s=5))
     with pytest.raises(httpcore.ConnectError):
         backend.connect_tcp("never-checked.test", 80)
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "fec0::1",  # site-local: deprecated, still routed inside some sites; Python calls it global
+        "2002:7f00:1::1",  # 6to4 wrapping 127.0.0.1
+        "2002:a00:1::1",  # 6to4 wrapping 10.0.0.1
+        "2002:808:808::1",  # 6to4 at all: deprecated, and a relay decides where it lands
+        "::ffff:169.254.169.254",  # the metadata service, IPv4-mapped
+        "64:ff9b::a9fe:a9fe",  # the same through NAT64
+    ],
+)
+def test_ipv6_forms_that_reach_private_space_are_refused(address: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        check_url("http://images.example/a.jpg", allow_private=False, resolver=lambda host, port: [address])
+    assert refused.value.code == "asset_url_forbidden"
+
+
+def test_a_public_ipv6_address_passes() -> None:
+    public = "2606:4700:4700::1111"
+    assert check_url("http://images.example/a.jpg", allow_private=False, resolver=lambda h, p: [public]) == [
+        public
+    ]

@@ -29,8 +29,13 @@ def system_resolver(host: str, port: int) -> list[str]:
 
 
 def _forbidden(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        # Python counts both as global: deprecated site-local (fec0::/10) routes inside a site, and
+        # 6to4 (2002::/16, deprecated too) carries an IPv4 address a relay may deliver to (2002:7f00:1::).
+        elif ip.is_site_local or ip.sixtofour is not None:
+            return True
     return not ip.is_global or ip.is_multicast or ip.is_reserved or ip.is_unspecified
 
 
