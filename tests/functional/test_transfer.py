@@ -419,6 +419,32 @@ def test_an_archive_that_names_another_tenants_file_is_refused_and_the_file_unto
         target.close()
 
 
+def test_an_archive_whose_tenant_id_is_another_tenants_is_refused(source: Source, tmp_path: Path) -> None:
+    target = build_local(make_settings(tmp_path / "data"))
+    try:
+        other, _, _ = target.services.keys.create_key("someone-else")
+        taken = tmp_path / "taken.tar"
+        with tarfile.open(source.archive) as old, tarfile.open(taken, "w", format=tarfile.PAX_FORMAT) as new:
+            for member in old.getmembers():
+                f = old.extractfile(member)
+                assert f is not None
+                data = f.read()
+                if member.name == "manifest.json":
+                    manifest = json.loads(data)
+                    manifest["tenant"]["id"] = other.id  # under the archive's own name, "acme"
+                    data = json.dumps(manifest).encode()
+                    member.size = len(data)
+                new.addfile(member, io.BytesIO(data))
+        with pytest.raises(ConflictError) as refused:
+            _service(target).import_archive(taken)
+        assert refused.value.code == "tenant_already_exists" and other.id in refused.value.message
+        assert target.stores.keys.get_tenant_by_name("acme") is None
+        assert target.stores.indexes.list(other.id, limit=10, cursor=None).data == []
+        assert target.blobs.list_keys("") == []
+    finally:
+        target.close()
+
+
 def test_the_rebuild_uses_the_targets_model_when_the_indexs_is_not_offered(
     source: Source, tmp_path: Path
 ) -> None:

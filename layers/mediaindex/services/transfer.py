@@ -315,9 +315,14 @@ class TransferService:
     def _create_tenant(self, tenant: Tenant) -> Tenant:
         try:
             return self._keys.create_tenant(tenant)
-        except ConflictError:  # made meanwhile by someone else: use it
+        except ConflictError as e:  # made meanwhile by someone else: use it
             made = self._keys.get_tenant_by_name(tenant.name)
-            assert made is not None
+            if made is None:  # not the name: the archive's tenant id is another tenant's here
+                raise ConflictError(
+                    f"tenant id {tenant.id} belongs to another tenant in the target: import under "
+                    "another --tenant name (a new name gets a new id)",
+                    code="tenant_already_exists",
+                ) from e
             return made
 
     def _refuse_existing(self, tenant_id: str, indexes: list[Index], asset_ids: list[str]) -> None:
