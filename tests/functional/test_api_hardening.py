@@ -514,6 +514,17 @@ def test_the_right_json_types_still_work(api: Api) -> None:
         ("/v1/assets", b'{"index_id": "IDX", "name": "a.mp4", "user_metadata": {"k": NaN}}', "NaN"),
         ("/v1/search", b'{"index_id": "IDX", "query_text": "x", "threshold": -Infinity}', "Infinity"),
         ("/v1/indexes", b'{"name": "a\\ud800b"}', "surrogate"),
+        # the same surrogate as raw UTF-8-style bytes, which `json` decodes with surrogatepass
+        ("/v1/indexes", b'{"name": "a\xed\xa0\x80b"}', "invalid continuation byte"),
+        ("/v1/search", b'{"index_id": "IDX", "query_text": "\xed\xa0\x80"}', "invalid continuation byte"),
+        (
+            "/v1/assets",
+            b'{"index_id": "IDX", "name": "a.mp4", "user_metadata": {"\xed\xa0\x80": 1}}',
+            "invalid continuation byte",
+        ),
+        # past a float's range: was inf, stored as null
+        ("/v1/assets", b'{"index_id": "IDX", "name": "a.mp4", "user_metadata": {"k": 1e400}}', "1e400"),
+        ("/v1/search", b'{"index_id": "IDX", "query_text": "x", "threshold": -1e999}', "out of range"),
         (
             "/v1/assets",
             b'{"index_id": "IDX", "name": "a.mp4", "size_bytes": 1' + b"0" * 5000 + b"}",
@@ -522,7 +533,7 @@ def test_the_right_json_types_still_work(api: Api) -> None:
         ("/v1/indexes", b'{"name": "a", "default_features": ' + b"[" * 5000 + b"]" * 5000 + b"}", "nested"),
         ("/v1/assets", b'{"index_id": "IDX", "user_metadata": ' + b"[" * 5000 + b"]" * 5000 + b"}", "nested"),
     ],
-    ids=lambda v: v.decode()[:40] if isinstance(v, bytes) else str(v)[:20],
+    ids=lambda v: v.decode(errors="backslashreplace")[:40] if isinstance(v, bytes) else str(v)[:20],
 )
 def test_invalid_json_is_named_not_guessed(api: Api, path: str, raw: bytes, why: str) -> None:
     idx = api.index()

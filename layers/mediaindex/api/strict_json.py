@@ -1,6 +1,8 @@
 """JSON request bodies, read strictly. Python's `json` takes the last of duplicated keys, and
 NaN and Infinity, without a word; here each of these is invalid JSON (400 `invalid_json`, the
-message says why), as are a lone surrogate escape (no store can encode it), an integer past
+message says why), as are a lone surrogate, escaped or as raw bytes (no store can encode it; `json`
+decodes bytes with surrogatepass), a number too large for a float (1e400 became inf, stored as
+null), an integer past
 Python's 4300 digits and nesting deeper than the parser's recursion limit (both were 500s or
 "error parsing the body"). Routers use `StrictJsonRoute`, so FastAPI's own body parsing goes
 through `loads`; a route that parses its body itself calls `loads`.
@@ -15,6 +17,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import math
 import re
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -24,7 +27,8 @@ from starlette.concurrency import run_in_threadpool
 
 from mediaindex.api.lazy_routes import LazyRoute
 
-# A \uD800..\uDFFF escape: the only way a JSON text can carry a surrogate (raw UTF-8 cannot).
+# A \uD800..\uDFFF escape: how a decoded JSON text can still carry a surrogate (its bytes were
+# decoded strictly, so raw surrogate bytes never get this far).
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
@@ -45,18 +49,29 @@ def _constant(name: str) -> Any:
     raise _invalid(f"{name} is not a JSON number")
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _invalid(f"the number {text[:40]} is out of range")
+    return value
+
+
 def loads(raw: bytes | str) -> Any:
     """Parses a request body; json.JSONDecodeError (whose `msg` says why) for anything invalid."""
     try:
-        value = json.loads(raw, object_pairs_hook=_object, parse_constant=_constant)
+        # Bytes strictly (json.loads would pass surrogates); a str (a form field) as it came,
+        # refused if it holds a lone surrogate itself.
+        text = raw.decode(json.detect_encoding(raw)) if isinstance(raw, bytes) else raw
+        if isinstance(raw, str):
+            raw.encode("utf-8")
+        value = json.loads(text, object_pairs_hook=_object, parse_constant=_constant, parse_float=_finite)
     except json.JSONDecodeError:
         raise
     except RecursionError:
         raise _invalid("the JSON is nested too deeply") from None
     except ValueError as e:  # undecodable bytes, an integer of over 4300 digits
         raise _invalid(str(e)) from None
-    data = raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogatepass")
-    if _SURROGATE_ESCAPE.search(data):
+    if _SURROGATE_ESCAPE.search(text.encode("utf-8", "surrogatepass")):
         try:
             json.dumps(value, ensure_ascii=False).encode("utf-8")
         except UnicodeEncodeError:
