@@ -1,11 +1,10 @@
 """JSON request bodies, read strictly. Python's `json` takes the last of duplicated keys, and
 NaN and Infinity, without a word; here each of these is invalid JSON (400 `invalid_json`, the
-message says why), as are a lone surrogate, escaped or as raw bytes (no store can encode it; `json`
-decodes bytes with surrogatepass), a number too large for a float (1e400 became inf, stored as
-null), an integer past
-Python's 4300 digits and nesting deeper than the parser's recursion limit (both were 500s or
-"error parsing the body"). Routers use `StrictJsonRoute`, so FastAPI's own body parsing goes
-through `loads`; a route that parses its body itself calls `loads`.
+message says why), as are a lone surrogate, escaped or as raw bytes (no store can encode it;
+`json` decodes bytes with surrogatepass), a number past a float's range (1e400 became inf, stored
+as null), an integer past Python's 4300 digits and nesting deeper than the parser's recursion
+limit (both were 500s or "error parsing the body"). Routers use `StrictJsonRoute`, so FastAPI's
+own body parsing goes through `loads`; a route that parses its body itself calls `loads`.
 
 `StrictJsonRoute` also runs a plain `def` endpoint on the thread pool from a coroutine of its own:
 FastAPI checks a sync endpoint's return value against its response model in a second thread-pool

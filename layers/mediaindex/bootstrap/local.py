@@ -93,9 +93,8 @@ def build_local(settings: Settings, *, start_workers: bool | None = None) -> Run
     runtime.routers.append(build_local_blob_router(blobs, original_created, original_wanted))
     workers = settings.start_workers if start_workers is None else start_workers
     if workers and settings.preload_models and runtime.runner is not None:
-        preload_models(
-            runtime.runner.models, nice=settings.background_nice
-        )  # a serving process loads them before its first asset
+        # A serving process loads them before its first asset, at its workers' priority.
+        preload_models(runtime.runner.models, nice=settings.background_nice)
     if workers and settings.upload_sweep_interval_s > 0:
         sweeper = Periodic(
             settings.upload_sweep_interval_s,
