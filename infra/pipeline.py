@@ -99,6 +99,7 @@ class Pipeline(Construct):
             table,
             [*policies.TABLE_READ, *policies.TABLE_PUT, "dynamodb:UpdateItem"],  # counters
             index_queries=True,
+            writes_to=[*policies.PIPELINE_ITEMS, "WEBHOOK#"],  # and the deliveries of a settled task
         )
         # task_finished drops the original of an asset uploaded with save_original=false.
         policies.objects(self.events_fn.role, bucket, [names.ORIGINALS], policies.OBJECT_DELETE)
@@ -182,7 +183,11 @@ class Pipeline(Construct):
         # The asset and its task (tasks are found through gsi2); no object is read, but an original
         # that lands for an asset no longer awaiting it (deleted, failed) is deleted.
         policies.table(
-            self.upload_fn.role, table, ["dynamodb:GetItem", *policies.TABLE_PUT], index_queries=True
+            self.upload_fn.role,
+            table,
+            ["dynamodb:GetItem", *policies.TABLE_PUT],
+            index_queries=True,
+            writes_to=["ASSET#", "TASK#"],
         )
         policies.start_executions(self.upload_fn.role, self.state_machine.state_machine_arn)
         policies.objects(self.upload_fn.role, bucket, [names.ORIGINALS], policies.OBJECT_DELETE)

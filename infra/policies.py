@@ -20,15 +20,39 @@ TABLE_CHANGE = ["dynamodb:UpdateItem", "dynamodb:DeleteItem"]  # counters, delet
 # transaction, which checks the item it counts.
 TABLE_COUNT = ["dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"]
 
+# Partition key prefixes (adapters/aws/dynamo/__init__.py): the items a pipeline role writes. API keys
+# (APIKEY#), tenant names, webhooks, idempotency records and rate windows are none of its business.
+PIPELINE_ITEMS = ["ASSET#", "TASK#", "TENANT#"]  # assets, tasks, usage counters (in TENANT#)
+READS = {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem"}
+
 OBJECT_READ = ["s3:GetObject"]
 # Single PUT and multipart (create, parts, complete) are all s3:PutObject; aborting is its own.
 OBJECT_WRITE = ["s3:PutObject", "s3:AbortMultipartUpload"]
 OBJECT_DELETE = ["s3:DeleteObject"]
 
 
-def table(role: iam.IRole, table: ddb.ITableV2, actions: list[str], *, index_queries: bool = False) -> None:
-    """`actions` on the table's items; with `index_queries`, Query on its GSIs (gsi1, gsi2)."""
-    role.add_to_principal_policy(iam.PolicyStatement(actions=actions, resources=[table.table_arn]))
+def table(
+    role: iam.IRole,
+    table: ddb.ITableV2,
+    actions: list[str],
+    *,
+    index_queries: bool = False,
+    writes_to: list[str] | None = None,
+) -> None:
+    """`actions` on the table's items; with `index_queries`, Query on its GSIs (gsi1, gsi2). With
+    `writes_to` (partition key prefixes), the writes only to items whose partition key starts with one
+    of them (dynamodb:LeadingKeys): a job that runs ffmpeg on a hostile file cannot mint an API key."""
+    if writes_to is None:
+        role.add_to_principal_policy(iam.PolicyStatement(actions=actions, resources=[table.table_arn]))
+    else:
+        reads, writes = [a for a in actions if a in READS], [a for a in actions if a not in READS]
+        if reads:
+            role.add_to_principal_policy(iam.PolicyStatement(actions=reads, resources=[table.table_arn]))
+        # ForAllValues over the one key an item request carries (every item request carries it).
+        only = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{p}*" for p in writes_to]}}
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=writes, resources=[table.table_arn], conditions=only)
+        )
     if index_queries:
         role.add_to_principal_policy(
             iam.PolicyStatement(actions=["dynamodb:Query"], resources=[f"{table.table_arn}/index/*"])

@@ -96,6 +96,7 @@ class MediaIndexStack(Stack):
                     *policies.TABLE_BATCH_WRITE,
                     *policies.TABLE_COUNT,
                 ],
+                writes_to=policies.PIPELINE_ITEMS,
             )
             read_write = [*policies.OBJECT_READ, *policies.OBJECT_WRITE, *policies.OBJECT_DELETE]
             # Only the media image writes originals (fetch), so only it may find one to remove again.

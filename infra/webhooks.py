@@ -81,7 +81,9 @@ class Webhooks(Construct):
         )
         role = self.delivery_fn.role
         # Reads the delivery and its webhook, writes their new state (PutItem, conditional).
-        policies.table(role, table, ["dynamodb:GetItem", *policies.TABLE_PUT])
+        policies.table(
+            role, table, ["dynamodb:GetItem", *policies.TABLE_PUT], writes_to=["TENANT#", "WEBHOOK#"]
+        )
         self._decrypt(role)
         self._send(role)
         role.add_to_principal_policy(iam.PolicyStatement(actions=CONSUME, resources=[self.queue.queue_arn]))

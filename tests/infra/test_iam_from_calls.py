@@ -119,6 +119,28 @@ def on_table(action: str) -> Callable[[dict[str, Any]], list[Need]]:
     return lambda p: [Need(action, table_arn(p["TableName"], p.get("IndexName")))]
 
 
+def leading_key(item_or_key: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The condition key IAM sets on an item request: the item's partition key value."""
+    return (("dynamodb:LeadingKeys", item_or_key["pk"]["S"]),)
+
+
+def on_item(action: str) -> Callable[[dict[str, Any]], list[Need]]:
+    """A write to one item (PutItem: `Item`; UpdateItem, DeleteItem: `Key`), with its partition key."""
+    return lambda p: [Need(action, table_arn(p["TableName"]), leading_key(p.get("Item") or p["Key"]))]
+
+
+def batch_write(p: dict[str, Any]) -> list[Need]:
+    return [
+        Need(
+            "dynamodb:BatchWriteItem",
+            table_arn(t),
+            leading_key(r.get("PutRequest", {}).get("Item") or r["DeleteRequest"]["Key"]),
+        )
+        for t, requests in p["RequestItems"].items()
+        for r in requests
+    ]
+
+
 def transact_write(p: dict[str, Any]) -> list[Need]:
     kinds = {
         "Put": "PutItem",
@@ -127,7 +149,11 @@ def transact_write(p: dict[str, Any]) -> list[Need]:
         "ConditionCheck": "ConditionCheckItem",
     }
     return [
-        Need(f"dynamodb:{kinds[kind]}", table_arn(item[kind]["TableName"]))
+        Need(
+            f"dynamodb:{kinds[kind]}",
+            table_arn(item[kind]["TableName"]),
+            leading_key(item[kind].get("Item") or item[kind]["Key"]),
+        )
         for item in p["TransactItems"]
         for kind in item
     ]
@@ -176,16 +202,13 @@ OPERATIONS: dict[str, Callable[[dict[str, Any]], list[Need]]] = {
         Need("s3:ListBucket", bucket_arn(p), (("s3:prefix", p["Prefix"]),) if "Prefix" in p else ())
     ],
     # DynamoDB: a query on a GSI is authorized on <table>/index/<name>.
-    **{
-        f"dynamodb.{op}": on_table(f"dynamodb:{op}")
-        for op in ("GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan")
-    },
+    **{f"dynamodb.{op}": on_table(f"dynamodb:{op}") for op in ("GetItem", "Query", "Scan")},
+    # Writes carry the item's partition key: a role may be held to its own kinds of item.
+    **{f"dynamodb.{op}": on_item(f"dynamodb:{op}") for op in ("PutItem", "UpdateItem", "DeleteItem")},
     "dynamodb.BatchGetItem": lambda p: [
         Need("dynamodb:BatchGetItem", table_arn(t)) for t in p["RequestItems"]
     ],
-    "dynamodb.BatchWriteItem": lambda p: [
-        Need("dynamodb:BatchWriteItem", table_arn(t)) for t in p["RequestItems"]
-    ],
+    "dynamodb.BatchWriteItem": batch_write,
     "dynamodb.TransactWriteItems": transact_write,
     "dynamodb.TransactGetItems": lambda p: [
         Need("dynamodb:GetItem", table_arn(i["Get"]["TableName"])) for i in p["TransactItems"]
@@ -525,7 +548,10 @@ class Statement:
     def holds(self, need: Need) -> bool:
         context = dict(need.context)
         for operator, tests in self.conditions.items():
-            base, if_exists = operator.removesuffix("IfExists"), operator.endswith("IfExists")
+            # ForAllValues over the one value a request carries; like IAM, it holds when the key is absent.
+            for_all = operator.startswith("ForAllValues:")
+            operator = operator.removeprefix("ForAllValues:")
+            base, if_exists = operator.removesuffix("IfExists"), operator.endswith("IfExists") or for_all
             for key, wanted in tests.items():
                 if key not in context:
                     if not if_exists:
@@ -1088,3 +1114,39 @@ def test_the_functions_role_grants_nothing_its_calls_do_not_need(
         and not any(s.allows(action, resource, need) for need in recorded.needs[fn])
     )
     assert unused == [], "\n".join(unused)
+
+
+# The roles of code that runs beside hostile media or event payloads write only their own kinds
+# of item: none may mint an API key, take a tenant name or forge an idempotent answer.
+PIPELINE_ROLES = ["batch_media", "batch_ml", "upload_event", "pipeline_events", "webhook_delivery"]
+FOREIGN_ITEMS = ["APIKEY#0123abcd", "TENANTNAME#acme", "IDEMPOTENCY#ten_1#key", "RATE#ten_1"]
+WRITES = ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"]
+
+
+def _table_arn(recorded: Recorded) -> str:
+    return next(
+        n.resource for needs in recorded.needs.values() for n in needs if n.action == "dynamodb:PutItem"
+    )
+
+
+def _may_write(statements: list[Statement], action: str, table: str, pk: str) -> bool:
+    need = Need(action, table, (("dynamodb:LeadingKeys", pk),))
+    return any(s.allows(a, r, need) for s in statements for a in s.actions for r in s.resources)
+
+
+@pytest.mark.parametrize("fn", PIPELINE_ROLES)
+def test_a_pipeline_role_cannot_write_keys_names_or_idempotent_answers(
+    fn: str, synth: Synth, recorded: Recorded
+) -> None:
+    statements = role_statements(synth, ROLES[fn](synth.stack), recorded.world)
+    table = _table_arn(recorded)
+    allowed = [(a, pk) for a in WRITES for pk in FOREIGN_ITEMS if _may_write(statements, a, table, pk)]
+    assert allowed == []
+    # while it still writes what it must (the check above is not vacuous)
+    assert _may_write(statements, "dynamodb:PutItem", table, "ASSET#ast_1") or fn == "webhook_delivery"
+    assert _may_write(statements, "dynamodb:PutItem", table, "TENANT#ten_1") or fn == "upload_event"
+
+
+def test_the_api_role_still_writes_keys(synth: Synth, recorded: Recorded) -> None:
+    statements = role_statements(synth, ROLES["api"](synth.stack), recorded.world)
+    assert _may_write(statements, "dynamodb:PutItem", _table_arn(recorded), "APIKEY#0123abcd")
