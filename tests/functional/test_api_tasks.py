@@ -5,8 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+from starlette.testclient import TestClient
+
 from mediaindex.bootstrap import Runtime
+from mediaindex.bootstrap.app import build_app
+from mediaindex.bootstrap.local import build_local
+from mediaindex.domain.errors import UnavailableError
+from mediaindex.domain.models import Asset, Task
 from tests.apiclient import Api, error_code
+from tests.functional.conftest import BASE_URL, make_settings
 
 
 def _uploaded(api: Api, clip: Path, **index_fields: object) -> dict:  # type: ignore[type-arg]
@@ -48,6 +56,37 @@ def test_cancel_stops_queued_work(api: Api, talking_clip: Path, runtime: Runtime
     if runtime.executor is not None:
         runtime.executor.pool.run_until_idle()
         assert api.ok("GET", f"/v1/assets/{asset['id']}/derivatives")["data"] == []
+
+
+def _refuse_starts(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(task: Task, asset: Asset) -> None:
+        raise UnavailableError("the executor is throttling")
+
+    monkeypatch.setattr(runtime.orchestrator, "start", refuse)
+
+
+def test_a_rerun_the_executor_refuses_is_503_and_leaves_nothing_busy(
+    api: Api, talking_clip: Path, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asset = _uploaded(api, talking_clip, default_features=["proxy"])
+    with monkeypatch.context() as refused:
+        _refuse_starts(runtime, refused)
+        resp = api.call(
+            "POST", "/v1/tasks", json={"asset_id": asset["id"], "feature_types": ["transcription"]}
+        )
+        assert resp.status_code == 503 and error_code(resp) == "service_unavailable"
+    # The task that never started is settled, not queued for good: nothing is busy
+    tasks = api.ok("GET", "/v1/tasks", params={"asset_id": asset["id"]})["data"]
+    rerun = next(t for t in tasks if t["kind"] == "rerun")
+    assert rerun["state"] == "failed"
+    assert rerun["features"]["transcription"]["state"] == "failed"
+    assert rerun["features"]["transcription"]["error"] == "execution_not_started"
+    assert all(t["id"] != rerun["id"] for t in api.ok("GET", "/v1/tasks/active")["data"])
+    # so the same re-run, asked again once the executor takes work, starts
+    again = api.ok(
+        "POST", "/v1/tasks", 201, json={"asset_id": asset["id"], "feature_types": ["transcription"]}
+    )
+    assert again["state"] == "queued" and again["id"] != rerun["id"]
 
 
 def test_rerun_runs_only_the_asked_feature(
@@ -99,3 +138,23 @@ def test_failed_requests_are_not_remembered(api: Api) -> None:
     assert resp.status_code == 400
     resp = api.call("POST", "/v1/indexes", json={"name": "ok"}, headers={"Idempotency-Key": "retry-me"})
     assert resp.status_code == 201
+
+
+def test_an_asset_url_whose_start_is_refused_fails_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No upload event comes again for a URL: the asset fails with the refusal, not "processing" for good
+    runtime = build_local(make_settings(tmp_path / "data", allow_private_urls=True))
+    try:
+        with TestClient(build_app(runtime), base_url=BASE_URL) as client:
+            api = Api(client, runtime.services.keys.create_key("acme")[2])
+            idx = api.index()
+            _refuse_starts(runtime, monkeypatch)
+            body = {"index_id": idx["id"], "name": "a.mp4", "asset_url": "http://127.0.0.1:9/a.mp4"}
+            resp = api.call("POST", "/v1/assets", json=body)
+            assert resp.status_code == 503 and error_code(resp) == "service_unavailable"
+            [asset] = api.ok("GET", "/v1/assets")["data"]
+            assert asset["status"] == "failed" and asset["error"]["code"] == "execution_not_started"
+            assert api.ok("GET", "/v1/tasks/active")["data"] == []
+    finally:
+        runtime.close()

@@ -18,6 +18,7 @@ from mediaindex.ports.assets import AssetRepository
 from mediaindex.ports.orchestrator import Orchestrator
 from mediaindex.ports.tasks import TaskRepository
 from mediaindex.services import progress
+from mediaindex.services.tasks import start_or_settle
 
 log = logging.getLogger(__name__)
 
@@ -103,11 +104,14 @@ class IngestService:
         log.info("duplicate upload event ignored", extra={"asset_id": asset.id})
 
     def start_url_fetch(self, asset: Asset) -> Task:
-        task = self._start(asset, TaskKind.INGEST)
+        # No event comes again for a URL: a start the executor refuses fails the asset at once.
+        task = self._start(asset, TaskKind.INGEST, settle_if_refused=True)
         assert task is not None
         return task
 
-    def _start(self, asset: Asset, kind: TaskKind) -> Task | None:
+    def _start(self, asset: Asset, kind: TaskKind, *, settle_if_refused: bool = False) -> Task | None:
+        """An upload's start that the executor refuses stays queued: the upload event is delivered
+        again, and _restart_if_stranded starts it then."""
         features = list(asset.features)
         task = Task(
             id=new_id("tsk"),
@@ -123,5 +127,8 @@ class IngestService:
         except (ConflictError, NotFoundError):
             log.info("ingest already started", extra={"asset_id": asset.id})
             return None
-        self._orchestrator.start(task, asset)
+        if settle_if_refused:
+            start_or_settle(self._tasks, self._orchestrator, task, asset, asset_error=True)
+        else:
+            self._orchestrator.start(task, asset)
         return task

@@ -6,7 +6,9 @@ from mediaindex.domain.errors import ConflictError, NotFoundError, ValidationErr
 from mediaindex.domain.ids import new_id
 from mediaindex.domain.models import (
     ACTIVE_STATES,
+    Asset,
     AssetStatus,
+    ErrorInfo,
     Feature,
     Page,
     Task,
@@ -18,6 +20,25 @@ from mediaindex.ports.assets import AssetRepository
 from mediaindex.ports.orchestrator import Orchestrator
 from mediaindex.ports.tasks import TaskRepository
 from mediaindex.services import progress
+
+NOT_STARTED = "execution_not_started"
+
+
+def start_or_settle(
+    tasks: TaskRepository, orchestrator: Orchestrator, task: Task, asset: Asset, *, asset_error: bool
+) -> None:
+    """Hands a task the API just saved to the executor. If the executor refuses it (a throttled or
+    unreachable Step Functions), the caller answers the error, and nothing would ever start the task:
+    its features fail (`execution_not_started`) before the error goes on, so none stays queued and
+    busy for good. `asset_error`: the asset fails with it (a new asset that never got going)."""
+    try:
+        orchestrator.start(task, asset)
+    except Exception as e:
+        error = ErrorInfo(code=NOT_STARTED, message=f"the pipeline could not be started: {e}"[:500])
+        tasks.mutate_with_asset(
+            task.tenant_id, task.id, lambda t, a: progress.fail_all(t, a, error, asset_error=asset_error)
+        )
+        raise
 
 
 class TaskService:
@@ -59,7 +80,7 @@ class TaskService:
         asset.features = {**asset.features, **task.features}
         asset.status = AssetStatus.PROCESSING
         task, asset = self._tasks.create_with_asset(task, asset)
-        self._orchestrator.start(task, asset)
+        start_or_settle(self._tasks, self._orchestrator, task, asset, asset_error=False)
         return task
 
     def get(self, tenant_id: str, task_id: str) -> Task:
