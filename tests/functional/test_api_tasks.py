@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -138,6 +139,29 @@ def test_failed_requests_are_not_remembered(api: Api) -> None:
     assert resp.status_code == 400
     resp = api.call("POST", "/v1/indexes", json={"name": "ok"}, headers={"Idempotency-Key": "retry-me"})
     assert resp.status_code == 201
+
+
+def test_when_the_store_fails_too_the_caller_still_hears_the_refusal(
+    api: Api,
+    talking_clip: Path,
+    runtime: Runtime,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    asset = _uploaded(api, talking_clip, default_features=["proxy"])
+    _refuse_starts(runtime, monkeypatch)
+
+    def store_down(*args: object, **kwargs: object) -> None:
+        raise UnavailableError("the table is unreachable")
+
+    monkeypatch.setattr(runtime.stores.tasks, "mutate_with_asset", store_down)
+    with caplog.at_level(logging.ERROR, logger="mediaindex.services.tasks"):
+        resp = api.call(
+            "POST", "/v1/tasks", json={"asset_id": asset["id"], "feature_types": ["transcription"]}
+        )
+    assert resp.status_code == 503 and "throttling" in resp.json()["error"]["message"]
+    settling = [r.getMessage() for r in caplog.records if r.name == "mediaindex.services.tasks"]
+    assert settling == ["settling a task that never started failed"]
 
 
 def test_an_asset_url_whose_start_is_refused_fails_at_once(

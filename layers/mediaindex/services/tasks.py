@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from mediaindex.domain.errors import ConflictError, NotFoundError, ValidationError
 from mediaindex.domain.ids import new_id
 from mediaindex.domain.models import (
@@ -21,6 +23,7 @@ from mediaindex.ports.orchestrator import Orchestrator
 from mediaindex.ports.tasks import TaskRepository
 from mediaindex.services import progress
 
+log = logging.getLogger(__name__)
 NOT_STARTED = "execution_not_started"
 
 
@@ -33,11 +36,15 @@ def start_or_settle(
     busy for good. `asset_error`: the asset fails with it (a new asset that never got going)."""
     try:
         orchestrator.start(task, asset)
-    except Exception as e:
-        error = ErrorInfo(code=NOT_STARTED, message=f"the pipeline could not be started: {e}"[:500])
-        tasks.mutate_with_asset(
-            task.tenant_id, task.id, lambda t, a: progress.fail_all(t, a, error, asset_error=asset_error)
-        )
+    except Exception:
+        # The exception's text stays out of the stored error: a cloud error can name an account or ARN.
+        error = ErrorInfo(code=NOT_STARTED, message="the pipeline could not be started; ask again")
+        try:
+            tasks.mutate_with_asset(
+                task.tenant_id, task.id, lambda t, a: progress.fail_all(t, a, error, asset_error=asset_error)
+            )
+        except Exception:  # the store is down too: the refusal is what the caller must hear
+            log.exception("settling a task that never started failed", extra={"task_id": task.id})
         raise
 
 
