@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from mediaindex.api import strict_json
 from mediaindex.bootstrap import Runtime
 from mediaindex.bootstrap.app import build_app
 from mediaindex.bootstrap.local import build_local
@@ -543,6 +544,14 @@ def test_invalid_json_is_named_not_guessed(api: Api, path: str, raw: bytes, why:
     assert why in resp.json()["error"]["message"]
     assert api.ok("GET", "/v1/assets")["data"] == []
     assert len(api.ok("GET", "/v1/indexes")["data"]) == 1
+
+
+def test_a_parsed_form_field_holding_a_lone_surrogate_is_invalid_json() -> None:
+    # A form's user_metadata reaches `loads` as a str: a surrogate in it is refused, not stored
+    with pytest.raises(json.JSONDecodeError) as refused:
+        strict_json.loads('{"k": "a\ud800b"}')
+    assert "surrogates not allowed" in refused.value.msg
+    assert strict_json.loads('{"k": "a\\ud83c\\udfacb"}') == {"k": "a\U0001f3acb"}
 
 
 def test_a_surrogate_pair_is_a_character_not_an_error(api: Api) -> None:

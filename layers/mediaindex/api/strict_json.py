@@ -28,7 +28,7 @@ from mediaindex.api.lazy_routes import LazyRoute
 
 # A \uD800..\uDFFF escape: how a decoded JSON text can still carry a surrogate (its bytes were
 # decoded strictly, so raw surrogate bytes never get this far).
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def _invalid(message: str) -> json.JSONDecodeError:
@@ -70,7 +70,7 @@ def loads(raw: bytes | str) -> Any:
         raise _invalid("the JSON is nested too deeply") from None
     except ValueError as e:  # undecodable bytes, an integer of over 4300 digits
         raise _invalid(str(e)) from None
-    if _SURROGATE_ESCAPE.search(text.encode("utf-8", "surrogatepass")):
+    if _SURROGATE_ESCAPE.search(text):
         try:
             json.dumps(value, ensure_ascii=False).encode("utf-8")
         except UnicodeEncodeError:
