@@ -4,6 +4,7 @@ processes their steps start (ffmpeg), the model preload and the threads a model 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -16,9 +17,6 @@ from mediaindex.adapters.local.cpu_priority import lower_this_thread
 from mediaindex.adapters.local.job_queue import JobQueue
 from mediaindex.adapters.local.sqlite.database import Database
 from mediaindex.adapters.local.worker_pool import WorkerPool
-from mediaindex.bootstrap.pipeline import preload_models
-from mediaindex.ml.registry import ModelRegistry, build_transcriber
-from mediaindex.settings import Settings
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="a thread's own nice value is Linux's")
 
@@ -28,10 +26,14 @@ def thread_nice() -> int:
 
 
 def task_nices() -> dict[int, int]:
-    """Every thread of this process: its id -> its nice value (field 19 of /proc/.../stat)."""
+    """Every thread of this process: its id -> its nice value (field 19 of /proc/.../stat). A thread
+    that ends while they are read is left out."""
     out = {}
     for task in Path("/proc/self/task").iterdir():
-        fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
         out[int(task.name)] = int(fields[16])
     return out
 
@@ -85,20 +87,41 @@ def test_nice_zero_leaves_the_workers_at_the_callers_priority(tmp_path: Path) ->
     assert run_one_job(tmp_path) == {"job": thread_nice(), "child": thread_nice()}
 
 
+# Run in a process of its own: in the test process, threads other tests left behind may start or
+# end while the transcriber loads, and would be counted as its own.
+_PRELOAD = """
+import json, sys
+from pathlib import Path
+from tests.functional.test_background_priority import task_nices, thread_nice
+from mediaindex.bootstrap.pipeline import preload_models
+from mediaindex.ml.registry import ModelRegistry, build_transcriber
+from mediaindex.settings import Settings
+
+settings = Settings(data_dir=Path(sys.argv[1]), workers=2)
+transcriber = build_transcriber(settings)
+models = ModelRegistry(settings, transcriber=transcriber, clip=None)
+before, caller = task_nices(), thread_nice()
+preload_models(models, nice=7).join(timeout=120)
+started = {tid: nice for tid, nice in task_nices().items() if tid not in before}
+print(json.dumps({"loaded": transcriber.loaded, "replicas": transcriber.replicas, "caller": caller,
+                  "caller_after": thread_nice(), "started": list(started.values())}))
+"""
+
+
 def test_whispers_own_threads_run_at_the_preloads_lowered_priority(tmp_path: Path) -> None:
     # The real transcriber: CTranslate2 starts its workers when the model is built, on the preload
     # thread, and they keep its priority when the worker threads later call them.
-    settings = Settings(data_dir=tmp_path, workers=2)
-    transcriber = build_transcriber(settings)
-    models = ModelRegistry(settings, transcriber=transcriber, clip=None)
-    before = task_nices()
-    caller = thread_nice()
-    preload_models(models, nice=7).join(timeout=120)
-    assert transcriber.loaded
-    started = {tid: nice for tid, nice in task_nices().items() if tid not in before}
-    assert len(started) >= transcriber.replicas  # CTranslate2's workers, at least one a replica
-    assert set(started.values()) == {min(19, caller + 7)}
-    assert thread_nice() == caller
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root / "layers"), str(root)])}
+    run = subprocess.run(
+        [sys.executable, "-c", _PRELOAD, str(tmp_path)], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    seen = json.loads(run.stdout.strip().splitlines()[-1])
+    assert seen["loaded"]
+    assert len(seen["started"]) >= seen["replicas"]  # CTranslate2's workers, at least one a replica
+    assert set(seen["started"]) == {min(19, seen["caller"] + 7)}
+    assert seen["caller_after"] == seen["caller"]
 
 
 def test_a_thread_cannot_be_lowered_past_the_last_nice_value() -> None:
